@@ -1,0 +1,38 @@
+"""Exceptions raised by headroom-mcp.
+
+Every error a caller can act on has its own class so that the MCP server, the CLI and the
+daemon protocol can turn it into a clear message (and back) without string matching.
+"""
+
+from __future__ import annotations
+
+
+class HeadroomError(Exception):
+    """Base class for every error raised on purpose by headroom-mcp."""
+
+
+class InvalidInput(HeadroomError, ValueError):
+    """An argument is missing, of the wrong type or out of range. Nothing was written."""
+
+
+class NotFound(HeadroomError, LookupError):
+    """A memory id does not exist, or is not visible to the caller."""
+
+
+class StoreLocked(HeadroomError):
+    """Another process owns the store (holds the data dir's lock)."""
+
+
+class DaemonUnavailable(HeadroomError):
+    """The store daemon could not be reached or started."""
+
+
+class EmbedderError(HeadroomError):
+    """The embedding model could not be loaded or did not answer."""
+
+
+#: The classes that cross the daemon protocol by name.
+ERRORS_BY_NAME: dict[str, type[HeadroomError]] = {
+    cls.__name__: cls
+    for cls in (HeadroomError, InvalidInput, NotFound, StoreLocked, DaemonUnavailable, EmbedderError)
+}

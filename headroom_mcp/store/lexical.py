@@ -1,0 +1,122 @@
+"""An in-memory BM25 index derived from the Chroma collection.
+
+Chroma's local mode has no sparse or BM25 index, so the owner process keeps this one. It
+is never the source of truth: it is filled from the collection and refreshed from it by an
+``updated_at`` watermark (non-active records act as tombstones), so a memory written by
+another process or replica is found lexically on the next recall, and anything it returns
+is re-checked against the collection before it is shown.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
+
+from .records import ACTIVE
+from .text import index_terms
+
+K1 = 1.2
+B = 0.75
+
+
+@dataclass
+class _Doc:
+    terms: Counter[str]
+    length: int
+    meta: Mapping[str, Any]
+
+
+class LexicalIndex:
+    """BM25 over active memories, keyed by id, with each memory's metadata for filtering."""
+
+    def __init__(self) -> None:
+        self._docs: dict[str, _Doc] = {}
+        self._postings: dict[str, set[str]] = defaultdict(set)
+        self._total_length = 0
+        self._lock = threading.RLock()
+        #: Highest ``updated_at`` seen; the next refresh asks the collection for newer records.
+        self.watermark = 0.0
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    def __contains__(self, doc_id: str) -> bool:
+        return doc_id in self._docs
+
+    def ids(self) -> set[str]:
+        with self._lock:
+            return set(self._docs)
+
+    def apply(self, doc_id: str, document: str | None, meta: Mapping[str, Any]) -> None:
+        """Add, replace or (for a non-active record) drop one memory."""
+        with self._lock:
+            self.watermark = max(self.watermark, float(meta.get("updated_at") or 0.0))
+            self._remove(doc_id)
+            if meta.get("status", ACTIVE) != ACTIVE or not document:
+                return
+            terms = Counter(index_terms(document))
+            doc = _Doc(terms, sum(terms.values()), dict(meta))
+            self._docs[doc_id] = doc
+            self._total_length += doc.length
+            for term in terms:
+                self._postings[term].add(doc_id)
+
+    def apply_many(self, ids: Iterable[str], documents: Iterable[str | None], metas: Iterable[Mapping[str, Any]]) -> None:
+        for doc_id, document, meta in zip(ids, documents, metas):
+            self.apply(doc_id, document, meta)
+
+    def remove(self, doc_id: str) -> None:
+        with self._lock:
+            self._remove(doc_id)
+
+    def _remove(self, doc_id: str) -> None:
+        doc = self._docs.pop(doc_id, None)
+        if doc is None:
+            return
+        self._total_length -= doc.length
+        for term in doc.terms:
+            posting = self._postings.get(term)
+            if posting is not None:
+                posting.discard(doc_id)
+                if not posting:
+                    del self._postings[term]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._docs.clear()
+            self._postings.clear()
+            self._total_length = 0
+            self.watermark = 0.0
+
+    def search(self, query: str, allowed: Callable[[Mapping[str, Any]], bool], limit: int) -> list[tuple[str, float]]:
+        """The ``limit`` best (id, BM25 score) among documents whose metadata ``allowed`` accepts.
+
+        Document frequencies are global (all users): they describe the language of the
+        store, and per-user statistics would leak nothing useful either way.
+        """
+        terms = set(index_terms(query))
+        with self._lock:
+            n = len(self._docs)
+            if not n or not terms:
+                return []
+            avg = self._total_length / n or 1.0
+            scores: dict[str, float] = defaultdict(float)
+            verdict: dict[str, bool] = {}
+            for term in terms:
+                posting = self._postings.get(term)
+                if not posting:
+                    continue
+                idf = math.log(1 + (n - len(posting) + 0.5) / (len(posting) + 0.5))
+                for doc_id in posting:
+                    ok = verdict.get(doc_id)
+                    if ok is None:
+                        ok = verdict[doc_id] = allowed(self._docs[doc_id].meta)
+                    if not ok:
+                        continue
+                    doc = self._docs[doc_id]
+                    tf = doc.terms[term]
+                    scores[doc_id] += idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * doc.length / avg))
+        return sorted(scores.items(), key=lambda kv: kv[1], reverse=True)[:limit]

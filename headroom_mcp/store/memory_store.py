@@ -1,0 +1,408 @@
+"""``MemoryStore``: remember, recall and forget over the Chroma collection.
+
+Only the process that owns the store (the daemon, or ``Memory(embedded=True)``) builds
+one. Its methods are not re-entrant for writes: the owner calls them from one thread, which
+is what makes dedup decisions race-free (two agents asserting the same fact at the same
+instant end with one memory).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable, TypedDict
+
+import numpy as np
+
+from ..errors import InvalidInput, NotFound
+from . import ranking
+from .chroma import open_client, open_collection
+from .dedup import Facts, judge
+from .embedder import Embedder
+from .lexical import LexicalIndex
+from .records import (
+    ACTIVE,
+    FORGOTTEN,
+    SUPERSEDED,
+    MemoryRecord,
+    check_content,
+    check_id,
+    check_importance,
+    check_limit,
+    check_scope,
+    check_tags,
+    content_hash,
+    iso,
+    merged_agents,
+    new_id,
+    now,
+)
+from .scopes import Context, Visibility
+
+MAX_RECALL_LIMIT = 100
+#: Dense and lexical candidate pool per recall, as a multiple of ``limit`` (at least 50).
+POOL_FACTOR = 10
+#: Candidates checked for a duplicate on every remember.
+DEDUP_CANDIDATES = 8
+#: Turn-scoped memories live this long (seconds) unless configured otherwise.
+DEFAULT_TURN_TTL = 3600.0
+#: Forgotten and superseded records are purged this long after they were retired, so that
+#: every process and replica has seen the tombstone first.
+PURGE_AFTER = 3600.0
+_PAGE = 1000
+
+
+class RememberResult(TypedDict, total=False):
+    id: str
+    status: str
+    scope: str
+    agents: list[str]
+    duplicate_of: str
+    similar: list[dict[str, Any]]
+
+
+class MemoryStore:
+    """The memory engine over one Chroma collection, an embedder and a lexical index."""
+
+    def __init__(self, collection, embedder: Embedder, turn_ttl: float = DEFAULT_TURN_TTL):
+        self.collection = collection
+        self.embedder = embedder
+        self.turn_ttl = turn_ttl
+        self.lexical = LexicalIndex()
+        self._refresh_lock = threading.Lock()
+        self.refresh_lexical()
+
+    @classmethod
+    def open(
+        cls,
+        embedder: Embedder,
+        data_dir: Path | None = None,
+        chroma_url: str | None = None,
+        turn_ttl: float = DEFAULT_TURN_TTL,
+    ) -> "MemoryStore":
+        client = open_client(data_dir, chroma_url)
+        return cls(open_collection(client, embedder.model_id), embedder, turn_ttl)
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _embed_one(self, text: str) -> np.ndarray:
+        return self.embedder.embed([text])[0]
+
+    def _get(self, ids: list[str], where: dict | None = None, embeddings: bool = False) -> list[tuple[MemoryRecord, Any]]:
+        include = ["documents", "metadatas"] + (["embeddings"] if embeddings else [])
+        got = self.collection.get(ids=ids, where=where, include=include)
+        vectors = got.get("embeddings") if embeddings else None
+        out = []
+        for i, doc_id in enumerate(got["ids"]):
+            record = MemoryRecord.from_chroma(doc_id, got["documents"][i], got["metadatas"][i])
+            out.append((record, vectors[i] if vectors is not None else None))
+        return out
+
+    def _write(self, records: list[MemoryRecord], vectors: list[Any] | None = None) -> None:
+        """Upsert records (with new vectors, or keeping the stored ones) and index them."""
+        ids = [r.id for r in records]
+        metas = [r.to_metadata() for r in records]
+        docs = [r.content for r in records]
+        if vectors is None:
+            self.collection.update(ids=ids, metadatas=metas)  # content never changes in place
+        else:
+            self.collection.upsert(ids=ids, metadatas=metas, documents=docs, embeddings=[list(map(float, v)) for v in vectors])
+        for r, m in zip(records, metas):
+            self.lexical.apply(r.id, r.content, m)
+
+    def _owned(self, ctx: Context, memory_id: str) -> MemoryRecord:
+        found = self._get([check_id(memory_id)], where={"user_id": ctx.user_id})
+        if not found:
+            raise NotFound(f"no memory with id {memory_id!r}")
+        return found[0][0]
+
+    def refresh_lexical(self) -> int:
+        """Pull records changed since the watermark into the lexical index; return how many.
+
+        The window overlaps the watermark by a few seconds so that writes from another
+        replica whose clock or commit lags slightly are not skipped (re-applying is harmless).
+        """
+        with self._refresh_lock:
+            since = self.lexical.watermark - 5.0 if self.lexical.watermark else None
+            where = {"updated_at": {"$gte": since}} if since is not None else None
+            seen = 0
+            offset = 0
+            while True:
+                page = self.collection.get(where=where, include=["documents", "metadatas"], limit=_PAGE, offset=offset)
+                self.lexical.apply_many(page["ids"], page["documents"], page["metadatas"])
+                seen += len(page["ids"])
+                if len(page["ids"]) < _PAGE:
+                    return seen
+                offset += _PAGE
+
+    def rebuild_lexical(self) -> int:
+        """Drop the lexical index and rebuild it from the collection."""
+        self.lexical.clear()
+        self.refresh_lexical()
+        return len(self.lexical)
+
+    # ---- remember ------------------------------------------------------------------------
+
+    def remember(
+        self,
+        ctx: Context,
+        content: Any,
+        scope: Any = None,
+        importance: Any = None,
+        tags: Any = None,
+        supersedes: Any = None,
+    ) -> RememberResult:
+        """Store a fact, merge it into the same existing fact, or replace ``supersedes``.
+
+        Everything is validated before anything is written.
+        """
+        content = check_content(content)
+        scope = check_scope(scope) or ctx.default_scope()
+        importance = check_importance(importance)
+        tags = check_tags(tags)
+        keys = ctx.keys_for(scope)
+        old = self._owned(ctx, supersedes) if supersedes is not None else None
+        if old is not None and old.status != ACTIVE:
+            raise InvalidInput(f"memory {old.id} is already {old.status}")
+
+        vector = self._embed_one(content)
+        facts = Facts.of(content)
+        similar: list[dict[str, Any]] = []
+        if old is None:
+            domain = {"user_id": ctx.user_id, "status": ACTIVE, "scope": scope, **keys}
+            for record, cosine in self._neighbours(vector, domain, content):
+                verdict = judge(facts, Facts.of(record.content), cosine)
+                if verdict.merge:
+                    return self._merge(ctx, record, importance, tags)
+                if verdict.similar:
+                    similar.append({"id": record.id, "content": record.content, "score": round(cosine, 4)})
+
+        t = now()
+        record = MemoryRecord(
+            id=new_id(), content=content, scope=scope, user_id=ctx.user_id,
+            agents=merged_agents([], ctx.agent_id), created_by=ctx.agent_id, created_at=t, updated_at=t,
+            importance=0.5 if importance is None else importance, tags=tags,
+            supersedes=old.id if old else "", expires_at=t + self.turn_ttl if scope == "turn" else 0.0,
+            **keys,
+        )
+        self._write([record], [vector])
+        if old is not None:
+            # Retired after the new fact is stored: a crash in between loses nothing.
+            old.status, old.superseded_by, old.updated_at = SUPERSEDED, record.id, t
+            self._write([old])
+        result: RememberResult = {"id": record.id, "status": "superseded" if old else "created", "scope": scope, "agents": record.agents}
+        if old is not None:
+            result["supersedes"] = old.id  # type: ignore[typeddict-unknown-key]
+        if similar:
+            result["similar"] = similar[:5]
+        return result
+
+    def _neighbours(self, vector: np.ndarray, domain: dict[str, Any], content: str) -> list[tuple[MemoryRecord, float]]:
+        """Dedup candidates in the same scope domain: exact-hash matches first, then nearest."""
+        where = {"$and": [{k: v} for k, v in domain.items()]}
+        exact = self.collection.get(where={"$and": where["$and"] + [{"hash": content_hash(content)}]}, include=["documents", "metadatas"], limit=1)
+        out = [(MemoryRecord.from_chroma(i, d, m), 1.0) for i, d, m in zip(exact["ids"], exact["documents"], exact["metadatas"])]
+        hits = self.collection.query(query_embeddings=[list(map(float, vector))], n_results=DEDUP_CANDIDATES, where=where, include=["documents", "metadatas", "distances"])
+        for doc_id, doc, meta, dist in zip(hits["ids"][0], hits["documents"][0], hits["metadatas"][0], hits["distances"][0]):
+            if not out or doc_id != out[0][0].id:
+                out.append((MemoryRecord.from_chroma(doc_id, doc, meta), 1.0 - float(dist)))
+        return out
+
+    def _merge(self, ctx: Context, record: MemoryRecord, importance: float | None, tags: list[str]) -> RememberResult:
+        record.agents = merged_agents(record.agents, ctx.agent_id)
+        record.seen_count += 1
+        record.updated_at = now()
+        if importance is not None:
+            record.importance = max(record.importance, importance)
+        record.tags = list(dict.fromkeys(record.tags + tags))
+        if record.scope == "turn":
+            record.expires_at = record.updated_at + self.turn_ttl
+        self._write([record])
+        return {"id": record.id, "status": "merged", "scope": record.scope, "agents": record.agents, "duplicate_of": record.id}
+
+    # ---- recall --------------------------------------------------------------------------
+
+    def visibility(self, ctx: Context, scope: Any = None, tags: Any = None, agent: Any = None) -> Visibility:
+        scope = check_scope(scope)
+        tags = check_tags(tags)
+        if agent is not None and not isinstance(agent, str):
+            raise InvalidInput(f"agent must be a string, got {agent!r}")
+        return Visibility(ctx, scopes=(scope,) if scope else Visibility.scopes, tags=tuple(tags), agent=agent or "", now=now())
+
+    def recall(
+        self,
+        ctx: Context,
+        query: Any,
+        limit: Any = 5,
+        scope: Any = None,
+        tags: Any = None,
+        agent: Any = None,
+        min_score: Any = None,
+    ) -> list[dict[str, Any]]:
+        """The memories visible to ``ctx`` that best match ``query``, best first."""
+        query = check_content(query, "query")
+        limit = check_limit(limit, 5, MAX_RECALL_LIMIT)
+        if min_score is not None and (isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or math.isnan(min_score)):
+            raise InvalidInput(f"min_score must be a number, got {min_score!r}")
+        vis = self.visibility(ctx, scope, tags, agent)
+        where = vis.where()
+        if where is None:
+            return []
+        pool = max(50, limit * POOL_FACTOR)
+        vector = self._embed_one(query)
+        hits = self.collection.query(query_embeddings=[list(map(float, vector))], n_results=pool, where=where, include=["documents", "metadatas", "distances"])
+        records: dict[str, MemoryRecord] = {}
+        dense: dict[str, float] = {}
+        for doc_id, doc, meta, dist in zip(hits["ids"][0], hits["documents"][0], hits["metadatas"][0], hits["distances"][0]):
+            records[doc_id] = MemoryRecord.from_chroma(doc_id, doc, meta)
+            dense[doc_id] = 1.0 - float(dist)
+
+        self.refresh_lexical()
+        lexical = dict(self.lexical.search(query, vis.matches, pool))
+        missing = [i for i in lexical if i not in dense]
+        if missing:
+            # Re-check lexical-only candidates against the collection (the source of truth)
+            # and score them densely, so every candidate has both scores.
+            for record, emb in self._get(missing, where=where, embeddings=True):
+                records[record.id] = record
+                dense[record.id] = float(np.dot(vector, np.asarray(emb, dtype=np.float32)))
+            lexical = {i: s for i, s in lexical.items() if i in dense}
+
+        t = now()
+        fused = ranking.fuse(
+            dense, lexical,
+            {i: r.importance for i, r in records.items()},
+            {i: max(0.0, (t - r.updated_at) / 86400) for i, r in records.items()},
+        )
+        floor = float(min_score) if min_score is not None else None
+        results = []
+        for s in fused:
+            if floor is not None and s.score < floor:
+                continue
+            r = records[s.id]
+            results.append({
+                "id": r.id, "content": r.content, "score": round(s.score, 4), "scope": r.scope,
+                "agents": r.agents, "importance": r.importance, "tags": r.tags,
+                "created_at": iso(r.created_at), "updated_at": iso(r.updated_at),
+            })
+            if len(results) == limit:
+                break
+        return results
+
+    # ---- read ----------------------------------------------------------------------------
+
+    def get(self, ctx: Context, memory_id: Any) -> dict[str, Any]:
+        """One of the caller's memories by id, with its full provenance and history fields."""
+        return self._owned(ctx, memory_id).to_dict()
+
+    def _iter_where(self, where: dict | None) -> Iterable[MemoryRecord]:
+        offset = 0
+        while True:
+            page = self.collection.get(where=where, include=["documents", "metadatas"], limit=_PAGE, offset=offset)
+            for i, doc_id in enumerate(page["ids"]):
+                yield MemoryRecord.from_chroma(doc_id, page["documents"][i], page["metadatas"][i])
+            if len(page["ids"]) < _PAGE:
+                return
+            offset += _PAGE
+
+    def list(self, ctx: Context, scope: Any = None, tags: Any = None, agent: Any = None, limit: Any = None) -> list[dict[str, Any]]:
+        """Visible memories, most recently updated first."""
+        limit = check_limit(limit, 1_000_000, 1_000_000)
+        where = self.visibility(ctx, scope, tags, agent).where()
+        records = list(self._iter_where(where)) if where else []
+        records.sort(key=lambda r: r.updated_at, reverse=True)
+        return [r.to_dict() for r in records[:limit]]
+
+    def stats(self, ctx: Context) -> dict[str, Any]:
+        """Active memory totals for the caller's user: by scope, agent and project."""
+        by_scope: dict[str, int] = {}
+        by_agent: dict[str, int] = {}
+        by_project: dict[str, int] = {}
+        total = retired = 0
+        for r in self._iter_where({"user_id": ctx.user_id}):
+            if r.status != ACTIVE:
+                retired += 1
+                continue
+            total += 1
+            by_scope[r.scope] = by_scope.get(r.scope, 0) + 1
+            for a in r.agents or ["unknown"]:
+                by_agent[a] = by_agent.get(a, 0) + 1
+            if r.project:
+                by_project[r.project] = by_project.get(r.project, 0) + 1
+        return {"user_id": ctx.user_id, "total": total, "retired": retired, "by_scope": by_scope, "by_agent": by_agent, "by_project": by_project}
+
+    # ---- forget --------------------------------------------------------------------------
+
+    def forget(
+        self,
+        ctx: Context,
+        id: Any = None,
+        ids: Any = None,
+        query: Any = None,
+        confirm: Any = False,
+        limit: Any = 10,
+    ) -> dict[str, Any]:
+        """Retire memories by id, ids, or query (a query only lists matches unless ``confirm``).
+
+        Records are soft-deleted (a tombstone other processes see) and purged later by
+        ``purge``. All ids are checked before any is retired: an unknown id changes nothing.
+        """
+        if not isinstance(confirm, bool):
+            raise InvalidInput(f"confirm must be true or false, got {confirm!r}")
+        given = [x for x in (id, ids, query) if x is not None]
+        if len(given) != 1:
+            raise InvalidInput("give exactly one of id, ids or query")
+        if query is not None:
+            matches = self.recall(ctx, query, limit=limit)
+            if not confirm:
+                return {"forgotten": [], "would_forget": [{"id": m["id"], "content": m["content"], "score": m["score"]} for m in matches], "confirm_needed": bool(matches)}
+            targets = [m["id"] for m in matches]
+        else:
+            if ids is not None and (isinstance(ids, str) or not isinstance(ids, (list, tuple)) or not ids):
+                raise InvalidInput("ids must be a non-empty list of memory ids")
+            targets = [check_id(x) for x in (ids if ids is not None else [id])]
+        targets = list(dict.fromkeys(targets))
+        records = {r.id: r for r, _ in self._get(targets, where={"user_id": ctx.user_id})} if targets else {}
+        unknown = [t for t in targets if t not in records]
+        if unknown:
+            raise NotFound(f"no memory with id {', '.join(map(repr, unknown))}; nothing was forgotten")
+        t = now()
+        retired = [r for r in records.values() if r.status == ACTIVE]
+        for r in retired:
+            r.status, r.updated_at = FORGOTTEN, t
+        if retired:
+            self._write(retired)
+        return {"forgotten": [r.id for r in retired]}
+
+    def clear(self, ctx: Context, scope: Any = None) -> dict[str, Any]:
+        """Forget every memory visible to ``ctx`` (optionally one scope)."""
+        where = self.visibility(ctx, scope).where()
+        ids = [r.id for r in self._iter_where(where)] if where else []
+        forgotten: list[str] = []
+        for start in range(0, len(ids), 500):
+            forgotten += self.forget(ctx, ids=ids[start : start + 500])["forgotten"]
+        return {"forgotten": len(forgotten)}
+
+    def purge(self, older_than: float = PURGE_AFTER) -> int:
+        """Delete forgotten records whose tombstone is old, and expired turn memories.
+
+        Superseded records stay: they are the history of the fact that replaced them.
+        """
+        t = now()
+        cutoff = t - older_than
+        where = {"$or": [
+            {"$and": [{"status": FORGOTTEN}, {"updated_at": {"$lt": cutoff}}]},
+            {"$and": [{"scope": "turn"}, {"expires_at": {"$lt": t}}]},
+        ]}
+        doomed = self.collection.get(where=where, include=[])["ids"]
+        for start in range(0, len(doomed), 500):
+            chunk = doomed[start : start + 500]
+            self.collection.delete(ids=chunk)
+            for doc_id in chunk:
+                self.lexical.remove(doc_id)
+        return len(doomed)
+
+    def count(self) -> int:
+        return self.collection.count()

@@ -1,0 +1,227 @@
+"""The memory record, its validation, and its mapping to Chroma documents and metadata.
+
+Chroma metadata holds only scalars and non-empty lists, so optional fields are left out
+when empty and timestamps are stored as epoch seconds (floats filter with ``$gt``); the
+public form (``to_dict``) renders them as ISO-8601 UTC strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import unicodedata
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
+
+from ..errors import InvalidInput
+
+SCOPES = ("user", "project", "session", "agent", "turn")
+#: Largest memory, in UTF-8 bytes. A memory is a fact, not a document.
+MAX_CONTENT_BYTES = 8192
+MAX_TAGS = 20
+MAX_TAG_CHARS = 64
+DEFAULT_IMPORTANCE = 0.5
+
+ACTIVE, SUPERSEDED, FORGOTTEN = "active", "superseded", "forgotten"
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def now() -> float:
+    return time.time()
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds → ISO-8601 UTC with microseconds (exact round trip)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def parse_iso(value: str) -> float:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except (AttributeError, ValueError) as exc:
+        raise InvalidInput(f"not an ISO-8601 timestamp: {value!r}") from exc
+
+
+def new_id() -> str:
+    return "mem_" + uuid.uuid4().hex[:20]
+
+
+def normalize_text(text: str) -> str:
+    """Case-, width- and whitespace-insensitive form used for exact-duplicate hashing."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = re.sub(r"[^\w\s./:@#+-]", " ", text)
+    return " ".join(text.split()).strip(" .")
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(normalize_text(text).encode()).hexdigest()[:32]
+
+
+# ---- validation -------------------------------------------------------------------------
+
+def check_content(content: Any, what: str = "content") -> str:
+    if not isinstance(content, str):
+        raise InvalidInput(f"{what} must be a string, got {type(content).__name__}")
+    try:
+        content.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"{what} is not valid Unicode (lone surrogate at {exc.start})") from None
+    content = _CONTROL.sub("", content).strip()
+    if not content:
+        raise InvalidInput(f"{what} is empty")
+    size = len(content.encode("utf-8"))
+    if size > MAX_CONTENT_BYTES:
+        raise InvalidInput(f"{what} is {size} bytes; the limit is {MAX_CONTENT_BYTES} (store a fact, not a document)")
+    return content
+
+
+def check_scope(scope: Any, allow_none: bool = True) -> str | None:
+    if scope is None and allow_none:
+        return None
+    if not isinstance(scope, str) or scope not in SCOPES:
+        raise InvalidInput(f"scope must be one of {', '.join(SCOPES)}; got {scope!r}")
+    return scope
+
+
+def check_importance(importance: Any) -> float | None:
+    if importance is None:
+        return None
+    if isinstance(importance, bool) or not isinstance(importance, (int, float)):
+        raise InvalidInput(f"importance must be a number between 0 and 1, got {importance!r}")
+    value = float(importance)
+    if not 0.0 <= value <= 1.0:  # also rejects NaN
+        raise InvalidInput(f"importance must be between 0 and 1, got {importance!r}")
+    return value
+
+
+def check_tags(tags: Any) -> list[str]:
+    if tags is None:
+        return []
+    if isinstance(tags, str) or not isinstance(tags, (list, tuple)):
+        raise InvalidInput(f"tags must be a list of strings, got {type(tags).__name__}")
+    if len(tags) > MAX_TAGS:
+        raise InvalidInput(f"at most {MAX_TAGS} tags, got {len(tags)}")
+    out: list[str] = []
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise InvalidInput(f"tags must be strings, got {tag!r}")
+        tag = check_content(tag, "tag")
+        if len(tag) > MAX_TAG_CHARS:
+            raise InvalidInput(f"tag longer than {MAX_TAG_CHARS} characters: {tag[:20]!r}...")
+        if tag not in out:
+            out.append(tag)
+    return out
+
+
+def check_id(value: Any, what: str = "id") -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 128:
+        raise InvalidInput(f"{what} must be a memory id string, got {value!r}")
+    return value.strip()
+
+
+def check_limit(limit: Any, default: int, maximum: int) -> int:
+    if limit is None:
+        return default
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise InvalidInput(f"limit must be an integer, got {limit!r}")
+    if limit < 1:
+        raise InvalidInput(f"limit must be at least 1, got {limit}")
+    return min(limit, maximum)
+
+
+# ---- the record -------------------------------------------------------------------------
+
+@dataclass
+class MemoryRecord:
+    """One memory: a fact, who may see it (scope keys) and where it came from (provenance)."""
+
+    id: str
+    content: str
+    scope: str
+    user_id: str
+    project: str = ""
+    session_id: str = ""
+    agent_id: str = ""
+    turn_id: str = ""
+    agents: list[str] = field(default_factory=list)
+    created_by: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    importance: float = DEFAULT_IMPORTANCE
+    tags: list[str] = field(default_factory=list)
+    seen_count: int = 1
+    supersedes: str = ""
+    superseded_by: str = ""
+    status: str = ACTIVE
+    expires_at: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    _FLOATS = ("created_at", "updated_at", "importance", "expires_at")
+    _LISTS = ("agents", "tags")
+
+    def to_metadata(self) -> dict[str, Any]:
+        """Chroma metadata: empty strings and lists dropped, the content hash added."""
+        meta: dict[str, Any] = {}
+        for key, value in asdict(self).items():
+            if key in ("id", "content", "extra"):
+                continue
+            if value in ("", [], None):
+                continue
+            meta[key] = value
+        meta["hash"] = content_hash(self.content)
+        for key, value in self.extra.items():
+            meta[f"x_{key}"] = value
+        return meta
+
+    @classmethod
+    def from_chroma(cls, id: str, document: str | None, metadata: Mapping[str, Any] | None) -> "MemoryRecord":
+        meta = dict(metadata or {})
+        kwargs: dict[str, Any] = {"id": id, "content": document or "", "extra": {}}
+        for key, value in meta.items():
+            if key.startswith("x_"):
+                kwargs["extra"][key[2:]] = value
+            elif key in cls.__dataclass_fields__ and key not in ("id", "content", "extra"):
+                kwargs[key] = list(value) if key in cls._LISTS else value
+        kwargs.setdefault("scope", "user")
+        kwargs.setdefault("user_id", "")
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public form: the fields DESIGN.md names, timestamps as ISO strings."""
+        out = asdict(self)
+        out["created_at"] = iso(self.created_at)
+        out["updated_at"] = iso(self.updated_at)
+        out["expires_at"] = iso(self.expires_at) if self.expires_at else None
+        if not out["extra"]:
+            del out["extra"]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "MemoryRecord":
+        """Inverse of ``to_dict`` (used by import): validates what it reads."""
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["content"] = check_content(fields.get("content"))
+        fields["scope"] = check_scope(fields.get("scope"), allow_none=False)
+        fields["tags"] = check_tags(fields.get("tags"))
+        for key in ("created_at", "updated_at", "expires_at"):
+            value = fields.get(key)
+            if isinstance(value, str):
+                fields[key] = parse_iso(value)
+            elif value is None:
+                fields.pop(key, None)
+        if "importance" in fields:
+            fields["importance"] = check_importance(fields["importance"])
+        return cls(**fields)
+
+
+def merged_agents(agents: Iterable[str], agent: str) -> list[str]:
+    """Provenance list with ``agent`` appended once, first author kept first."""
+    out = list(dict.fromkeys(a for a in agents if a))
+    if agent and agent not in out:
+        out.append(agent)
+    return out

@@ -1,0 +1,133 @@
+"""Word-level text analysis shared by deduplication and the lexical index.
+
+Kept dependency-free and deterministic: a tokenizer, a light English suffix stripper,
+stop words, abbreviations, and the number extractor that tells "3.12" from "3.11".
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
+
+STOP_WORDS = frozenset(
+    """a an the and or but if then than so of to in on at by for with from into onto about as
+    is are was were be been being am do does did doing have has had having this that these those
+    it its it's they them their there here we our us you your he him his she her i me my mine
+    what which who whom whose when where why how all any both each few more most other some
+    such only own same too very can will just should would could shall may might must also
+    s t d ll m re ve y o up down out over again further once ok okay yes not no""".split()
+)
+
+#: Abbreviations and spelling variants mapped to one canonical word.
+ALIASES = {
+    "repo": "repository", "repos": "repository", "config": "configuration", "cfg": "configuration",
+    "conf": "configuration", "configs": "configuration", "pr": "pull-request", "prs": "pull-request",
+    "mr": "pull-request", "k8s": "kubernetes", "db": "database", "dbs": "database", "env": "environment",
+    "envs": "environment", "dir": "directory", "dirs": "directory", "folder": "directory",
+    "docs": "documentation", "doc": "documentation", "deps": "dependency", "dep": "dependency",
+    "py": "python", "js": "javascript", "ts": "typescript", "postgresql": "postgres", "pg": "postgres",
+    "msg": "message", "msgs": "message", "info": "information", "auth": "authentication",
+    "authn": "authentication", "pkg": "package", "pkgs": "package", "lib": "library", "libs": "library",
+    "min": "minute", "mins": "minute", "sec": "second", "secs": "second", "hr": "hour", "hrs": "hour",
+    "ms": "millisecond", "ci": "continuous-integration", "gh": "github", "prod": "production",
+    "dev": "development", "impl": "implementation", "fn": "function", "func": "function",
+    "params": "parameter", "param": "parameter", "args": "argument", "arg": "argument",
+    "app": "application", "apps": "application", "svc": "service", "w/": "with", "w/o": "without",
+    "vs": "versus", "approx": "approximately", "req": "request", "reqs": "request",
+    "mgr": "manager", "src": "source", "tmp": "temporary", "temp": "temporary",
+    "cant": "cannot", "dont": "not", "doesnt": "not", "isnt": "not", "wont": "not",
+}
+
+_NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
+    "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "hundred": 100, "thousand": 1000,
+    "once": 1, "twice": 2, "single": 1, "double": 2, "dozen": 12,
+}
+
+
+def stem(word: str) -> str:
+    """A light suffix stripper (plural, -ing, -ed, -ly): enough to match uses/use, tests/test."""
+    w = word
+    if len(w) <= 3 or not w.isalpha():
+        return w
+    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("edly", ""), ("ed", ""),
+                         ("ly", ""), ("es", "e"), ("s", "")):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
+            if suffix == "s" and w.endswith(("ss", "us", "is")):
+                return w
+            w = w[: len(w) - len(suffix)] + repl
+            break
+    if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "lsz" and word.endswith(("ing", "ed")):
+        w = w[:-1]  # running → runn → run
+    if w.endswith("e") and len(w) > 4:
+        w = w[:-1]  # uses → use → us? no: keep 3+; "configure"/"configur" match "configured"
+    return w
+
+
+def fold(text: str) -> str:
+    """Unicode-normalise, fold case and curly quotes."""
+    return unicodedata.normalize("NFKC", text).replace("’", "'").casefold()
+
+
+def words(text: str) -> list[str]:
+    """Raw lower-cased word tokens (identifiers split on punctuation)."""
+    return WORD.findall(fold(text))
+
+
+def canonical(word: str) -> str:
+    word = word.replace("'", "")
+    word = ALIASES.get(word, word)
+    return stem(word)
+
+
+def index_terms(text: str) -> list[str]:
+    """Terms for the lexical index: canonical words without stop words."""
+    return [canonical(w) for w in words(text) if w not in STOP_WORDS and len(w) > 0]
+
+
+# ---- numbers -------------------------------------------------------------------------------
+
+_UNITS = {
+    "s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s",
+    "ms": "ms", "millisecond": "ms", "milliseconds": "ms",
+    "m": "min", "min": "min", "mins": "min", "minute": "min", "minutes": "min",
+    "h": "h", "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
+    "d": "d", "day": "d", "days": "d", "w": "wk", "week": "wk", "weeks": "wk",
+    "kb": "kb", "mb": "mb", "gb": "gb", "tb": "tb", "k": "k", "%": "%", "percent": "%",
+    "x": "x", "px": "px", "em": "em", "rem": "rem",
+}
+_NUM = re.compile(
+    r"(?<![A-Za-z])v?(\d+(?:[.,_]\d+)*)(k\b)?\s*(?:/|per\s+|an?\s+)?\s*(%|[A-Za-z]+)?"
+)
+
+
+def numbers(text: str) -> list[tuple[str, str]]:
+    """(value, unit) pairs: digits, versions and number words, unit normalised ('' if none).
+
+    "100/min", "100 per minute" and "a hundred a minute" all give ("100", "min").
+    """
+    folded = fold(text)
+    found: list[tuple[str, str]] = []
+    for match in _NUM.finditer(folded):
+        raw, kilo, unit = match.group(1), match.group(2), (match.group(3) or "")
+        value = raw.replace(",", "").replace("_", "") if re.fullmatch(r"\d{1,3}(,\d{3})+", raw) or "_" in raw else raw
+        if kilo:
+            try:
+                value = str(int(float(value) * 1000))
+            except ValueError:
+                pass
+        found.append((value, _UNITS.get(unit, "")))
+    tokens = words(folded)
+    for i, token in enumerate(tokens):
+        if token in _NUMBER_WORDS and token not in ("once", "single"):
+            value = _NUMBER_WORDS[token]
+            if token in ("hundred", "thousand") and i > 0 and tokens[i - 1] in _NUMBER_WORDS:
+                continue  # "two hundred" is counted below
+            if i + 1 < len(tokens) and tokens[i + 1] in ("hundred", "thousand"):
+                value *= _NUMBER_WORDS[tokens[i + 1]]
+            unit = _UNITS.get(tokens[i + 2] if i + 2 < len(tokens) and tokens[i + 1] in ("per", "a", "an") else (tokens[i + 1] if i + 1 < len(tokens) else ""), "")
+            found.append((str(value), unit))
+    return found
