@@ -222,6 +222,48 @@ class MemoryStore:
         self._write([record])
         return {"id": record.id, "status": "merged", "scope": record.scope, "agents": record.agents, "duplicate_of": record.id}
 
+    def import_records(self, records: list[MemoryRecord], dedup: bool = True, batch: int = 256) -> dict[str, int]:
+        """Write whole records (ids, provenance, timestamps kept), embedding in batches.
+
+        With ``dedup`` a record that is the same fact as an active memory in its scope domain
+        is merged into it (agents and counts combined) instead of stored again; a record whose
+        id already exists is replaced, so importing an export twice changes nothing.
+        """
+        counts = {"created": 0, "merged": 0, "replaced": 0}
+        for start in range(0, len(records), batch):
+            chunk = records[start : start + batch]
+            vectors = self.embedder.embed([r.content for r in chunk])
+            existing = set(self.collection.get(ids=[r.id for r in chunk], include=[])["ids"])
+            fresh: list[tuple[MemoryRecord, Any]] = []
+            for record, vector in zip(chunk, vectors):
+                if dedup and record.id not in existing and record.status == ACTIVE:
+                    twin = self._same_fact(record, vector)
+                    if twin is not None:
+                        twin.agents = merged_agents(twin.agents + record.agents, "")
+                        twin.seen_count += record.seen_count
+                        twin.importance = max(twin.importance, record.importance)
+                        twin.tags = list(dict.fromkeys(twin.tags + record.tags))
+                        twin.updated_at = max(twin.updated_at, record.updated_at)
+                        self._write([twin])
+                        counts["merged"] += 1
+                        continue
+                counts["replaced" if record.id in existing else "created"] += 1
+                fresh.append((record, vector))
+                if dedup:  # later records in this batch must see this one
+                    self._write([record], [vector])
+            if fresh and not dedup:
+                self._write([r for r, _ in fresh], [v for _, v in fresh])
+        return counts
+
+    def _same_fact(self, record: MemoryRecord, vector: np.ndarray) -> MemoryRecord | None:
+        keys = {k: getattr(record, k) for k in ("project", "session_id", "agent_id", "turn_id") if getattr(record, k)}
+        domain = {"user_id": record.user_id, "status": ACTIVE, "scope": record.scope, **keys}
+        facts = Facts.of(record.content)
+        for candidate, cosine in self._neighbours(vector, domain, record.content):
+            if judge(facts, Facts.of(candidate.content), cosine).merge:
+                return candidate
+        return None
+
     # ---- recall --------------------------------------------------------------------------
 
     def visibility(self, ctx: Context, scope: Any = None, tags: Any = None, agent: Any = None) -> Visibility:

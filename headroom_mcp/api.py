@@ -1,0 +1,193 @@
+"""The Python API: ``Memory`` (async) and ``SyncMemory`` mirror the MCP tools.
+
+>>> from headroom_mcp import SyncMemory
+>>> memory = SyncMemory(agent_id="my-script")
+>>> memory.save("this repo uses uv, not pip")          # doctest: +SKIP
+{'id': 'mem_…', 'status': 'created', 'scope': 'project', 'agents': ['my-script']}
+>>> memory.search("which package manager?")             # doctest: +SKIP
+
+By default both are clients of the local daemon (started on demand), like every other
+process. ``embedded=True`` opens the store in this process instead, which needs the data
+dir's lock: use it for tests and batch scripts when no daemon is running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from typing import Any, Sequence
+
+from .config import Settings
+from .store.scopes import Context
+
+
+class _Embedded:
+    """The store opened in this process, under the data dir's lock."""
+
+    def __init__(self, settings: Settings):
+        from .daemon import DaemonPaths, StoreLock, open_store
+
+        paths = DaemonPaths.for_data_dir(settings.data_dir)
+        paths.prepare()
+        self.lock = StoreLock(paths.lock)
+        self.lock.acquire()
+        try:
+            self.store = open_store(settings)
+        except BaseException:
+            self.lock.release()
+            raise
+        self._mutex = threading.Lock()
+
+    def call(self, method: str, params: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        from .service import dispatch
+
+        with self._mutex:  # the same one-at-a-time rule the daemon's worker gives
+            return dispatch(self.store, method, params, context)
+
+    def close(self) -> None:
+        self.lock.release()
+
+
+class SyncMemory:
+    """Shared agent memory for scripts: blocking methods named like the async ``Memory``."""
+
+    def __init__(
+        self,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        project: str | None = None,
+        session_id: str | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        chroma_url: str | None = None,
+        embedded: bool = False,
+    ):
+        self.settings = Settings.resolve(
+            data_dir=data_dir, user_id=user_id, agent_id=agent_id, project=project,
+            session_id=session_id, chroma_url=chroma_url,
+        )
+        if embedded:
+            self._backend: Any = _Embedded(self.settings)
+        else:
+            from .client import DaemonClient
+
+            self._backend = DaemonClient(self.settings)
+
+    @property
+    def context(self) -> Context:
+        """The identity every call is made as (user, project, session, agent)."""
+        return self.settings.context()
+
+    def _call(self, method: str, turn_id: str = "", **params: Any) -> dict[str, Any]:
+        params = {k: v for k, v in params.items() if v is not None}
+        return self._backend.call(method, params, self.settings.context(turn_id).to_mapping())
+
+    def save(
+        self,
+        content: str,
+        scope: str | None = None,
+        importance: float | None = None,
+        tags: Sequence[str] | None = None,
+        supersedes: str | None = None,
+        turn_id: str = "",
+    ) -> dict[str, Any]:
+        """Remember a fact: ``{id, status, scope, agents, duplicate_of?, similar?}``."""
+        return self._call("remember", turn_id, content=content, scope=scope, importance=importance,
+                          tags=list(tags) if tags is not None else None, supersedes=supersedes)
+
+    def search(
+        self,
+        query: str,
+        limit: int = 5,
+        scope: str | None = None,
+        tags: Sequence[str] | None = None,
+        agent: str | None = None,
+        min_score: float | None = None,
+        turn_id: str = "",
+    ) -> list[dict[str, Any]]:
+        """The visible memories that best match ``query``, best first (empty when none is relevant)."""
+        return self._call("recall", turn_id, query=query, limit=limit, scope=scope,
+                          tags=list(tags) if tags is not None else None, agent=agent, min_score=min_score)["results"]
+
+    def get(self, memory_id: str) -> dict[str, Any]:
+        """One memory by id, with provenance and history fields."""
+        return self._call("get", memory_id=memory_id)
+
+    def get_all(self, scope: str | None = None, tags: Sequence[str] | None = None, agent: str | None = None,
+                limit: int | None = None) -> list[dict[str, Any]]:
+        """Every visible memory, most recently updated first."""
+        return self._call("list", scope=scope, tags=list(tags) if tags is not None else None, agent=agent, limit=limit)["memories"]
+
+    def delete(self, id: str | None = None, ids: Sequence[str] | None = None, query: str | None = None,
+               confirm: bool = False) -> dict[str, Any]:
+        """Forget by id, ids, or query (a query only lists matches unless ``confirm=True``)."""
+        return self._call("forget", id=id, ids=list(ids) if ids is not None else None, query=query, confirm=confirm)
+
+    def clear(self, scope: str | None = None) -> dict[str, Any]:
+        """Forget every memory visible here (or only those of ``scope``): ``{forgotten: n}``."""
+        return self._call("clear", scope=scope)
+
+    def stats(self) -> dict[str, Any]:
+        """Totals of this user's active memories by scope, agent and project."""
+        return self._call("stats")
+
+    def import_records(self, records: Sequence[dict[str, Any]], dedup: bool = True) -> dict[str, int]:
+        """Import exported records (ids, provenance and timestamps kept)."""
+        return self._call("import", records=list(records), dedup=dedup)
+
+    def close(self) -> None:
+        self._backend.close()
+
+    def __enter__(self) -> "SyncMemory":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Memory:
+    """Shared agent memory, async: ``await Memory().save(...)``, ``search``, ``get_all``...
+
+    Each call runs the blocking client in a worker thread, so an event loop never waits on
+    the daemon's socket.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.sync = SyncMemory(*args, **kwargs)
+
+    @property
+    def context(self) -> Context:
+        return self.sync.context
+
+    async def save(self, content: str, **kwargs: Any) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.save, content, **kwargs)
+
+    async def search(self, query: str, **kwargs: Any) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.sync.search, query, **kwargs)
+
+    async def get(self, memory_id: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.get, memory_id)
+
+    async def get_all(self, **kwargs: Any) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.sync.get_all, **kwargs)
+
+    async def delete(self, **kwargs: Any) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.delete, **kwargs)
+
+    async def clear(self, scope: str | None = None) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.clear, scope)
+
+    async def stats(self) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.stats)
+
+    async def import_records(self, records: Sequence[dict[str, Any]], dedup: bool = True) -> dict[str, int]:
+        return await asyncio.to_thread(self.sync.import_records, records, dedup)
+
+    def close(self) -> None:
+        self.sync.close()
+
+    async def __aenter__(self) -> "Memory":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()

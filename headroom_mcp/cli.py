@@ -1,0 +1,149 @@
+"""The ``headroom-mcp`` command. Each verb mirrors a ``SyncMemory`` method or a tool.
+
+Global flags (``--data-dir``, ``--user``, ``--agent``, ``--project``, ``--session``,
+``--chroma-url``) override the ``HEADROOM_MCP_*`` variables of the same names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from .errors import HeadroomError
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="store location (HEADROOM_MCP_DATA_DIR)")
+    parser.add_argument("--user", help="user id (HEADROOM_MCP_USER)")
+    parser.add_argument("--agent", help="agent id for provenance (HEADROOM_MCP_AGENT)")
+    parser.add_argument("--project", help="project id override (HEADROOM_MCP_PROJECT)")
+    parser.add_argument("--session", help="session id (HEADROOM_MCP_SESSION)")
+    parser.add_argument("--chroma-url", help="Chroma server URL (HEADROOM_MCP_CHROMA_URL)")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="headroom-mcp", description="Shared, persistent memory for coding agents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("daemon", help="run the store owner in the foreground (normally started on demand)")
+    _common(p)
+    p.add_argument("--idle-timeout", type=float, help="exit after this many idle seconds (HEADROOM_MCP_IDLE_TIMEOUT)")
+    p.add_argument("--verbose", action="store_true")
+
+    p = sub.add_parser("remember", help="store a fact")
+    _common(p)
+    p.add_argument("content")
+    p.add_argument("--scope", choices=["user", "project", "session", "agent", "turn"])
+    p.add_argument("--importance", type=float)
+    p.add_argument("--tag", dest="tags", action="append", help="repeatable")
+    p.add_argument("--supersedes", help="id of the memory this one replaces")
+
+    p = sub.add_parser("recall", help="search memories")
+    _common(p)
+    p.add_argument("query")
+    p.add_argument("--limit", type=int, default=5)
+    p.add_argument("--scope", choices=["user", "project", "session", "agent", "turn"])
+    p.add_argument("--tag", dest="tags", action="append")
+    p.add_argument("--by-agent", dest="by_agent", help="only memories asserted by this agent")
+    p.add_argument("--min-score", type=float)
+
+    p = sub.add_parser("forget", help="forget memories by id, or by query (with --yes)")
+    _common(p)
+    p.add_argument("ids", nargs="*", help="memory ids")
+    p.add_argument("--query")
+    p.add_argument("--yes", action="store_true", help="confirm forgetting by query")
+
+    p = sub.add_parser("list", help="list visible memories, newest first")
+    _common(p)
+    p.add_argument("--scope", choices=["user", "project", "session", "agent", "turn"])
+    p.add_argument("--limit", type=int, default=50)
+
+    p = sub.add_parser("show", help="show one memory with its provenance")
+    _common(p)
+    p.add_argument("id")
+
+    p = sub.add_parser("stats", help="totals by scope, agent and project")
+    _common(p)
+    return parser
+
+
+def _print(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else text)
+
+
+def _line(memory: dict[str, Any]) -> str:
+    agents = ",".join(memory.get("agents") or [])
+    score = f"{memory['score']:.2f} " if "score" in memory else ""
+    return f"{memory['id']}  {score}[{memory['scope']}] {memory['content']}  ({agents})"
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "daemon":
+        return _run_daemon(args)
+    from .api import SyncMemory
+
+    with SyncMemory(user_id=args.user, agent_id=args.agent or None, project=args.project, session_id=args.session,
+                    data_dir=args.data_dir, chroma_url=args.chroma_url) as memory:
+        if not memory.settings.agent_id:
+            memory.settings.agent_id = "cli"
+        if args.command == "remember":
+            r = memory.save(args.content, scope=args.scope, importance=args.importance, tags=args.tags, supersedes=args.supersedes)
+            text = f"{r['status']} {r['id']} [{r['scope']}] agents: {', '.join(r['agents'])}"
+            for s in r.get("similar", []):
+                text += f"\n  similar {s['id']} ({s['score']:.2f}): {s['content']}"
+            _print(args, r, text)
+        elif args.command == "recall":
+            results = memory.search(args.query, limit=args.limit, scope=args.scope, tags=args.tags, agent=args.by_agent, min_score=args.min_score)
+            _print(args, {"results": results}, "\n".join(map(_line, results)) or "(nothing relevant)")
+        elif args.command == "forget":
+            if bool(args.ids) == bool(args.query):
+                raise HeadroomError("give memory ids or --query, not both")
+            if args.query:
+                r = memory.delete(query=args.query, confirm=args.yes)
+                text = "\n".join(f"would forget {m['id']}: {m['content']}" for m in r.get("would_forget", []))
+                text = text + "\n(run again with --yes to forget these)" if text else "forgot " + " ".join(r["forgotten"]) if r["forgotten"] else "(nothing matched)"
+            else:
+                r = memory.delete(ids=args.ids)
+                text = "forgot " + " ".join(r["forgotten"])
+            _print(args, r, text)
+        elif args.command == "list":
+            memories = memory.get_all(scope=args.scope, limit=args.limit)
+            _print(args, {"memories": memories}, "\n".join(map(_line, memories)) or "(no memories)")
+        elif args.command == "show":
+            m = memory.get(args.id)
+            _print(args, m, "\n".join(f"{k}: {v}" for k, v in m.items()))
+        elif args.command == "stats":
+            s = memory.stats()
+            text = f"user {s['user_id']}: {s['total']} memories ({s['retired']} retired)"
+            for key in ("by_scope", "by_agent", "by_project"):
+                text += f"\n{key.replace('_', ' ')}: " + (", ".join(f"{k} {v}" for k, v in sorted(s[key].items())) or "-")
+            _print(args, s, text)
+    return 0
+
+
+def _run_daemon(args: argparse.Namespace) -> int:
+    import os
+
+    from .config import Settings
+    from .daemon import Daemon, configure_logging
+
+    if args.idle_timeout is not None:
+        os.environ["HEADROOM_MCP_IDLE_TIMEOUT"] = str(args.idle_timeout)
+    settings = Settings.resolve(data_dir=args.data_dir, chroma_url=args.chroma_url)
+    daemon = Daemon(settings)
+    configure_logging(daemon.paths, args.verbose)
+    return daemon.serve()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except HeadroomError as exc:
+        print(f"headroom-mcp: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,145 @@
+"""How every process other than the owner reaches the store: through the local daemon.
+
+``DaemonClient.call`` connects to the data dir's socket, starting the daemon (detached,
+under the lock) when none answers; when three clients start one at the same instant, the
+lock lets exactly one daemon live and all three connect to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Mapping
+
+from .config import Settings
+from .daemon import DaemonPaths
+from .errors import ERRORS_BY_NAME, DaemonUnavailable, HeadroomError
+
+#: How long a client waits for a daemon it started to accept connections (model load included).
+START_TIMEOUT = 60.0
+#: Per-request timeout; an import batch or a first request on a cold store can be slow.
+REQUEST_TIMEOUT = 300.0
+
+
+def spawn_daemon(settings: Settings) -> subprocess.Popen:
+    """Start ``headroom-mcp daemon`` for this data dir, detached from our session and stdio."""
+    paths = DaemonPaths.for_data_dir(settings.data_dir)
+    paths.prepare()
+    env = dict(os.environ)
+    env.update({k: v for k, v in settings.env.items() if k.startswith("HEADROOM_MCP_")})
+    if settings.chroma_url:
+        env["HEADROOM_MCP_CHROMA_URL"] = settings.chroma_url
+    env["HEADROOM_MCP_IDLE_TIMEOUT"] = str(settings.idle_timeout)
+    env["HEADROOM_MCP_TURN_TTL"] = str(settings.turn_ttl)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "headroom_mcp", "daemon", "--data-dir", str(paths.data_dir)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, close_fds=True, env=env, cwd=str(paths.data_dir),
+    )
+    # Reap it when it exits so a long-lived client leaves no zombie behind.
+    threading.Thread(target=process.wait, daemon=True).start()
+    return process
+
+
+class DaemonClient:
+    """A connection to the daemon that owns ``settings.data_dir``; thread-safe, reconnecting."""
+
+    def __init__(self, settings: Settings, autostart: bool = True):
+        self.settings = settings
+        self.paths = DaemonPaths.for_data_dir(settings.data_dir)
+        self.autostart = autostart
+        self._sock: socket.socket | None = None
+        self._buffer = b""
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def _connect_once(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(REQUEST_TIMEOUT)
+        try:
+            sock.connect(str(self.paths.socket))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def connect(self) -> None:
+        """Connect, starting the daemon if nobody answers."""
+        if self._sock is not None:
+            return
+        try:
+            self._sock = self._connect_once()
+            return
+        except OSError:
+            if not self.autostart:
+                raise DaemonUnavailable(f"no daemon is serving {self.paths.data_dir}") from None
+        process = spawn_daemon(self.settings)
+        deadline = time.monotonic() + START_TIMEOUT
+        delay = 0.01
+        while time.monotonic() < deadline:
+            try:
+                self._sock = self._connect_once()
+                return
+            except OSError:
+                # Our daemon may have lost the lock race (exit 3): keep waiting for the winner.
+                if process.poll() not in (None, 3):
+                    break
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+        raise DaemonUnavailable(f"the store daemon for {self.paths.data_dir} did not start; see {self.paths.log}")
+
+    def close(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+        self._sock = None
+        self._buffer = b""
+
+    def _exchange(self, message: bytes) -> dict[str, Any]:
+        assert self._sock is not None
+        self._sock.sendall(message)
+        while b"\n" not in self._buffer:
+            chunk = self._sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionResetError("daemon closed the connection")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def call(self, method: str, params: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Send one request and return its result, raising the daemon's error as ours.
+
+        A connection broken before the answer (daemon killed or restarted) is re-made and
+        the request sent once more: writes are safe to repeat, since a repeated ``remember``
+        merges into the memory it created.
+        """
+        request = {"id": next(self._ids), "method": method, "params": dict(params or {}),
+                   "context": dict(context if context is not None else self.settings.context().to_mapping())}
+        message = json.dumps(request).encode() + b"\n"  # ASCII escapes carry even lone surrogates to the validator
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    self.connect()
+                    response = self._exchange(message)
+                    break
+                except (OSError, ValueError) as exc:
+                    self.close()
+                    if attempt == 2:
+                        raise DaemonUnavailable(f"lost the store daemon for {self.paths.data_dir}: {exc}") from None
+        error = response.get("error")
+        if error:
+            raise ERRORS_BY_NAME.get(error.get("type"), HeadroomError)(error.get("message", "unknown error"))
+        return response["result"]
+
+    def __enter__(self) -> "DaemonClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

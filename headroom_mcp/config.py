@@ -1,0 +1,83 @@
+"""Settings resolved from flags, then ``HEADROOM_MCP_*`` environment variables, then defaults.
+
+Every process (daemon, stdio server, hooks, CLI, ``Memory()``) resolves them the same way,
+so two of them started with the same environment agree on the data dir and identity.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from .project import project_id
+from .store.scopes import Context
+
+APP_NAME = "headroom-mcp"
+#: The daemon exits after this many seconds with no clients and no requests.
+DEFAULT_IDLE_TIMEOUT = 900.0
+
+
+def default_data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False))
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (some containers)
+        return os.environ.get("USER") or "user"
+
+
+@dataclass
+class Settings:
+    """Where the store is and who is speaking. Build with ``Settings.resolve``."""
+
+    data_dir: Path
+    user_id: str
+    agent_id: str = ""
+    project: str = ""
+    session_id: str = ""
+    chroma_url: str = ""
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    turn_ttl: float = 3600.0
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def resolve(
+        cls,
+        data_dir: str | os.PathLike[str] | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        project: str | None = None,
+        session_id: str | None = None,
+        chroma_url: str | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> "Settings":
+        env = dict(os.environ if env is None else env)
+
+        def pick(explicit: str | None, name: str) -> str:
+            return explicit if explicit is not None else env.get(f"HEADROOM_MCP_{name}", "")
+
+        directory = pick(str(data_dir) if data_dir is not None else None, "DATA_DIR")
+        workdir = cwd or env.get("CLAUDE_PROJECT_DIR") or env.get("GEMINI_PROJECT_DIR") or None
+        return cls(
+            data_dir=Path(directory).expanduser() if directory else default_data_dir(),
+            user_id=pick(user_id, "USER") or _os_user(),
+            agent_id=pick(agent_id, "AGENT"),
+            project=pick(project, "PROJECT") or project_id(workdir),
+            session_id=pick(session_id, "SESSION") or uuid.uuid4().hex[:16],
+            chroma_url=pick(chroma_url, "CHROMA_URL"),
+            idle_timeout=float(env.get("HEADROOM_MCP_IDLE_TIMEOUT") or DEFAULT_IDLE_TIMEOUT),
+            turn_ttl=float(env.get("HEADROOM_MCP_TURN_TTL") or 3600.0),
+            env=env,
+        )
+
+    def context(self, turn_id: str = "") -> Context:
+        return Context(self.user_id, self.project, self.session_id, self.agent_id or "unknown", turn_id)

@@ -1,0 +1,274 @@
+"""The one process that owns a store.
+
+Embedded Chroma is not safe for several processes writing one directory (stale HNSW per
+process, long SQLite lock waits, compaction wedged by SIGKILL), and agents kill their
+stdio servers at every session end. So one daemon per data dir holds an exclusive lock
+(``daemon.lock``), the Chroma client, the warm embedder and the lexical index, and serves
+every other process over a unix socket that only the OS user can open. Requests run one
+at a time on a single worker thread, which makes dedup decisions race-free. The daemon
+exits after ``idle_timeout`` seconds with no connected client.
+
+Wire protocol: one JSON object per line each way.
+request  ``{"id": 1, "method": "remember", "params": {...}, "context": {"user_id": ...}}``
+response ``{"id": 1, "result": {...}}`` or ``{"id": 1, "error": {"type": "InvalidInput", "message": "..."}}``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import signal
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .config import Settings
+from .errors import HeadroomError, StoreLocked
+
+log = logging.getLogger("headroom_mcp.daemon")
+
+#: Largest request line (an ``import`` batch), bytes.
+MAX_MESSAGE = 32 * 1024 * 1024
+#: How often the daemon purges old tombstones and expired turn memories, seconds.
+PURGE_EVERY = 600.0
+_SUN_PATH_MAX = 100
+
+
+@dataclass(frozen=True)
+class DaemonPaths:
+    """Files the daemon and its clients agree on for one data dir."""
+
+    data_dir: Path
+    lock: Path
+    socket: Path
+    log: Path
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path) -> "DaemonPaths":
+        data_dir = Path(data_dir).expanduser().resolve()
+        sock = data_dir / "daemon.sock"
+        if len(str(sock).encode()) > _SUN_PATH_MAX:
+            # Unix socket paths are limited to ~107 bytes: use a private short dir instead.
+            digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
+            short = Path(tempfile.gettempdir()) / f"headroom-mcp-{os.getuid()}"
+            sock = short / f"{digest}.sock"
+        return cls(data_dir, data_dir / "daemon.lock", sock, data_dir / "daemon.log")
+
+    def prepare(self) -> None:
+        """Create the data dir and socket dir readable by the owner only."""
+        for directory in {self.data_dir, self.socket.parent}:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with contextlib.suppress(PermissionError):
+                os.chmod(directory, 0o700)
+
+
+class StoreLock:
+    """An exclusive, non-blocking ``flock`` on the data dir, released when the process dies."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise StoreLocked(f"another process owns the store in {self.path.parent} (lock {self.path})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> "StoreLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def open_store(settings: Settings):
+    """Open the store the settings describe (the caller must hold the lock)."""
+    from .store.embedder import embedder_from_env
+    from .store.memory_store import MemoryStore
+
+    embedder = embedder_from_env(dict(settings.env) or None)
+    return MemoryStore.open(embedder, data_dir=settings.data_dir, chroma_url=settings.chroma_url or None, turn_ttl=settings.turn_ttl)
+
+
+def error_payload(exc: BaseException) -> dict[str, str]:
+    if isinstance(exc, HeadroomError):
+        return {"type": type(exc).__name__, "message": str(exc)}
+    return {"type": "HeadroomError", "message": f"internal error: {type(exc).__name__}: {exc}"}
+
+
+class Daemon:
+    """Serves one store on a unix socket until idle."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.paths = DaemonPaths.for_data_dir(settings.data_dir)
+        self.lock = StoreLock(self.paths.lock)
+        # One worker: every store call is serialised, so merges of the same fact cannot race.
+        self.worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self.store: Any = None
+        self.clients = 0
+        self.last_activity = time.monotonic()
+        self.started = time.time()
+        self.requests = 0
+        self._stop: asyncio.Event | None = None
+
+    # -- store work (worker thread) --
+
+    def _open(self) -> None:
+        t = time.perf_counter()
+        self.store = open_store(self.settings)
+        self.store.embedder.embed(["warm up"])
+        log.info("store open in %.2fs: %d records, lexical %d", time.perf_counter() - t, self.store.count(), len(self.store.lexical))
+
+    def _handle(self, method: Any, params: Any, context: Any) -> dict[str, Any]:
+        from .service import dispatch
+
+        if method == "ping":
+            return {"pid": os.getpid(), "data_dir": str(self.paths.data_dir), "uptime": round(time.time() - self.started, 3),
+                    "clients": self.clients, "requests": self.requests, "records": self.store.count()}
+        return dispatch(self.store, method, params, context)
+
+    # -- asyncio side --
+
+    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        self.clients += 1
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except (ValueError, asyncio.LimitOverrunError):
+                    writer.write(json.dumps({"id": None, "error": {"type": "InvalidInput", "message": "message too large"}}).encode() + b"\n")
+                    await writer.drain()
+                    return
+                if not line:
+                    return
+                self.last_activity = time.monotonic()
+                response: dict[str, Any]
+                try:
+                    request = json.loads(line)
+                    if not isinstance(request, dict):
+                        raise ValueError("a request is a JSON object")
+                except ValueError as exc:
+                    response = {"id": None, "error": {"type": "InvalidInput", "message": f"bad request: {exc}"}}
+                else:
+                    try:
+                        result = await loop.run_in_executor(
+                            self.worker, self._handle, request.get("method"), request.get("params"), request.get("context") or {}
+                        )
+                        response = {"id": request.get("id"), "result": result}
+                    except Exception as exc:  # every failure becomes an answer; the daemon keeps serving
+                        if not isinstance(exc, HeadroomError):
+                            log.exception("request %s failed", request.get("method"))
+                        response = {"id": request.get("id"), "error": error_payload(exc)}
+                    self.requests += 1
+                writer.write(json.dumps(response, ensure_ascii=False).encode("utf-8", "replace") + b"\n")
+                await writer.drain()
+                self.last_activity = time.monotonic()
+        except (ConnectionError, BrokenPipeError):
+            pass
+        finally:
+            self.clients -= 1
+            self.last_activity = time.monotonic()
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _housekeeping(self) -> None:
+        assert self._stop is not None
+        loop = asyncio.get_running_loop()
+        last_purge = time.monotonic()
+        while not self._stop.is_set():
+            await asyncio.sleep(min(5.0, max(0.2, self.settings.idle_timeout / 4)))
+            idle = time.monotonic() - self.last_activity
+            if self.clients == 0 and idle >= self.settings.idle_timeout:
+                log.info("idle for %.0fs with no clients: exiting", idle)
+                self._stop.set()
+            elif time.monotonic() - last_purge >= PURGE_EVERY:
+                last_purge = time.monotonic()
+                with contextlib.suppress(Exception):
+                    purged = await loop.run_in_executor(self.worker, self.store.purge)
+                    if purged:
+                        log.info("purged %d retired records", purged)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        # The store opens on the worker first; requests queue behind it, so the socket can
+        # accept connections at once and nobody sees a half-open store.
+        opening = loop.run_in_executor(self.worker, self._open)
+        with contextlib.suppress(FileNotFoundError):
+            self.paths.socket.unlink()  # stale: we hold the lock, so nobody serves it
+        old_umask = os.umask(0o177)
+        try:
+            server = await asyncio.start_unix_server(self._serve_client, path=str(self.paths.socket), limit=MAX_MESSAGE)
+        finally:
+            os.umask(old_umask)
+        log.info("daemon %d serving %s on %s", os.getpid(), self.paths.data_dir, self.paths.socket)
+        try:
+            await opening
+        except Exception:
+            log.exception("could not open the store")
+            server.close()
+            raise
+        housekeeping = asyncio.create_task(self._housekeeping())
+        await self._stop.wait()
+        housekeeping.cancel()
+        server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.wait_closed(), 2.0)
+        with contextlib.suppress(FileNotFoundError):
+            self.paths.socket.unlink()
+
+    def serve(self) -> int:
+        """Run until idle or signalled. Returns 0, or 3 when another daemon owns the store."""
+        self.paths.prepare()
+        try:
+            self.lock.acquire()
+        except StoreLocked:
+            log.info("another daemon owns %s; exiting", self.paths.data_dir)
+            return 3
+        try:
+            asyncio.run(self._run())
+        finally:
+            self.worker.shutdown(wait=True)
+            self.lock.release()
+        return 0
+
+
+def configure_logging(paths: DaemonPaths, verbose: bool = False) -> None:
+    """Log to the data dir's daemon.log (stderr is not seen by anyone once detached)."""
+    paths.prepare()
+    handler = logging.FileHandler(paths.log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("chromadb", "httpx", "onnxruntime"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,64 @@
+"""The store's operations as named methods with JSON-shaped parameters and results.
+
+The daemon serves these over its socket and ``Memory(embedded=True)`` calls them in
+process: one dispatch table, so both paths validate and answer identically.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from .errors import InvalidInput
+from .store.memory_store import MemoryStore
+from .store.records import MemoryRecord
+from .store.scopes import Context
+
+
+def _import(store: MemoryStore, ctx: Context, records: Any, dedup: Any = True) -> dict[str, Any]:
+    """Import public-form records (``MemoryRecord.to_dict`` output) owned by the caller."""
+    if not isinstance(records, list):
+        raise InvalidInput("records must be a list of memory objects")
+    if not isinstance(dedup, bool):
+        raise InvalidInput(f"dedup must be true or false, got {dedup!r}")
+    parsed = []
+    for n, data in enumerate(records, 1):
+        if not isinstance(data, Mapping):
+            raise InvalidInput(f"record {n} is not an object")
+        try:
+            record = MemoryRecord.from_dict({**data, "user_id": ctx.user_id})
+        except (TypeError, InvalidInput) as exc:
+            raise InvalidInput(f"record {n}: {exc}") from None
+        if not record.id:
+            raise InvalidInput(f"record {n} has no id")
+        parsed.append(record)
+    return store.import_records(parsed, dedup=dedup)
+
+
+#: method name → (handler, allowed parameter names). Handlers take (store, ctx, **params).
+METHODS: dict[str, tuple[Callable[..., Any], frozenset[str]]] = {
+    "remember": (MemoryStore.remember, frozenset({"content", "scope", "importance", "tags", "supersedes"})),
+    "recall": (lambda s, c, **p: {"results": s.recall(c, **p)}, frozenset({"query", "limit", "scope", "tags", "agent", "min_score"})),
+    "forget": (MemoryStore.forget, frozenset({"id", "ids", "query", "confirm", "limit"})),
+    "get": (MemoryStore.get, frozenset({"memory_id"})),
+    "list": (lambda s, c, **p: {"memories": s.list(c, **p)}, frozenset({"scope", "tags", "agent", "limit"})),
+    "stats": (MemoryStore.stats, frozenset()),
+    "clear": (MemoryStore.clear, frozenset({"scope"})),
+    "import": (_import, frozenset({"records", "dedup"})),
+}
+
+
+def dispatch(store: MemoryStore, method: Any, params: Any, context: Any) -> dict[str, Any]:
+    """Run one request. Raises ``InvalidInput`` for an unknown method or parameter."""
+    if not isinstance(method, str) or method not in METHODS:
+        raise InvalidInput(f"unknown method {method!r}; known: {', '.join(sorted(METHODS))}")
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise InvalidInput("params must be an object")
+    if not isinstance(context, Mapping):
+        raise InvalidInput("context must be an object")
+    handler, allowed = METHODS[method]
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise InvalidInput(f"{method} got unknown parameter(s) {', '.join(unknown)}; it takes {', '.join(sorted(allowed)) or 'none'}")
+    return handler(store, Context.from_mapping(context), **params)
