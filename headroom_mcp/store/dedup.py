@@ -142,6 +142,8 @@ class Facts:
             base = ALIASES.get(w.replace("'", ""), w.replace("'", ""))
             if w in NAMED_WORDS or base in NAMED_WORDS:
                 names.add(base)
+            elif any(c.isdigit() for c in w) and not w.isdigit():
+                names.add(w)  # shard A00001, ipv6, s3, py312: identifiers with digits in them
             elif w.isalpha() and len(w) >= 3 and vocab and w not in vocab and stem(w) not in vocab and base not in vocab:
                 names.add(base)
         for ident in _original_identifiers(text):
