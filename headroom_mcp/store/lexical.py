@@ -54,6 +54,9 @@ class LexicalIndex:
         """Add, replace or (for a non-active record) drop one memory."""
         with self._lock:
             self.watermark = max(self.watermark, float(meta.get("updated_at") or 0.0))
+            current = self._docs.get(doc_id)
+            if current is not None and current.meta.get("updated_at") == meta.get("updated_at") and meta.get("status", ACTIVE) == ACTIVE:
+                return  # already indexed (refresh windows overlap on purpose)
             self._remove(doc_id)
             if meta.get("status", ACTIVE) != ACTIVE or not document:
                 return

