@@ -14,12 +14,15 @@ dir's lock: use it for tests and batch scripts when no daemon is running.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
-from typing import Any, Sequence
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 from .config import Settings
 from .store.scopes import Context
+
+T = TypeVar("T")
 
 
 class _Embedded:
@@ -145,11 +148,21 @@ class SyncMemory:
         self.close()
 
 
+def _in_thread(method: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """The async twin of a ``SyncMemory`` method: same signature and docs, run in a thread."""
+
+    @functools.wraps(method)
+    async def call(self: "Memory", *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(method, self.sync, *args, **kwargs)
+
+    return call
+
+
 class Memory:
     """Shared agent memory, async: ``await Memory().save(...)``, ``search``, ``get_all``...
 
-    Each call runs the blocking client in a worker thread, so an event loop never waits on
-    the daemon's socket.
+    Takes the same arguments as ``SyncMemory``. Each call runs the blocking client in a
+    worker thread, so an event loop never waits on the daemon's socket.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -159,29 +172,14 @@ class Memory:
     def context(self) -> Context:
         return self.sync.context
 
-    async def save(self, content: str, **kwargs: Any) -> dict[str, Any]:
-        return await asyncio.to_thread(self.sync.save, content, **kwargs)
-
-    async def search(self, query: str, **kwargs: Any) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self.sync.search, query, **kwargs)
-
-    async def get(self, memory_id: str) -> dict[str, Any]:
-        return await asyncio.to_thread(self.sync.get, memory_id)
-
-    async def get_all(self, **kwargs: Any) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self.sync.get_all, **kwargs)
-
-    async def delete(self, **kwargs: Any) -> dict[str, Any]:
-        return await asyncio.to_thread(self.sync.delete, **kwargs)
-
-    async def clear(self, scope: str | None = None) -> dict[str, Any]:
-        return await asyncio.to_thread(self.sync.clear, scope)
-
-    async def stats(self) -> dict[str, Any]:
-        return await asyncio.to_thread(self.sync.stats)
-
-    async def import_records(self, records: Sequence[dict[str, Any]], dedup: bool = True) -> dict[str, int]:
-        return await asyncio.to_thread(self.sync.import_records, records, dedup)
+    save = _in_thread(SyncMemory.save)
+    search = _in_thread(SyncMemory.search)
+    get = _in_thread(SyncMemory.get)
+    get_all = _in_thread(SyncMemory.get_all)
+    delete = _in_thread(SyncMemory.delete)
+    clear = _in_thread(SyncMemory.clear)
+    stats = _in_thread(SyncMemory.stats)
+    import_records = _in_thread(SyncMemory.import_records)
 
     def close(self) -> None:
         self.sync.close()
