@@ -26,6 +26,8 @@ from .errors import ERRORS_BY_NAME, DaemonUnavailable, HeadroomError
 START_TIMEOUT = 60.0
 #: Per-request timeout; an import batch or a first request on a cold store can be slow.
 REQUEST_TIMEOUT = 300.0
+#: Pause after each failed attempt at a request whose connection broke; one attempt per entry.
+RETRY_PAUSES = (0.05, 0.2, 0.5, 1.0, 0.0)
 
 
 def spawn_daemon(settings: Settings) -> subprocess.Popen:
@@ -117,22 +119,28 @@ class DaemonClient:
         """Send one request and return its result, raising the daemon's error as ours.
 
         A connection broken before the answer (daemon killed or restarted) is re-made and
-        the request sent once more: writes are safe to repeat, since a repeated ``remember``
-        merges into the memory it created.
+        the request sent again, a few times with a short back-off: a killed daemon's socket
+        can still accept a connection for a moment while the process is torn down. Writes
+        are safe to repeat, since a repeated ``remember`` merges into the memory it created.
+        A request that times out is not repeated.
         """
         request = {"id": next(self._ids), "method": method, "params": dict(params or {}),
                    "context": dict(context if context is not None else self.settings.context().to_mapping())}
         message = json.dumps(request).encode() + b"\n"  # ASCII escapes carry even lone surrogates to the validator
         with self._lock:
-            for attempt in (1, 2):
+            for attempt, pause in enumerate(RETRY_PAUSES):
                 try:
                     self.connect()
                     response = self._exchange(message)
                     break
+                except TimeoutError as exc:
+                    self.close()
+                    raise DaemonUnavailable(f"the store daemon for {self.paths.data_dir} did not answer in {REQUEST_TIMEOUT:.0f}s") from exc
                 except (OSError, ValueError) as exc:
                     self.close()
-                    if attempt == 2:
+                    if attempt == len(RETRY_PAUSES) - 1:
                         raise DaemonUnavailable(f"lost the store daemon for {self.paths.data_dir}: {exc}") from None
+                    time.sleep(pause)
         error = response.get("error")
         if error:
             raise ERRORS_BY_NAME.get(error.get("type"), HeadroomError)(error.get("message", "unknown error"))

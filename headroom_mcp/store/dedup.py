@@ -15,26 +15,30 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from functools import lru_cache
 from typing import Iterable
 
 from rapidfuzz import fuzz
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import OSA
 
-from .text import ALIASES, STOP_WORDS, canonical, fold, numbers, stem, words
+from .text import ALIASES, NUMBER_WORDS, STOP_WORDS, canonical, fold, join_phrases, normalize, numbers, stem, words
 
 #: Merge when cosine is at least this and no guard fires.
 MERGE_COSINE = 0.80
 #: ... or when the fuzzy token-set ratio is at least this (typos, re-ordering) with cosine ≥ FUZZY_MIN_COSINE.
 MERGE_FUZZY = 88.0
 FUZZY_MIN_COSINE = 0.65
+#: ... or when both say the same content words once aliases are applied ("PRs" / "pull requests").
+SAME_TERMS_MIN_COSINE = 0.40
 #: Report as ``similar`` (close but not merged) from this cosine up.
 SIMILAR_COSINE = 0.60
 
 NEGATIONS = frozenset(
     "not no never none nothing neither nor without cannot cant dont doesnt didnt isnt arent wasnt "
     "werent wont wouldnt shouldnt couldnt mustnt neednt havent hasnt instead rather avoid avoids "
-    "avoided avoiding disallow disallowed forbid forbidden prohibited stop stopped".split()
+    "avoided avoiding disallow disallowed forbid forbidden prohibited stop stopped dislike dislikes "
+    "disliked hate hates hated".split()
 )
 
 #: Mutually exclusive alternatives: a pair using different members states different facts.
@@ -44,8 +48,7 @@ EXCLUSIVE_GROUPS: tuple[frozenset[str], ...] = tuple(
         "enable enabled disable disabled", "allow allowed deny denied block blocked",
         "include included exclude excluded", "before after", "staging production development test",
         "ascending descending asc desc", "tabs tab spaces space", "sync synchronous async asynchronous",
-        "public private internal", "like likes love loves prefer prefers dislike dislikes hate hates",
-        "true false", "on off", "minimum maximum min max", "start stop", "open close closed",
+        "public private internal", "true false", "on off", "minimum maximum min max", "start stop", "open close closed",
         "upper lower uppercase lowercase", "first last", "add remove delete",
         "increase decrease", "success failure pass fail", "accept reject", "local remote",
         "required optional", "left right", "above below", "read write", "import export",
@@ -93,7 +96,7 @@ def _vocabulary() -> frozenset[str]:
     return frozenset(w for w in vocab if w.isalpha() and not w.startswith("##"))
 
 
-_IDENT_SHAPE = re.compile(r"[A-Za-z0-9]*(?:[_./:\\@$#-][A-Za-z0-9]+)+|[a-z]+[A-Z]\w*|[A-Z]{2,}\w*")
+_IDENT_SHAPE = re.compile(r"\b(?:[A-Za-z0-9]*(?:[_./:\\@$#-][A-Za-z0-9]+)+|[A-Za-z][a-z]*[A-Z]\w*|[A-Z]{2,}\w*)")
 
 
 def _original_identifiers(text: str) -> set[str]:
@@ -127,44 +130,111 @@ class Facts:
     """What the guards compare, precomputed once per text."""
 
     text: str
-    terms: frozenset[str]
+    raw: tuple[str, ...]
+    sequence: tuple[str, ...]
     numbers: tuple[tuple[str, str], ...]
     negations: int
     names: frozenset[str]
+
+    @property
+    def terms(self) -> frozenset[str]:
+        return frozenset(self.sequence)
 
     @classmethod
     def of(cls, text: str) -> "Facts":
         raw = words(text)
         vocab = _vocabulary()
-        terms = frozenset(canonical(w) for w in raw if w not in STOP_WORDS and w not in NEGATIONS)
+        # Content words in order; numbers and negations have guards of their own.
+        sequence = tuple(
+            canonical(w) for w in raw
+            if w not in STOP_WORDS and not _is_negation(w) and not w.isdigit() and w not in NUMBER_WORDS
+        )
         names: set[str] = set()
         for w in raw:
-            base = ALIASES.get(w.replace("'", ""), w.replace("'", ""))
+            bare = w.replace("'", "")
+            base = ALIASES.get(bare, bare)
             if w in NAMED_WORDS or base in NAMED_WORDS:
                 names.add(base)
             elif any(c.isdigit() for c in w) and not w.isdigit():
                 names.add(w)  # shard A00001, ipv6, s3, py312: identifiers with digits in them
-            elif w.isalpha() and len(w) >= 3 and vocab and w not in vocab and stem(w) not in vocab and base not in vocab:
+            elif bare in ALIASES:
+                continue  # a known abbreviation of an ordinary word
+            elif w.isalpha() and len(w) >= 3 and vocab and w not in vocab and stem(w) not in vocab:
                 names.add(base)
-        for ident in _original_identifiers(text):
+        for ident in _original_identifiers(join_phrases(text)):
             names.update(p for p in re.split(r"[^a-z0-9]+", ident) if p and not p.isdigit() and p not in STOP_WORDS)
         names.update(_proper_nouns(text))
-        negs = sum(1 for w in raw if w in NEGATIONS or w.endswith("n't"))
-        return cls(text, terms, tuple(sorted(numbers(text))), negs, frozenset(canonical(n) for n in names))
+        negs = sum(1 for w in raw if _is_negation(w))
+        return cls(text, tuple(raw), sequence, tuple(sorted(numbers(text))), negs, frozenset(canonical(n) for n in names))
+
+
+def _is_negation(word: str) -> bool:
+    return word in NEGATIONS or word.endswith("n't")
 
 
 def _typo_of(word: str, others: Iterable[str]) -> bool:
-    """True when ``word`` is a one- or two-letter misspelling of one of ``others``."""
+    """True when ``word`` is a one- or two-letter misspelling (transpositions count once) of one of ``others``."""
     if len(word) < 4 or not word.isalpha():
         return False
     limit = 1 if len(word) <= 6 else 2
     for other in others:
         if len(other) >= 4 and other.isalpha() and other[0] == word[0]:
-            if Levenshtein.distance(word, other) <= limit:
+            if OSA.distance(word, other) <= limit:
                 return True
         if len(other) >= 5 and len(word) >= 5 and (other.startswith(word) or word.startswith(other)):
             return True  # postgres / postgresql, kube / kubernetes
     return False
+
+
+def _spelled_out_in(word: str, raw: tuple[str, ...]) -> bool:
+    """True when ``word`` joins or abbreviates consecutive words of the other text.
+
+    "backend" / "back end", "timezone" / "time zone" (joined); "semver" / "semantic
+    versioning", "gha" / "github actions" (prefixes of two to four consecutive words).
+    """
+    if len(word) < 3:
+        return False
+    for i in range(len(raw)):
+        for n in (2, 3, 4):
+            span = raw[i:i + n]
+            if len(span) < n:
+                break
+            if "".join(span) == word or _prefix_blend(word, span):
+                return True
+    return False
+
+
+def _prefix_blend(word: str, span: tuple[str, ...]) -> bool:
+    """Is ``word`` a concatenation of a non-empty prefix of each word of ``span``, in order?"""
+    if not span:
+        return not word
+    head, rest = span[0], span[1:]
+    return any(word.startswith(head[:k]) and _prefix_blend(word[k:], rest) for k in range(min(len(head), len(word)), 0, -1))
+
+
+def _equivalent(word: str, other: str) -> bool:
+    return word == other or _typo_of(word, (other,)) or _typo_of(other, (word,))
+
+
+def _swapped_slot(a: Facts, b: Facts) -> tuple[str, str] | None:
+    """The one word each text has in place of the other's, when they are otherwise the same.
+
+    "the cache TTL for sessions is short" / "... for tokens is short": same sentence, one
+    slot filled differently, so a different fact, however close the embeddings are.
+    Paraphrases change more than one slot, or swap words the aliases make equal.
+    """
+    matcher = SequenceMatcher(a=a.sequence, b=b.sequence, autojunk=False)
+    changes = [op for op in matcher.get_opcodes() if op[0] != "equal"]
+    if len(changes) != 1 or changes[0][0] != "replace":
+        return None
+    _, i1, i2, j1, j2 = changes[0]
+    old, new = a.sequence[i1:i2], b.sequence[j1:j2]
+    if len(old) > 2 or len(new) > 2 or len(a.sequence) - len(old) < 1:
+        return None
+    joined_old, joined_new = "".join(old), "".join(new)
+    if _equivalent(joined_old, joined_new) or _spelled_out_in(joined_old, b.raw) or _spelled_out_in(joined_new, a.raw):
+        return None
+    return " ".join(old), " ".join(new)
 
 
 def blocking_guard(a: Facts, b: Facts) -> str | None:
@@ -182,13 +252,20 @@ def blocking_guard(a: Facts, b: Facts) -> str | None:
     for group in EXCLUSIVE_GROUPS:
         if (only_a & group) and (only_b & group):
             return "exclusive alternatives differ"
-    names_a = {n for n in a.names - b.names if n not in b.terms}
-    names_b = {n for n in b.names - a.names if n not in a.terms}
-    names_a = {n for n in names_a if not _typo_of(n, b.terms | b.names)}
-    names_b = {n for n in names_b if not _typo_of(n, a.terms | a.names)}
-    if names_a or names_b:
+    if _unmatched_names(a, b) or _unmatched_names(b, a):
         return "names or identifiers differ"
+    swap = _swapped_slot(a, b)
+    if swap:
+        return f"a word differs: {swap[0]!r} / {swap[1]!r}"
     return None
+
+
+def _unmatched_names(a: Facts, b: Facts) -> set[str]:
+    """Names in ``a`` that ``b`` neither contains, misspells, joins nor abbreviates."""
+    return {
+        n for n in a.names - b.names
+        if n not in b.terms and not _typo_of(n, b.terms | b.names) and not _spelled_out_in(n, b.raw)
+    }
 
 
 @dataclass(frozen=True)
@@ -201,8 +278,9 @@ class Verdict:
 
 def judge(new: Facts, old: Facts, cosine: float) -> Verdict:
     """Decide merge / similar / unrelated for a candidate at embedding ``cosine``."""
-    fuzzy = fuzz.token_set_ratio(fold(new.text), fold(old.text))
-    close = cosine >= MERGE_COSINE or (fuzzy >= MERGE_FUZZY and cosine >= FUZZY_MIN_COSINE)
+    fuzzy = fuzz.token_set_ratio(normalize(new.text), normalize(old.text))
+    same_terms = new.terms == old.terms and cosine >= SAME_TERMS_MIN_COSINE
+    close = same_terms or cosine >= MERGE_COSINE or (fuzzy >= MERGE_FUZZY and cosine >= FUZZY_MIN_COSINE)
     if not close:
         return Verdict(False, cosine >= SIMILAR_COSINE, "not similar enough", fuzzy)
     reason = blocking_guard(new, old)

@@ -23,24 +23,45 @@ STOP_WORDS = frozenset(
 #: Abbreviations and spelling variants mapped to one canonical word.
 ALIASES = {
     "repo": "repository", "repos": "repository", "config": "configuration", "cfg": "configuration",
-    "conf": "configuration", "configs": "configuration", "pr": "pull-request", "prs": "pull-request",
-    "mr": "pull-request", "k8s": "kubernetes", "db": "database", "dbs": "database", "env": "environment",
+    "conf": "configuration", "configs": "configuration", "prs": "pr", "mr": "pr", "k8s": "kubernetes", "db": "database", "dbs": "database", "env": "environment",
     "envs": "environment", "dir": "directory", "dirs": "directory", "folder": "directory",
     "docs": "documentation", "doc": "documentation", "deps": "dependency", "dep": "dependency",
     "py": "python", "js": "javascript", "ts": "typescript", "postgresql": "postgres", "pg": "postgres",
     "msg": "message", "msgs": "message", "info": "information", "auth": "authentication",
     "authn": "authentication", "pkg": "package", "pkgs": "package", "lib": "library", "libs": "library",
     "min": "minute", "mins": "minute", "sec": "second", "secs": "second", "hr": "hour", "hrs": "hour",
-    "ms": "millisecond", "ci": "continuous-integration", "gh": "github", "prod": "production",
+    "ms": "millisecond", "gh": "github", "prod": "production",
     "dev": "development", "impl": "implementation", "fn": "function", "func": "function",
     "params": "parameter", "param": "parameter", "args": "argument", "arg": "argument",
     "app": "application", "apps": "application", "svc": "service", "w/": "with", "w/o": "without",
     "vs": "versus", "approx": "approximately", "req": "request", "reqs": "request",
     "mgr": "manager", "src": "source", "tmp": "temporary", "temp": "temporary",
     "cant": "cannot", "dont": "not", "doesnt": "not", "isnt": "not", "wont": "not",
+    # near-synonyms that paraphrases swap one for the other
+    "via": "through", "thru": "through", "kept": "store", "keep": "store", "keeps": "store",
+    "saved": "store", "save": "store", "saves": "store", "stores": "store", "stored": "store",
+    "using": "use", "uses": "use", "used": "use", "utilize": "use", "utilizes": "use",
+    "needs": "require", "need": "require", "needed": "require", "requires": "require",
+    "required": "require", "must": "require", "lives": "locate",
+    "located": "locate", "sits": "locate", "resides": "locate", "stays": "locate",
+    "employs": "use", "relies": "use", "rely": "use", "runs": "run", "ran": "run",
+    "launch": "start", "launches": "start", "begin": "start", "begins": "start",
+    "fix": "repair", "fixes": "repair", "quick": "fast", "quickly": "fast",
+    "large": "big", "huge": "big", "tiny": "small", "little": "small",
 }
 
-_NUMBER_WORDS = {
+#: Multi-word and hyphenated spellings folded to one token before tokenising.
+PHRASES = tuple((re.compile(pattern, re.IGNORECASE), repl) for pattern, repl in (
+    (r"\b(?:pull|merge)[- ]requests?\b", "pr"), (r"\bend[- ]to[- ]end\b", "e2e"),
+    (r"\btime[- ]zones?\b", "timezone"), (r"\bback[- ]end\b", "backend"),
+    (r"\bfront[- ]end\b", "frontend"), (r"\bcontinuous[- ]integration\b", "ci"),
+    (r"\bcommand[- ]line(?: interface)?\b", "cli"), (r"\be-mail\b", "email"),
+    (r"\bweb[- ]site\b", "website"), (r"\bcode[- ]base\b", "codebase"),
+    (r"\bdata[- ]base\b", "database"), (r"\bon[- ]call\b", "oncall"),
+    (r"\bset[- ]up\b", "setup"), (r"\bsign[- ]in\b", "login"), (r"\blog[- ]in\b", "login"),
+))
+
+NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
     "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "hundred": 100, "thousand": 1000,
@@ -72,9 +93,21 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text).replace("’", "'").casefold()
 
 
+def join_phrases(text: str) -> str:
+    """``text`` with multi-word spellings ("pull request", "end-to-end") made one token."""
+    for pattern, repl in PHRASES:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def normalize(text: str) -> str:
+    """Folded text with phrases joined: what word-level comparisons look at."""
+    return join_phrases(fold(text))
+
+
 def words(text: str) -> list[str]:
     """Raw lower-cased word tokens (identifiers split on punctuation)."""
-    return WORD.findall(fold(text))
+    return WORD.findall(normalize(text))
 
 
 def canonical(word: str) -> str:
@@ -122,12 +155,12 @@ def numbers(text: str) -> list[tuple[str, str]]:
         found.append((value, _UNITS.get(unit, "")))
     tokens = words(folded)
     for i, token in enumerate(tokens):
-        if token in _NUMBER_WORDS and token not in ("once", "single"):
-            value = _NUMBER_WORDS[token]
-            if token in ("hundred", "thousand") and i > 0 and tokens[i - 1] in _NUMBER_WORDS:
+        if token in NUMBER_WORDS and token not in ("once", "single"):
+            value = NUMBER_WORDS[token]
+            if token in ("hundred", "thousand") and i > 0 and tokens[i - 1] in NUMBER_WORDS:
                 continue  # "two hundred" is counted below
             if i + 1 < len(tokens) and tokens[i + 1] in ("hundred", "thousand"):
-                value *= _NUMBER_WORDS[tokens[i + 1]]
+                value *= NUMBER_WORDS[tokens[i + 1]]
             unit = _UNITS.get(tokens[i + 2] if i + 2 < len(tokens) and tokens[i + 1] in ("per", "a", "an") else (tokens[i + 1] if i + 1 < len(tokens) else ""), "")
             found.append((str(value), unit))
     return found
