@@ -144,10 +144,13 @@ class Facts:
     def of(cls, text: str) -> "Facts":
         raw = words(text)
         vocab = _vocabulary()
-        # Content words in order; numbers and negations have guards of their own.
+        # Content words in order; numbers and negations have guards of their own, and "the
+        # user" is the implied subject of most memories ("I use neovim" / "the user uses neovim").
         sequence = tuple(
-            canonical(w) for w in raw
-            if w not in STOP_WORDS and not _is_negation(w) and not w.isdigit() and w not in NUMBER_WORDS
+            term for term in (
+                canonical(w) for w in raw
+                if w not in STOP_WORDS and not _is_negation(w) and not w.isdigit() and w not in NUMBER_WORDS
+            ) if term != "user"
         )
         names: set[str] = set()
         for w in raw:
@@ -159,7 +162,7 @@ class Facts:
                 names.add(w)  # shard A00001, ipv6, s3, py312: identifiers with digits in them
             elif bare in ALIASES:
                 continue  # a known abbreviation of an ordinary word
-            elif w.isalpha() and len(w) >= 3 and vocab and w not in vocab and stem(w) not in vocab:
+            elif w.isalpha() and len(w) >= 3 and vocab and not {w, stem(w), stem(w) + "e"} & vocab:
                 names.add(base)
         for ident in _original_identifiers(join_phrases(text)):
             names.update(p for p in re.split(r"[^a-z0-9]+", ident) if p and not p.isdigit() and p not in STOP_WORDS)
@@ -232,7 +235,8 @@ def _swapped_slot(a: Facts, b: Facts) -> tuple[str, str] | None:
     if len(old) > 2 or len(new) > 2 or len(a.sequence) - len(old) < 1:
         return None
     joined_old, joined_new = "".join(old), "".join(new)
-    if _equivalent(joined_old, joined_new) or _spelled_out_in(joined_old, b.raw) or _spelled_out_in(joined_new, a.raw):
+    if (_equivalent(joined_old, joined_new) or _typo_of(joined_new, a.raw) or _typo_of(joined_old, b.raw)
+            or _spelled_out_in(joined_old, b.raw) or _spelled_out_in(joined_new, a.raw)):
         return None
     return " ".join(old), " ".join(new)
 
@@ -264,7 +268,7 @@ def _unmatched_names(a: Facts, b: Facts) -> set[str]:
     """Names in ``a`` that ``b`` neither contains, misspells, joins nor abbreviates."""
     return {
         n for n in a.names - b.names
-        if n not in b.terms and not _typo_of(n, b.terms | b.names) and not _spelled_out_in(n, b.raw)
+        if n not in b.terms and not _typo_of(n, b.terms | b.names | set(b.raw)) and not _spelled_out_in(n, b.raw)
     }
 
 

@@ -78,6 +78,7 @@ class MemoryStore:
         self.turn_ttl = turn_ttl
         self.refresh_interval = refresh_interval
         self.lexical = LexicalIndex()
+        self.weights = ranking.DEFAULT
         self._refresh_lock = threading.Lock()
         self._refreshed = 0.0
         self.refresh_lexical()
@@ -295,38 +296,15 @@ class MemoryStore:
         if min_score is not None and (isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or math.isnan(min_score)):
             raise InvalidInput(f"min_score must be a number, got {min_score!r}")
         vis = self.visibility(ctx, scope, tags, agent)
-        where = vis.where()
-        if where is None:
+        if vis.where() is None:  # nothing can be visible
             return []
-        pool = max(50, limit * POOL_FACTOR)
-        vector = self._embed_one(query)
-        hits = self.collection.query(query_embeddings=[list(map(float, vector))], n_results=pool, where=where, include=["documents", "metadatas", "distances"])
-        records: dict[str, MemoryRecord] = {}
-        dense: dict[str, float] = {}
-        for doc_id, doc, meta, dist in zip(hits["ids"][0], hits["documents"][0], hits["metadatas"][0], hits["distances"][0]):
-            records[doc_id] = MemoryRecord.from_chroma(doc_id, doc, meta)
-            dense[doc_id] = 1.0 - float(dist)
-
-        if time.monotonic() - self._refreshed >= self.refresh_interval:
-            self.refresh_lexical()
-        lexical = dict(self.lexical.search(query, vis.matches, pool))
-        missing = [i for i in lexical if i not in dense]
-        if missing:
-            # Re-check lexical-only candidates against the collection (the source of truth)
-            # and score them densely, so every candidate has both scores. Fetching by id and
-            # applying the visibility predicate here is 10x faster than an id + where query.
-            got = self.collection.get(ids=missing, include=["documents", "metadatas", "embeddings"])
-            for doc_id, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
-                if vis.matches(meta):
-                    records[doc_id] = MemoryRecord.from_chroma(doc_id, doc, meta)
-                    dense[doc_id] = float(np.dot(vector, np.asarray(emb, dtype=np.float32)))
-            lexical = {i: s for i, s in lexical.items() if i in dense}
-
+        records, dense, lexical = self.candidates(query, vis, max(50, limit * POOL_FACTOR))
         t = now()
         fused = ranking.fuse(
             dense, lexical,
             {i: r.importance for i, r in records.items()},
             {i: max(0.0, (t - r.updated_at) / 86400) for i, r in records.items()},
+            self.weights,
         )
         floor = float(min_score) if min_score is not None else None
         results = []
@@ -342,6 +320,36 @@ class MemoryStore:
             if len(results) == limit:
                 break
         return results
+
+    def candidates(self, query: str, vis: Visibility, pool: int) -> tuple[dict[str, MemoryRecord], dict[str, float], dict[str, float]]:
+        """The visible records a query could return, with cosine for each and BM25 for some.
+
+        The dense top ``pool`` comes from Chroma with the visibility filter in the query; the
+        lexical top ``pool`` from the BM25 index. Lexical-only candidates are re-checked
+        against the collection (the source of truth) and scored densely, so every candidate
+        has a cosine. Fetching them by id and applying the visibility predicate here is 10x
+        faster than an id + where query.
+        """
+        vector = self._embed_one(query)
+        hits = self.collection.query(query_embeddings=[list(map(float, vector))], n_results=pool, where=vis.where(), include=["documents", "metadatas", "distances"])
+        records: dict[str, MemoryRecord] = {}
+        dense: dict[str, float] = {}
+        for doc_id, doc, meta, dist in zip(hits["ids"][0], hits["documents"][0], hits["metadatas"][0], hits["distances"][0]):
+            records[doc_id] = MemoryRecord.from_chroma(doc_id, doc, meta)
+            dense[doc_id] = 1.0 - float(dist)
+
+        if time.monotonic() - self._refreshed >= self.refresh_interval:
+            self.refresh_lexical()
+        lexical = dict(self.lexical.search(query, vis.matches, pool))
+        missing = [i for i in lexical if i not in dense]
+        if missing:
+            got = self.collection.get(ids=missing, include=["documents", "metadatas", "embeddings"])
+            for doc_id, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
+                if vis.matches(meta):
+                    records[doc_id] = MemoryRecord.from_chroma(doc_id, doc, meta)
+                    dense[doc_id] = float(np.dot(vector, np.asarray(emb, dtype=np.float32)))
+            lexical = {i: s for i, s in lexical.items() if i in dense}
+        return records, dense, lexical
 
     # ---- read ----------------------------------------------------------------------------
 

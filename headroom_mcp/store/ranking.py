@@ -10,15 +10,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-#: Weight of the lexical score (BM25 divided by the best BM25 among the candidates).
-LEXICAL_WEIGHT = 0.5
-#: Results whose fused score is below this are noise and are not returned.
-SCORE_FLOOR = 0.30
-#: A candidate with no query term in common must reach this cosine on its own.
-DENSE_ONLY_FLOOR = 0.35
-IMPORTANCE_WEIGHT = 0.10
-RECENCY_WEIGHT = 0.05
-RECENCY_HALF_LIFE_DAYS = 30.0
+@dataclass(frozen=True)
+class Weights:
+    """How candidates are scored; the defaults were tuned on LoCoMo (bench/locomo.py --sweep)."""
+
+    #: Weight of the lexical score (BM25 divided by the best BM25 among the candidates).
+    lexical: float = 0.5
+    #: Results whose fused score is below this are noise and are not returned.
+    floor: float = 0.30
+    #: A candidate with no query term in common must reach this cosine on its own.
+    dense_only_floor: float = 0.35
+    importance: float = 0.10
+    recency: float = 0.05
+    recency_half_life_days: float = 30.0
+
+
+DEFAULT = Weights()
 
 
 @dataclass(frozen=True)
@@ -34,22 +41,24 @@ def fuse(
     lexical: dict[str, float],
     importance: dict[str, float],
     age_days: dict[str, float],
+    weights: Weights = DEFAULT,
 ) -> list[Scored]:
     """Fused, boosted and floored candidates, best first.
 
     ``dense`` must hold a cosine for every candidate (lexical-only ones are scored densely
     by the caller); ``lexical`` holds raw BM25 for those that matched a query term.
     """
+    w = weights
     top = max(lexical.values(), default=0.0)
     out = []
     for doc_id, cosine in dense.items():
         lex = lexical.get(doc_id, 0.0) / top if top > 0 else 0.0
-        if lex == 0.0 and cosine < DENSE_ONLY_FLOOR:
+        if lex == 0.0 and cosine < w.dense_only_floor:
             continue
-        score = cosine + LEXICAL_WEIGHT * lex
-        score += IMPORTANCE_WEIGHT * (importance.get(doc_id, 0.5) - 0.5)
-        score += RECENCY_WEIGHT * math.exp(-math.log(2) * age_days.get(doc_id, 0.0) / RECENCY_HALF_LIFE_DAYS)
-        if score < SCORE_FLOOR:
+        score = cosine + w.lexical * lex
+        score += w.importance * (importance.get(doc_id, 0.5) - 0.5)
+        score += w.recency * math.exp(-math.log(2) * age_days.get(doc_id, 0.0) / w.recency_half_life_days)
+        if score < w.floor:
             continue
         out.append(Scored(doc_id, round(score, 6), round(cosine, 6), round(lex, 6)))
     out.sort(key=lambda s: s.score, reverse=True)

@@ -46,6 +46,7 @@ ALIASES = {
     "located": "locate", "sits": "locate", "resides": "locate", "stays": "locate",
     "employs": "use", "relies": "use", "rely": "use", "runs": "run", "ran": "run",
     "launch": "start", "launches": "start", "begin": "start", "begins": "start",
+    "want": "prefer", "wants": "prefer", "wanted": "prefer",
     "fix": "repair", "fixes": "repair", "quick": "fast", "quickly": "fast",
     "large": "big", "huge": "big", "tiny": "small", "little": "small",
 }

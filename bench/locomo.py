@@ -1,0 +1,196 @@
+"""Recall quality on LoCoMo: R@5 and R@10 of the store's own recall.
+
+    .venv/bin/python bench/locomo.py                      # hybrid recall, all ten conversations
+    .venv/bin/python bench/locomo.py --mode dense         # cosine only (lexical weight 0)
+    .venv/bin/python bench/locomo.py --sweep              # tune the fusion weights
+    .venv/bin/python bench/locomo.py --write              # also write bench/results/locomo.md
+
+Protocol (../shared/bench/README.md): per conversation a fresh store; every dialogue turn
+is one memory with content "<speaker>: <text>" (dia_id and session date kept as metadata);
+each question of category 1-4 is a recall of the top 10, a hit at k when any evidence
+dia_id is among the first k. Conversations 26, 30, 41, 42 and 43 are the tuning split,
+44, 47, 48, 49 and 50 the held-out split: weights are chosen on the first and reported on
+both. Recall goes through ``MemoryStore.recall``, floors included, so a relevant turn
+scored below the noise floor counts as a miss.
+
+--sweep caches each question's candidates (cosine and BM25) once and re-scores them under
+a grid of ``ranking.Weights``, printing the best settings on the tuning split with their
+held-out figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from headroom_mcp.store import ranking  # noqa: E402
+from headroom_mcp.store.embedder import OnnxEmbedder  # noqa: E402
+from headroom_mcp.store.memory_store import MemoryStore  # noqa: E402
+from headroom_mcp.store.records import MemoryRecord, now  # noqa: E402
+from headroom_mcp.store.scopes import Context  # noqa: E402
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "locomo"
+TUNING = ("26", "30", "41", "42", "43")
+HELD_OUT = ("44", "47", "48", "49", "50")
+RESULTS = Path(__file__).resolve().parent / "results" / "locomo.md"
+CTX = Context(user_id="bench")
+
+
+@dataclasses.dataclass
+class Question:
+    conversation: str
+    text: str
+    evidence: set[str]
+    category: int
+    candidates: tuple = ()  # (records, dense, lexical) when sweeping
+
+
+def turns(conversation: dict) -> list[tuple[str, str, str]]:
+    """(dia_id, content, session date) for every turn, in order."""
+    out = []
+    for n in itertools.count(1):
+        session = conversation.get(f"session_{n}")
+        if session is None:
+            break
+        date = conversation.get(f"session_{n}_date_time", "")
+        out.extend((t["dia_id"].strip(), f"{t['speaker']}: {t['text']}", date) for t in session)
+    return out
+
+
+def ingest(store: MemoryStore, conv_id: str, conversation: dict) -> dict[str, str]:
+    """Store every turn; return memory id -> dia_id."""
+    t = now()
+    records, by_id = [], {}
+    for dia_id, content, date in turns(conversation):
+        rid = f"mem_locomo_{conv_id}_{dia_id.replace(':', '_')}"
+        records.append(MemoryRecord(id=rid, content=content, scope="user", user_id=CTX.user_id, agents=["locomo"],
+                                    created_by="locomo", created_at=t, updated_at=t,
+                                    extra={"dia_id": dia_id, "date": date}))
+        by_id[rid] = dia_id
+    store.import_records(records, dedup=False)
+    return by_id
+
+
+def questions(conv_id: str, conversation: dict) -> list[Question]:
+    return [
+        Question(conv_id, q["question"], {e.strip() for e in q.get("evidence", []) for e in e.split(";")}, q["category"])
+        for q in conversation["qa"] if q.get("category") in (1, 2, 3, 4)
+    ]
+
+
+def recall_at(ranked: list[str], by_id: dict[str, str], evidence: set[str], k: int) -> bool:
+    return any(by_id.get(i) in evidence for i in ranked[:k])
+
+
+def summarise(rows: list[tuple[str, bool, bool]]) -> dict[str, tuple[float, float, int]]:
+    """Split name -> (R@5, R@10, questions) from (conversation, hit@5, hit@10) rows."""
+    out = {}
+    for name, convs in (("tuning", TUNING), ("held-out", HELD_OUT), ("all", TUNING + HELD_OUT)):
+        sel = [(h5, h10) for c, h5, h10 in rows if c in convs]
+        if sel:
+            out[name] = (sum(h5 for h5, _ in sel) / len(sel), sum(h10 for _, h10 in sel) / len(sel), len(sel))
+    return out
+
+
+def run(conv_ids: list[str], weights: ranking.Weights, sweep: bool) -> tuple[list, list[Question], dict]:
+    embedder = OnnxEmbedder()
+    rows, asked, timing = [], [], {"ingest_s": 0.0, "turns": 0, "recall_ms": []}
+    for conv_id in conv_ids:
+        conversation = json.loads((DATA / f"{conv_id}.json").read_text())
+        with tempfile.TemporaryDirectory() as tmp:
+            store = MemoryStore.open(embedder, Path(tmp))
+            store.weights = weights
+            t = time.perf_counter()
+            by_id = ingest(store, conv_id, conversation)
+            timing["ingest_s"] += time.perf_counter() - t
+            timing["turns"] += len(by_id)
+            for q in questions(conv_id, conversation):
+                t = time.perf_counter()
+                ranked = [m["id"] for m in store.recall(CTX, q.text, limit=10)]
+                timing["recall_ms"].append((time.perf_counter() - t) * 1000)
+                rows.append((conv_id, recall_at(ranked, by_id, q.evidence, 5), recall_at(ranked, by_id, q.evidence, 10)))
+                if sweep:
+                    records, dense, lexical = store.candidates(q.text, store.visibility(CTX), 100)
+                    q.candidates = ({i: by_id[i] for i in dense}, dense, lexical)
+                asked.append(q)
+            del store
+        print(f"  conversation {conv_id}: {len(by_id)} turns", file=sys.stderr)
+    return rows, asked, timing
+
+
+def rescore(asked: list[Question], weights: ranking.Weights) -> list[tuple[str, bool, bool]]:
+    rows = []
+    for q in asked:
+        dia, dense, lexical = q.candidates
+        fused = ranking.fuse(dense, lexical, {}, {}, weights)
+        ranked = [dia[s.id] for s in fused[:10]]
+        rows.append((q.conversation, any(d in q.evidence for d in ranked[:5]), any(d in q.evidence for d in ranked)))
+    return rows
+
+
+def sweep(asked: list[Question]) -> list[tuple[ranking.Weights, dict]]:
+    """Every grid point's scores, best tuning-split R@5 + R@10 first."""
+    grid = []
+    for lex, floor, dense_floor in itertools.product(
+        (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0), (0.0, 0.2, 0.3, 0.4), (0.0, 0.2, 0.3, 0.35, 0.45),
+    ):
+        w = dataclasses.replace(ranking.DEFAULT, lexical=lex, floor=floor, dense_only_floor=dense_floor)
+        grid.append((w, summarise(rescore(asked, w))))
+    grid.sort(key=lambda g: -(g[1]["tuning"][0] + g[1]["tuning"][1]))
+    return grid
+
+
+def table(summary: dict, label: str) -> str:
+    lines = [f"| {label} | split | questions | R@5 | R@10 |", "|---|---|---|---|---|"]
+    for split, (r5, r10, n) in summary.items():
+        lines.append(f"| | {split} | {n} | {r5:.3f} | {r10:.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--conversations", nargs="*", default=list(TUNING + HELD_OUT))
+    parser.add_argument("--mode", choices=("hybrid", "dense", "lexical"), default="hybrid")
+    parser.add_argument("--sweep", action="store_true", help="re-score cached candidates over a grid of weights")
+    parser.add_argument("--write", action="store_true", help=f"write {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
+    args = parser.parse_args()
+
+    weights = ranking.DEFAULT
+    if args.mode == "dense":
+        weights = dataclasses.replace(weights, lexical=0.0)
+    elif args.mode == "lexical":  # rank by BM25 alone: cosine only breaks ties
+        weights = dataclasses.replace(weights, lexical=100.0, dense_only_floor=2.0, floor=0.0)
+    rows, asked, timing = run(args.conversations, weights, args.sweep)
+    summary = summarise(rows)
+    lat = sorted(timing["recall_ms"])
+    report = [
+        f"LoCoMo retrieval, mode {args.mode}, weights {dataclasses.asdict(weights)}", "",
+        table(summary, args.mode), "",
+        f"ingest: {timing['turns']} turns in {timing['ingest_s']:.1f}s ({timing['turns'] / timing['ingest_s']:.0f} turns/s); "
+        f"recall latency p50 {statistics.median(lat):.1f} ms, p95 {lat[int(len(lat) * 0.95)]:.1f} ms over {len(lat)} questions",
+    ]
+    if args.sweep:
+        report += ["", "Sweep (best 10 on the tuning split):", "",
+                   "| lexical | floor | dense-only floor | tuning R@5 | tuning R@10 | held-out R@5 | held-out R@10 |",
+                   "|---|---|---|---|---|---|---|"]
+        for w, s in sweep(asked)[:10]:
+            report.append(f"| {w.lexical} | {w.floor} | {w.dense_only_floor} | {s['tuning'][0]:.3f} | {s['tuning'][1]:.3f} | "
+                          f"{s.get('held-out', (0, 0))[0]:.3f} | {s.get('held-out', (0, 0))[1]:.3f} |")
+    print("\n".join(report))
+    if args.write:
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text("\n".join(report) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
