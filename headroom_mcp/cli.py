@@ -33,6 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-timeout", type=float, help="exit after this many idle seconds (HEADROOM_MCP_IDLE_TIMEOUT)")
     p.add_argument("--verbose", action="store_true")
 
+    p = sub.add_parser("serve", help="run the MCP server: stdio for an agent (default), sse or http to share one")
+    _common(p)
+    p.add_argument("--transport", choices=["stdio", "sse", "http"], default="stdio")
+    p.add_argument("--host", default="127.0.0.1", help="sse/http: address to bind (loopback only for now)")
+    p.add_argument("--port", type=int, default=8765, help="sse/http: port (8765)")
+    p.add_argument("--verbose", action="store_true", help="log debug detail to stderr")
+
     p = sub.add_parser("remember", help="store a fact")
     _common(p)
     p.add_argument("content")
@@ -83,6 +90,8 @@ def _line(memory: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.command == "daemon":
         return _run_daemon(args)
+    if args.command == "serve":
+        return _run_serve(args)
     from .api import SyncMemory
 
     with SyncMemory(user_id=args.user, agent_id=args.agent or None, project=args.project, session_id=args.session,
@@ -136,6 +145,39 @@ def _run_daemon(args: argparse.Namespace) -> int:
     daemon = Daemon(settings)
     configure_logging(daemon.paths, args.verbose)
     return daemon.serve()
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    """Serve MCP. stdout is the stdio protocol, so every log line goes to stderr."""
+    import logging
+    import threading
+
+    from .config import Settings
+
+    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="headroom-mcp %(levelname)s %(name)s: %(message)s")
+    settings = Settings.resolve(data_dir=args.data_dir, user_id=args.user, agent_id=args.agent, project=args.project,
+                                session_id=args.session, chroma_url=args.chroma_url)
+    if args.transport != "stdio":
+        from .hosting import serve_http
+
+        return serve_http(settings, args.transport, args.host, args.port)
+    from .client import DaemonClient
+    from .server import build_server
+
+    client = DaemonClient(settings)
+
+    def warm_up() -> None:
+        # Start (or reach) the daemon while the agent is still listing tools, so the first
+        # tool call finds a warm store; tools/list itself never waits for it.
+        try:
+            client.call("ping")
+        except HeadroomError as exc:
+            logging.getLogger("headroom_mcp.serve").warning("store daemon not reachable yet: %s", exc)
+
+    threading.Thread(target=warm_up, daemon=True).start()
+    build_server(client, settings).run("stdio")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -136,6 +136,10 @@ class Daemon:
         self.started = time.time()
         self.requests = 0
         self._stop: asyncio.Event | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._housekeeper: asyncio.Task | None = None
+        #: Exit when idle; off when an MCP HTTP server in this process is the real client.
+        self.idle_exit = True
 
     # -- store work (worker thread) --
 
@@ -205,7 +209,7 @@ class Daemon:
         while not self._stop.is_set():
             await asyncio.sleep(min(5.0, max(0.2, self.settings.idle_timeout / 4)))
             idle = time.monotonic() - self.last_activity
-            if self.clients == 0 and idle >= self.settings.idle_timeout:
+            if self.idle_exit and self.clients == 0 and idle >= self.settings.idle_timeout:
                 log.info("idle for %.0fs with no clients: exiting", idle)
                 self._stop.set()
             elif time.monotonic() - last_purge >= PURGE_EVERY:
@@ -215,11 +219,10 @@ class Daemon:
                     if purged:
                         log.info("purged %d retired records", purged)
 
-    async def _run(self) -> None:
+    async def start(self) -> None:
+        """Open the store and serve the socket; the caller holds the lock."""
         loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stop.set)
+        self._stop = self._stop or asyncio.Event()
         # The store opens on the worker first; requests queue behind it, so the socket can
         # accept connections at once and nobody sees a half-open store.
         opening = loop.run_in_executor(self.worker, self._open)
@@ -227,7 +230,7 @@ class Daemon:
             self.paths.socket.unlink()  # stale: we hold the lock, so nobody serves it
         old_umask = os.umask(0o177)
         try:
-            server = await asyncio.start_unix_server(self._serve_client, path=str(self.paths.socket), limit=MAX_MESSAGE)
+            self._server = await asyncio.start_unix_server(self._serve_client, path=str(self.paths.socket), limit=MAX_MESSAGE)
         finally:
             os.umask(old_umask)
         log.info("daemon %d serving %s on %s", os.getpid(), self.paths.data_dir, self.paths.socket)
@@ -235,16 +238,33 @@ class Daemon:
             await opening
         except Exception:
             log.exception("could not open the store")
-            server.close()
+            self._server.close()
             raise
-        housekeeping = asyncio.create_task(self._housekeeping())
-        await self._stop.wait()
-        housekeeping.cancel()
-        server.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(server.wait_closed(), 2.0)
+        self._housekeeper = asyncio.create_task(self._housekeeping())
+
+    async def stop(self) -> None:
+        """Stop serving the socket (the store closes with the worker)."""
+        if self._housekeeper is not None:
+            self._housekeeper.cancel()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
         with contextlib.suppress(FileNotFoundError):
             self.paths.socket.unlink()
+
+    def call(self, method: str, params: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        """Run one request on the store worker from another thread of this process."""
+        return self.worker.submit(self._handle, method, params, context).result()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        await self.start()
+        await self._stop.wait()
+        await self.stop()
 
     def serve(self) -> int:
         """Run until idle or signalled. Returns 0, or 3 when another daemon owns the store."""

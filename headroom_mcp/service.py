@@ -41,6 +41,7 @@ METHODS: dict[str, tuple[Callable[..., Any], frozenset[str]]] = {
     "forget": (MemoryStore.forget, frozenset({"id", "ids", "query", "confirm", "limit"})),
     "get": (MemoryStore.get, frozenset({"memory_id"})),
     "list": (lambda s, c, **p: {"memories": s.list(c, **p)}, frozenset({"scope", "tags", "agent", "limit"})),
+    "context": (lambda s, c, **p: {"memories": s.context(c, **p)}, frozenset({"limit"})),
     "stats": (MemoryStore.stats, frozenset()),
     "clear": (MemoryStore.clear, frozenset({"scope"})),
     "import": (_import, frozenset({"records", "dedup"})),

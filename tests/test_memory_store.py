@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from headroom_mcp.store.lexical import LexicalIndex
 from headroom_mcp.store.memory_store import MemoryStore
 from headroom_mcp.store.records import SUPERSEDED
 
@@ -64,11 +65,25 @@ def test_recall_is_hybrid_and_finds_identifiers_lexically(store, ctx):
     assert set(hits[0]) >= {"id", "content", "score", "scope", "agents", "importance", "tags", "created_at", "updated_at"}
 
 
+def test_lexical_index_matches_other_inflections():
+    index = LexicalIndex()
+    index.apply("a", "Melanie painted sunrises over the lake", {"updated_at": 1.0})
+    index.apply("b", "the staging cluster runs on spot instances", {"updated_at": 1.0})
+    for query in ("paintings of a sunrise", "who paints?", "painting"):
+        assert [doc_id for doc_id, _ in index.search(query, lambda meta: True, 5)] == ["a"], query
+
+
 def test_recall_finds_paraphrases_densely(store, ctx):
     store.remember(ctx, "this repo uses uv, not pip")
     store.remember(ctx, "the frontend is built with vite")
     hits = store.recall(ctx, "which package manager should I use for Python dependencies?")
     assert hits and hits[0]["content"] == "this repo uses uv, not pip"
+
+
+def test_terse_queries_find_their_fact(store, ctx):
+    store.remember(ctx, "this repo uses uv, not pip")
+    store.remember(ctx, "CI runs on GitHub Actions")
+    assert [m["content"] for m in store.recall(ctx, "package manager")][:1] == ["this repo uses uv, not pip"]
 
 
 def test_recall_returns_nothing_rather_than_noise(store, ctx):

@@ -375,6 +375,19 @@ class MemoryStore:
         records.sort(key=lambda r: r.updated_at, reverse=True)
         return [r.to_dict() for r in records[:limit]]
 
+    def context(self, ctx: Context, limit: Any = None) -> list[dict[str, Any]]:
+        """The visible memories that matter most when there is no query yet (a session start).
+
+        Ordered by ``ranking.priority``: importance first, then how often the fact was
+        asserted and how recently; turn memories are left out (they belong to one prompt).
+        """
+        limit = check_limit(limit, 20, 200)
+        where = self.visibility(ctx).where()
+        records = [r for r in self._iter_where(where) if r.scope != "turn"] if where else []
+        t = now()
+        records.sort(key=lambda r: ranking.priority(r.importance, r.seen_count, max(0.0, (t - r.updated_at) / 86400)), reverse=True)
+        return [r.to_dict() for r in records[:limit]]
+
     def stats(self, ctx: Context) -> dict[str, Any]:
         """Active memory totals for the caller's user: by scope, agent and project."""
         by_scope: dict[str, int] = {}

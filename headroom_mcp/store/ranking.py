@@ -1,8 +1,9 @@
 """Hybrid ranking: dense cosine fused with normalised BM25, gentle priors, a noise floor.
 
 Weighted score fusion, not rank fusion: equal-weight RRF throws away how close a match is,
-which hurts on short factual memories. The weights were tuned on LoCoMo conversations
-(see bench/README.md for the procedure and the held-out check).
+which hurts on short factual memories. The weights were chosen on LoCoMo's tuning split
+and checked on its held-out split (``bench/locomo.py --sweep``; figures in
+bench/results/locomo.md).
 """
 
 from __future__ import annotations
@@ -14,12 +15,18 @@ from dataclasses import dataclass
 class Weights:
     """How candidates are scored; the defaults were tuned on LoCoMo (bench/locomo.py --sweep)."""
 
-    #: Weight of the lexical score (BM25 divided by the best BM25 among the candidates).
+    #: Weight of the lexical score: (BM25 / best BM25 among the candidates) ** exponent.
     lexical: float = 0.5
-    #: Results whose fused score is below this are noise and are not returned.
-    floor: float = 0.30
+    #: Above 1, a partial keyword match counts for much less than the best one: a shared
+    #: common word should not outrank a close paraphrase.
+    lexical_exponent: float = 2.0
+    #: Results whose fused score is below this are noise and are not returned. The floors
+    #: do not move LoCoMo's top 10; they are set so that terse queries still find their fact
+    #: ("package manager" → "this repo uses uv, not pip" is cosine 0.21 on MiniLM) while
+    #: unrelated ones ("capital of Mongolia", cosine ≤ 0.10) return nothing.
+    floor: float = 0.25
     #: A candidate with no query term in common must reach this cosine on its own.
-    dense_only_floor: float = 0.35
+    dense_only_floor: float = 0.20
     importance: float = 0.10
     recency: float = 0.05
     recency_half_life_days: float = 30.0
@@ -52,7 +59,7 @@ def fuse(
     top = max(lexical.values(), default=0.0)
     out = []
     for doc_id, cosine in dense.items():
-        lex = lexical.get(doc_id, 0.0) / top if top > 0 else 0.0
+        lex = (lexical.get(doc_id, 0.0) / top) ** w.lexical_exponent if top > 0 else 0.0
         if lex == 0.0 and cosine < w.dense_only_floor:
             continue
         score = cosine + w.lexical * lex
@@ -63,3 +70,14 @@ def fuse(
         out.append(Scored(doc_id, round(score, 6), round(cosine, 6), round(lex, 6)))
     out.sort(key=lambda s: s.score, reverse=True)
     return out
+
+
+def priority(importance: float, seen_count: int, age_days: float, weights: Weights = DEFAULT) -> float:
+    """How much a memory matters with no query: importance, then repetition and recency.
+
+    A fact asserted by several agents or sessions (``seen_count``) is one the user keeps
+    needing; recency uses the same half-life as recall.
+    """
+    repeated = min(1.0, math.log1p(max(0, seen_count - 1)) / math.log(10))
+    recent = math.exp(-math.log(2) * age_days / weights.recency_half_life_days)
+    return importance + 0.3 * repeated + 0.2 * recent
