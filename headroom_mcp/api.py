@@ -29,7 +29,8 @@ class _Embedded:
     """The store opened in this process, under the data dir's lock."""
 
     def __init__(self, settings: Settings):
-        from .daemon import DaemonPaths, StoreLock, open_store
+        from .daemon import open_store
+        from .paths import DaemonPaths, StoreLock
 
         paths = DaemonPaths.for_data_dir(settings.data_dir)
         paths.prepare()

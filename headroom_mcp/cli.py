@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765, help="sse/http: port (8765)")
     p.add_argument("--verbose", action="store_true", help="log debug detail to stderr")
 
+    p = sub.add_parser("hook", help="print memory context as an agent hook's JSON output (reads the hook JSON on stdin)")
+    p.add_argument("kind", choices=["session-start", "prompt"])
+    p.add_argument("--agent", help="the agent the hook runs in (claude, codex, gemini)")
+    p.add_argument("--data-dir", help="store location (HEADROOM_MCP_DATA_DIR)")
+
     p = sub.add_parser("remember", help="store a fact")
     _common(p)
     p.add_argument("content")
@@ -74,6 +79,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stats", help="totals by scope, agent and project")
     _common(p)
+
+    p = sub.add_parser("export", help="write visible memories as JSON lines (to a file or stdout)")
+    _common(p)
+    p.add_argument("file", nargs="?", help="output file; stdout when omitted")
+    p.add_argument("--scope", choices=["user", "project", "session", "agent", "turn"])
+
+    p = sub.add_parser("import", help="read memories from JSON lines (deduplicated against the store)")
+    _common(p)
+    p.add_argument("file", help="a file written by export, or any JSONL with at least id and content")
+    p.add_argument("--no-dedup", dest="dedup", action="store_false", help="keep every record, even repeats of stored facts")
+
+    for verb, text in (("install", "register the server (and hooks) in an agent's config"),
+                       ("uninstall", "remove what install added from an agent's config")):
+        p = sub.add_parser(verb, help=text)
+        p.add_argument("client", choices=["claude", "codex", "gemini", "all"])
+        p.add_argument("--scope", choices=["user", "project"], default="user",
+                       help="user: your home config (default); project: files in this repository")
+        if verb == "install":
+            p.add_argument("--hooks", action="store_true", help="also inject memory context at session start and on each prompt")
+        p.add_argument("--dry-run", action="store_true", help="print the changes as diffs, write nothing")
+        p.add_argument("--data-dir", help="a store other than the default (passed to the server and hooks)")
+
+    p = sub.add_parser("doctor", help="check the data dir, model, store and agent registrations")
+    _common(p)
     return parser
 
 
@@ -92,6 +121,17 @@ def run(args: argparse.Namespace) -> int:
         return _run_daemon(args)
     if args.command == "serve":
         return _run_serve(args)
+    if args.command in ("install", "uninstall"):
+        return _run_install(args)
+    if args.command == "doctor":
+        from .doctor import run_doctor
+
+        return run_doctor(args)
+    if args.command == "hook":
+        from .hooks import run_hook
+
+        print(json.dumps(run_hook(args.kind, sys.stdin.read(), agent=args.agent, data_dir=args.data_dir), ensure_ascii=False))
+        return 0
     from .api import SyncMemory
 
     with SyncMemory(user_id=args.user, agent_id=args.agent or None, project=args.project, session_id=args.session,
@@ -124,12 +164,92 @@ def run(args: argparse.Namespace) -> int:
         elif args.command == "show":
             m = memory.get(args.id)
             _print(args, m, "\n".join(f"{k}: {v}" for k, v in m.items()))
+        elif args.command == "export":
+            return _export(args, memory)
+        elif args.command == "import":
+            return _import(args, memory)
         elif args.command == "stats":
             s = memory.stats()
             text = f"user {s['user_id']}: {s['total']} memories ({s['retired']} retired)"
             for key in ("by_scope", "by_agent", "by_project"):
                 text += f"\n{key.replace('_', ' ')}: " + (", ".join(f"{k} {v}" for k, v in sorted(s[key].items())) or "-")
             _print(args, s, text)
+    return 0
+
+
+#: Records sent to the daemon per import request.
+IMPORT_BATCH = 256
+
+
+def _export(args: argparse.Namespace, memory: Any) -> int:
+    memories = memory.get_all(scope=args.scope, limit=1_000_000)
+    out = open(args.file, "w", encoding="utf-8") if args.file else sys.stdout
+    try:
+        for m in reversed(memories):  # oldest first, so an import replays history in order
+            out.write(json.dumps(m, ensure_ascii=False) + "\n")
+    finally:
+        if args.file:
+            out.close()
+    if args.file:
+        print(f"exported {len(memories)} memories to {args.file}", file=sys.stderr)
+    return 0
+
+
+def _read_jsonl(path: str) -> list[dict[str, Any]]:
+    """Every record of a JSONL file, or an error naming the first bad line (nothing imported)."""
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for n, text in enumerate(f, 1):
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+            except ValueError as exc:
+                raise HeadroomError(f"{path}:{n}: not JSON ({exc}); nothing was imported") from None
+            if not isinstance(record, dict):
+                raise HeadroomError(f"{path}:{n}: a record must be a JSON object; nothing was imported")
+            records.append(record)
+    return records
+
+
+def _import(args: argparse.Namespace, memory: Any) -> int:
+    records = _read_jsonl(args.file)
+    totals: dict[str, int] = {}
+    show = sys.stderr.isatty() and len(records) > IMPORT_BATCH
+    for start in range(0, len(records), IMPORT_BATCH):
+        result = memory.import_records(records[start:start + IMPORT_BATCH], dedup=args.dedup)
+        for key, value in result.items():
+            totals[key] = totals.get(key, 0) + value
+        if show:
+            done = min(start + IMPORT_BATCH, len(records))
+            bar = "#" * (30 * done // len(records))
+            print(f"\r[{bar:<30}] {done}/{len(records)}", end="", file=sys.stderr, flush=True)
+    if show:
+        print(file=sys.stderr)
+    _print(args, totals, ", ".join(f"{k} {v}" for k, v in totals.items()) or "nothing to import")
+    return 0
+
+
+def _run_install(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .install import CLIENTS, Target, apply, default_executable, plan, project_root
+
+    data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None
+    target = Target(args.scope, Path.home(), project_root(Path.cwd()), default_executable(), data_dir)
+    clients = CLIENTS if args.client == "all" else (args.client,)
+    installing = args.command == "install"
+    # Plan every client first: a config we cannot parse stops everything before any write.
+    planned = {c: plan(c, target, install=installing, hooks=installing and args.hooks) for c in clients}
+    for client, changes in planned.items():
+        if args.dry_run:
+            diffs = [c.diff() for c in changes if c.changed]
+            print("\n".join(diffs) if diffs else f"{client}: nothing to change")
+            continue
+        written = apply(changes)
+        for change in changes:
+            state = "updated" if change in written else "unchanged"
+            print(f"{client}: {state} {change.path}")
     return 0
 
 

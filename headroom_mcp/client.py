@@ -19,7 +19,7 @@ import time
 from typing import Any, Mapping
 
 from .config import Settings
-from .daemon import DaemonPaths
+from .paths import DaemonPaths
 from .errors import ERRORS_BY_NAME, DaemonUnavailable, HeadroomError
 
 #: How long a client waits for a daemon it started to accept connections (model load included).

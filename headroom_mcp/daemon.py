@@ -18,20 +18,16 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import fcntl
-import hashlib
 import json
 import logging
 import os
 import signal
-import tempfile
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from .config import Settings
 from .errors import HeadroomError, StoreLocked
+from .paths import DaemonPaths, StoreLock
 
 log = logging.getLogger("headroom_mcp.daemon")
 
@@ -39,73 +35,6 @@ log = logging.getLogger("headroom_mcp.daemon")
 MAX_MESSAGE = 32 * 1024 * 1024
 #: How often the daemon purges old tombstones and expired turn memories, seconds.
 PURGE_EVERY = 600.0
-_SUN_PATH_MAX = 100
-
-
-@dataclass(frozen=True)
-class DaemonPaths:
-    """Files the daemon and its clients agree on for one data dir."""
-
-    data_dir: Path
-    lock: Path
-    socket: Path
-    log: Path
-
-    @classmethod
-    def for_data_dir(cls, data_dir: Path) -> "DaemonPaths":
-        data_dir = Path(data_dir).expanduser().resolve()
-        sock = data_dir / "daemon.sock"
-        if len(str(sock).encode()) > _SUN_PATH_MAX:
-            # Unix socket paths are limited to ~107 bytes: use a private short dir instead.
-            digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
-            short = Path(tempfile.gettempdir()) / f"headroom-mcp-{os.getuid()}"
-            sock = short / f"{digest}.sock"
-        return cls(data_dir, data_dir / "daemon.lock", sock, data_dir / "daemon.log")
-
-    def prepare(self) -> None:
-        """Create the data dir and socket dir readable by the owner only."""
-        for directory in {self.data_dir, self.socket.parent}:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with contextlib.suppress(PermissionError):
-                os.chmod(directory, 0o700)
-
-
-class StoreLock:
-    """An exclusive, non-blocking ``flock`` on the data dir, released when the process dies."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._file: IO[str] | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        handle = open(self.path, "a+")
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            raise StoreLocked(f"another process owns the store in {self.path.parent} (lock {self.path})") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._file = handle
-
-    def release(self) -> None:
-        if self._file is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
-
-    def __enter__(self) -> "StoreLock":
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
 def open_store(settings: Settings):
     """Open the store the settings describe (the caller must hold the lock)."""
     from .store.embedder import embedder_from_env

@@ -45,16 +45,19 @@ def line(memory: Mapping[str, Any]) -> str:
     return f"- [{memory.get('scope', '?')}] {neutralise(str(memory.get('content', '')))} ({agents}; {memory.get('id', '')})"
 
 
+def fit(memories: Iterable[Mapping[str, Any]], budget_tokens: int) -> list[Mapping[str, Any]]:
+    """The leading memories whose lines, under the heading and framing, fit the budget."""
+    used = estimate_tokens(FRAMING) + 10
+    chosen = []
+    for memory in memories:
+        used += estimate_tokens(line(memory)) + 1
+        if used > budget_tokens:
+            break
+        chosen.append(memory)
+    return chosen
+
+
 def render(memories: Iterable[Mapping[str, Any]], budget_tokens: int, heading: str = "Memory (headroom-mcp)") -> str:
     """Markdown for the memories that fit ``budget_tokens``, best first; empty when none do."""
-    head = [f"## {heading}", FRAMING, ""]
-    used = estimate_tokens("\n".join(head))
-    body = []
-    for memory in memories:
-        text = line(memory)
-        cost = estimate_tokens(text) + 1
-        if used + cost > budget_tokens:
-            break
-        body.append(text)
-        used += cost
-    return "\n".join(head + body) if body else ""
+    body = [line(m) for m in fit(memories, budget_tokens)]
+    return "\n".join([f"## {heading}", FRAMING, "", *body]) if body else ""

@@ -1,0 +1,117 @@
+"""``headroom-mcp hook session-start|prompt``: memory context through the agents' hooks.
+
+The clients do not read MCP resources on their own, so their hooks carry the context:
+Claude Code and Codex call ``SessionStart`` and ``UserPromptSubmit`` hooks, Gemini CLI
+``SessionStart`` and ``BeforeAgent``. Each passes JSON on stdin (``cwd``, ``session_id``,
+``hook_event_name``, ``prompt``) and reads JSON on stdout; all three accept
+``{"hookSpecificOutput": {"hookEventName": ..., "additionalContext": ...}}``.
+
+Hooks run on every prompt, so they talk to the warm daemon and never import Chroma or
+load the model. They must never break the agent: any failure prints ``{}`` (Gemini CLI
+wants JSON only on stdout), logs to ``hooks.log`` in the data dir, and exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import injection
+from .config import Settings
+
+log = logging.getLogger("headroom_mcp.hooks")
+
+KINDS = ("session-start", "prompt")
+#: The event name each client uses for a prompt hook, when stdin does not say.
+PROMPT_EVENTS = {"gemini": "BeforeAgent"}
+#: A memory must score at least this to be injected into a prompt (recall's own floor is
+#: lower: an agent asking can judge a weak match, an unasked injection should not be one).
+PROMPT_MIN_SCORE = 0.45
+#: Memories already injected in a session are not injected again; state older than this goes.
+STATE_TTL = 7 * 86400
+
+
+def _state_path(settings: Settings, session: str) -> Path:
+    safe = "".join(c for c in session if c.isalnum() or c in "-_")[:80] or "default"
+    return Path(settings.data_dir) / "hook-state" / f"{safe}.json"
+
+
+def _already_shown(path: Path) -> set[str]:
+    try:
+        return set(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return set()
+
+
+def _remember_shown(path: Path, ids: set[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(sorted(ids)))
+    os.replace(tmp, path)
+    cutoff = time.time() - STATE_TTL
+    for old in path.parent.glob("*.json"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:
+            pass
+
+
+def context_for(kind: str, payload: Mapping[str, Any], settings: Settings, client: Any) -> str:
+    """The markdown to inject for this hook call (empty when nothing is worth adding)."""
+    context = settings.context().to_mapping()
+    state = _state_path(settings, str(payload.get("session_id") or settings.session_id))
+    shown = set() if kind == "session-start" else _already_shown(state)
+    if kind == "session-start":
+        memories = client.call("context", {"limit": 60}, context)["memories"]
+        budget, heading = injection.SESSION_BUDGET, "Memory (headroom-mcp)"
+    else:
+        prompt = str(payload.get("prompt") or "").strip()
+        if not prompt:
+            return ""
+        results = client.call("recall", {"query": prompt[:2000], "limit": 5, "min_score": PROMPT_MIN_SCORE}, context)["results"]
+        memories = [m for m in results if m["id"] not in shown]
+        budget, heading = injection.PROMPT_BUDGET, "Relevant memory (headroom-mcp)"
+    chosen = injection.fit(memories, budget)
+    if chosen or kind == "session-start":
+        _remember_shown(state, shown | {m["id"] for m in chosen})
+    return injection.render(chosen, budget, heading)
+
+
+def hook_output(event: str, text: str) -> dict[str, Any]:
+    return {"hookSpecificOutput": {"hookEventName": event, "additionalContext": text}} if text else {}
+
+
+def run_hook(kind: str, stdin_text: str, agent: str | None = None, data_dir: str | None = None) -> dict[str, Any]:
+    """Everything ``headroom-mcp hook`` does, minus printing; never raises."""
+    try:
+        payload = json.loads(stdin_text) if stdin_text.strip() else {}
+        if not isinstance(payload, dict):
+            payload = {}
+    except ValueError:
+        payload = {}
+    default_event = "SessionStart" if kind == "session-start" else PROMPT_EVENTS.get(agent or "", "UserPromptSubmit")
+    event = str(payload.get("hook_event_name") or default_event)
+    try:
+        from .client import DaemonClient
+
+        settings = Settings.resolve(data_dir=data_dir, agent_id=agent, cwd=payload.get("cwd") or None)
+        with DaemonClient(settings) as client:
+            return hook_output(event, context_for(kind, payload, settings, client))
+    except Exception as exc:  # never break the agent
+        _log_failure(data_dir, kind, exc)
+        return {}
+
+
+def _log_failure(data_dir: str | None, kind: str, exc: BaseException) -> None:
+    try:
+        settings = Settings.resolve(data_dir=data_dir)
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(Path(settings.data_dir) / "hooks.log", "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} hook {kind} failed: {type(exc).__name__}: {exc}\n")
+    except Exception:
+        pass

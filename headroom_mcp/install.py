@@ -1,0 +1,273 @@
+"""``headroom-mcp install|uninstall``: register the server (and hooks) in each agent's config.
+
+Each client keeps its own files, and users keep much else in them, so every change is a
+read-modify-write of just our entries: idempotent (a second install changes nothing),
+atomic (temp file + rename, mode kept), with the previous content saved next to the file
+as ``<name>.headroom-backup``. ``uninstall`` removes exactly what ``install`` adds.
+
+| client | servers | hooks |
+|---|---|---|
+| Claude Code | ``~/.claude.json`` (user) or ``<repo>/.mcp.json`` (project) | ``.claude/settings.json`` |
+| Codex CLI | ``~/.codex/config.toml`` or ``<repo>/.codex/config.toml`` | ``hooks.json`` beside it |
+| Gemini CLI | ``~/.gemini/settings.json`` or ``<repo>/.gemini/settings.json`` | the same file |
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import tomlkit
+
+from .errors import InvalidInput
+
+SERVER_NAME = "headroom"
+CLIENTS = ("claude", "codex", "gemini")
+#: Hook events per client: (our hook kind, the client's event name).
+HOOK_EVENTS = {
+    "claude": (("session-start", "SessionStart"), ("prompt", "UserPromptSubmit")),
+    "codex": (("session-start", "SessionStart"), ("prompt", "UserPromptSubmit")),
+    "gemini": (("session-start", "SessionStart"), ("prompt", "BeforeAgent")),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to register: whose home, which project root, and how to launch us."""
+
+    scope: str  # "user" or "project"
+    home: Path
+    project_root: Path
+    executable: str
+    data_dir: str | None = None
+
+    def args(self, *verb: str, agent: str) -> list[str]:
+        extra = ["--data-dir", self.data_dir] if self.data_dir else []
+        return [*verb, "--agent", agent, *extra]
+
+    def hook_command(self, kind: str, agent: str) -> str:
+        return " ".join(_quote(p) for p in [self.executable, *self.args("hook", kind, agent=agent)])
+
+
+@dataclass
+class Change:
+    """One file's content before and after (``None``: the file does not exist)."""
+
+    path: Path
+    before: str | None
+    after: str | None
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    def diff(self) -> str:
+        return "".join(difflib.unified_diff(
+            (self.before or "").splitlines(True), (self.after or "").splitlines(True),
+            fromfile=str(self.path), tofile=str(self.path),
+        ))
+
+
+def _quote(part: str) -> str:
+    return part if part and all(c.isalnum() or c in "/._-=:" for c in part) else json.dumps(part)
+
+
+def default_executable() -> str:
+    """The absolute path of our console script, so agents need nothing on their PATH."""
+    beside = Path(sys.executable).parent / "headroom-mcp"
+    if beside.exists():
+        return str(beside)
+    return shutil.which("headroom-mcp") or "headroom-mcp"
+
+
+def project_root(cwd: Path) -> Path:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        if out.returncode == 0 and out.stdout.strip():
+            return Path(out.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return cwd
+
+
+# ---- file edits ---------------------------------------------------------------------------
+
+def _json_edit(path: Path, edit: Callable[[dict[str, Any]], None]) -> Change:
+    before = path.read_text() if path.exists() else None
+    try:
+        data = json.loads(before) if before and before.strip() else {}
+    except ValueError as exc:
+        raise InvalidInput(f"{path} is not valid JSON ({exc}); fix it or move it away, nothing was changed") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path} does not hold a JSON object; nothing was changed")
+    edit(data)
+    after = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if before is None and not data:
+        after = None
+    elif before is not None and json.loads(before or "{}") == data:
+        after = before  # nothing to do: keep the user's formatting byte for byte
+    return Change(path, before, after)
+
+
+def _toml_edit(path: Path, edit: Callable[[Any], None]) -> Change:
+    before = path.read_text() if path.exists() else None
+    try:
+        doc = tomlkit.parse(before or "")
+    except Exception as exc:
+        raise InvalidInput(f"{path} is not valid TOML ({exc}); fix it or move it away, nothing was changed") from None
+    original = doc.unwrap()
+    edit(doc)
+    if doc.unwrap() == original:
+        return Change(path, before, before)
+    after = tomlkit.dumps(doc)
+    return Change(path, before, after if after.strip() or before is not None else None)
+
+
+def _server_entry(target: Target, client: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"command": target.executable, "args": target.args("serve", agent=client)}
+    if client == "claude":
+        entry = {"type": "stdio", **entry, "env": {}}
+    return entry
+
+
+def _is_ours(hook: Any) -> bool:
+    return isinstance(hook, dict) and "headroom-mcp" in str(hook.get("command", "")) and " hook " in str(hook.get("command", ""))
+
+
+def _set_hooks(hooks: dict[str, Any], target: Target, client: str, install: bool) -> None:
+    """Drop our hook groups from every event, then (installing) add the current ones."""
+    for event in list(hooks):
+        groups = hooks[event]
+        if not isinstance(groups, list):
+            continue
+        kept = []
+        for group in groups:
+            inner = group.get("hooks") if isinstance(group, dict) else None
+            if isinstance(inner, list) and any(_is_ours(h) for h in inner):
+                rest = [h for h in inner if not _is_ours(h)]
+                if rest:
+                    kept.append({**group, "hooks": rest})
+                continue
+            kept.append(group)
+        if kept:
+            hooks[event] = kept
+        else:
+            del hooks[event]
+    if not install:
+        return
+    for kind, event in HOOK_EVENTS[client]:
+        hook: dict[str, Any] = {"type": "command", "command": target.hook_command(kind, client), "timeout": 10}
+        group: dict[str, Any] = {"hooks": [hook]}
+        if client == "gemini":
+            hook["name"] = f"headroom-mcp-{kind}"
+            hook["timeout"] = 10_000  # milliseconds in Gemini CLI
+            group["matcher"] = "*"
+        hooks.setdefault(event, []).append(group)
+
+
+def _json_servers(data: dict[str, Any], entry: dict[str, Any] | None) -> None:
+    servers = data.setdefault("mcpServers", {})
+    if entry is None:
+        servers.pop(SERVER_NAME, None)
+        if not servers:
+            del data["mcpServers"]
+    else:
+        servers[SERVER_NAME] = entry
+
+
+def _json_hooks(data: dict[str, Any], target: Target, client: str, install: bool) -> None:
+    hooks = data.setdefault("hooks", {})
+    if isinstance(hooks, dict):
+        _set_hooks(hooks, target, client, install)
+    if not data.get("hooks"):
+        data.pop("hooks", None)
+
+
+# ---- per client ---------------------------------------------------------------------------
+
+def plan(client: str, target: Target, install: bool = True, hooks: bool = False) -> list[Change]:
+    """The file changes that install (or uninstall) the server, and hooks if asked, for one client.
+
+    Uninstalling always removes our hooks too, whether or not ``hooks`` is set.
+    """
+    if client not in CLIENTS:
+        raise InvalidInput(f"unknown client {client!r}; choose from {', '.join(CLIENTS)} or all")
+    if target.scope not in ("user", "project"):
+        raise InvalidInput(f"scope must be user or project, got {target.scope!r}")
+    user = target.scope == "user"
+    entry = _server_entry(target, client) if install else None
+    want_hooks = install and hooks
+    changes: list[Change] = []
+    if client == "claude":
+        servers_file = target.home / ".claude.json" if user else target.project_root / ".mcp.json"
+        settings_file = (target.home if user else target.project_root) / ".claude" / "settings.json"
+        changes.append(_json_edit(servers_file, lambda d: _json_servers(d, entry)))
+        if want_hooks or settings_file.exists():
+            changes.append(_json_edit(settings_file, lambda d: _json_hooks(d, target, client, want_hooks)))
+    elif client == "codex":
+        base = (target.home if user else target.project_root) / ".codex"
+
+        def edit_config(doc: Any) -> None:
+            servers = doc.get("mcp_servers")
+            if entry is not None:
+                if servers is None:
+                    servers = tomlkit.table(is_super_table=True)
+                    doc["mcp_servers"] = servers
+                table = tomlkit.table()
+                table["command"] = entry["command"]
+                table["args"] = entry["args"]
+                servers[SERVER_NAME] = table
+            elif servers is not None and SERVER_NAME in servers:
+                del servers[SERVER_NAME]
+                if not servers:
+                    del doc["mcp_servers"]
+            if want_hooks:
+                features = doc.get("features")
+                if features is None:
+                    features = tomlkit.table()
+                    doc["features"] = features
+                features["codex_hooks"] = True
+
+        changes.append(_toml_edit(base / "config.toml", edit_config))
+        if want_hooks or (base / "hooks.json").exists():
+            changes.append(_json_edit(base / "hooks.json", lambda d: _json_hooks(d, target, client, want_hooks)))
+    else:
+        settings_file = (target.home if user else target.project_root) / ".gemini" / "settings.json"
+
+        def edit_gemini(d: dict[str, Any]) -> None:
+            _json_servers(d, entry)
+            if want_hooks or "hooks" in d:
+                _json_hooks(d, target, client, want_hooks)
+
+        changes.append(_json_edit(settings_file, edit_gemini))
+    return changes
+
+
+def apply(changes: list[Change]) -> list[Change]:
+    """Write the changed files atomically, each after a backup of its previous content."""
+    done = []
+    for change in changes:
+        if not change.changed or change.after is None:
+            continue
+        path = change.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+        if change.before is not None:
+            backup = path.with_name(path.name + ".headroom-backup")
+            backup.write_text(change.before)
+            os.chmod(backup, mode)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w") as f:
+            f.write(change.after)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+        done.append(change)
+    return done
