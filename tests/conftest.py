@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from headroom_mcp.daemon import DaemonPaths
+from headroom_mcp.paths import DaemonPaths
 from headroom_mcp.store.embedder import OnnxEmbedder
 from headroom_mcp.store.memory_store import MemoryStore
 from headroom_mcp.store.scopes import Context
