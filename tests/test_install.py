@@ -136,3 +136,19 @@ def test_real_clients_see_the_registered_server(home, tmp_path, data_dir):
     assert gemini and "Connected" in gemini[0], gemini
     codex = [line for line in listing("codex").splitlines() if line.startswith("headroom ")]
     assert codex and "enabled" in codex[0] and "--agent codex" in codex[0], codex
+
+
+def test_agent_configs_folder_matches_what_install_writes(tmp_path):
+    """The copyable files in agent-configs/ are the entries install writes, with a bare command."""
+    from headroom_mcp.install import Target, plan
+
+    configs = ROOT / "agent-configs"
+    home = tmp_path / "h"
+    target = Target("user", home, tmp_path, "headroom-mcp")
+    written = {c.path.relative_to(home).as_posix(): c.after for client in ("claude", "codex", "gemini")
+               for c in plan(client, target, hooks=True)}
+    assert json.loads(written[".claude.json"]) == json.loads((configs / "claude-code.mcp.json").read_text())
+    assert json.loads(written[".claude/settings.json"]) == json.loads((configs / "claude-code.settings.json").read_text())
+    assert tomllib.loads(written[".codex/config.toml"]) == tomllib.loads((configs / "codex.config.toml").read_text())
+    assert json.loads(written[".codex/hooks.json"]) == json.loads((configs / "codex.hooks.json").read_text())
+    assert json.loads(written[".gemini/settings.json"]) == json.loads((configs / "gemini.settings.json").read_text())
