@@ -1,7 +1,7 @@
 """A model service on loopback that plays a script, so the real agent CLIs can run a turn offline.
 
-It speaks just enough of Anthropic's Messages API (Claude Code) and Gemini's
-``streamGenerateContent`` (Gemini CLI): each request to a model is answered with the next
+It speaks just enough of Anthropic's Messages API (Claude Code), OpenAI's Responses API
+(Codex CLI) and Gemini's ``streamGenerateContent`` (Gemini CLI): each request to a model is answered with the next
 step of its script (a tool call, or final text once the script is used up), and every
 request body is kept so a test can see what the client sent (hook context, tool results).
 """
@@ -45,6 +45,8 @@ class ScriptedModel:
                     step = model.script.pop(0) if model.script and model._wants_step(payload) else None
                 if self.path.startswith("/v1/messages"):
                     return self._send(200, "text/event-stream", model._anthropic(step))
+                if self.path.startswith("/v1/responses"):
+                    return self._send(200, "text/event-stream", model._responses(step))
                 if ":streamGenerateContent" in self.path or ":generateContent" in self.path:
                     return self._send(200, "text/event-stream", model._gemini(step))
                 self._send(404, "application/json", b'{"error": "not scripted"}')
@@ -91,6 +93,23 @@ class ScriptedModel:
             ("content_block_stop", {"type": "content_block_stop", "index": 0}),
             ("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None}, "usage": {"output_tokens": 5}}),
             ("message_stop", {"type": "message_stop"}),
+        ])
+
+    def _responses(self, step: tuple[str, dict[str, Any]] | None) -> bytes:
+        """Codex: an MCP tool is called as ``{"namespace": "mcp__<server>", "name": <tool>}``."""
+        if step:
+            namespace, _, tool = step[0].rpartition("__")
+            item = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "namespace": namespace, "name": tool,
+                    "arguments": json.dumps(step[1]), "status": "completed"}
+        else:
+            item = {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                    "content": [{"type": "output_text", "text": "Done.", "annotations": []}]}
+        usage = {"input_tokens": 10, "input_tokens_details": None, "output_tokens": 5, "output_tokens_details": None, "total_tokens": 15}
+        return self._events([
+            ("response.created", {"type": "response.created", "response": {"id": "resp_1"}}),
+            ("response.output_item.added", {"type": "response.output_item.added", "output_index": 0, "item": item}),
+            ("response.output_item.done", {"type": "response.output_item.done", "output_index": 0, "item": item}),
+            ("response.completed", {"type": "response.completed", "response": {"id": "resp_1", "usage": usage}}),
         ])
 
     @staticmethod

@@ -4,6 +4,7 @@ session's first request."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import subprocess
@@ -67,3 +68,26 @@ def test_claude_remembers_and_gemini_recalls_with_hook_context(setup, data_dir):
     answered = [b for b in bodies if "functionResponse" in b]
     assert answered, "gemini never sent the tool result back"
     assert "this repo uses uv, not pip" in answered[-1] and "claude" in answered[-1]
+
+
+@needs_clis
+def test_codex_remembers_through_the_server_with_hook_context(setup, data_dir):
+    home, project, env = setup
+    model = ScriptedModel([("mcp__headroom__remember", {"content": "integration tests need docker compose up first"})])
+    config = home / ".codex" / "config.toml"
+    config.write_text('model = "gpt-5"\nmodel_provider = "fake"\n\n' + config.read_text() +
+                      f'\n[model_providers.fake]\nname = "fake"\nbase_url = "{model.url}/v1"\nenv_key = "FAKE_KEY"\nwire_api = "responses"\n')
+    try:
+        run_agent([str(CLIS / "codex"), "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", "--dangerously-bypass-hook-trust",
+                   "remember that integration tests need docker compose up first"], {**env, "FAKE_KEY": "x"}, project)
+    finally:
+        model.close()
+    turns = [r["body"] for r in model.requests if r["path"].startswith("/v1/responses") and r["body"].get("tools")]
+    assert any(t.get("name") == "mcp__headroom" for t in turns[0]["tools"])
+    assert "the staging cluster runs on spot instances" in json.dumps(turns[0])  # SessionStart hook
+    outputs = [i for i in turns[-1]["input"] if i.get("type") == "function_call_output"]
+    saved = json.loads(outputs[-1]["output"].split("Output:", 1)[-1])
+    assert saved["status"] == "created" and saved["agents"] == ["codex"]
+    # Codex passes MCP servers a minimal environment, so the memory belongs to the OS user.
+    with SyncMemory(user_id=getpass.getuser()) as memory:
+        assert memory.get(saved["id"])["content"] == "integration tests need docker compose up first"
