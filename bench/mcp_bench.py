@@ -194,10 +194,10 @@ def main() -> int:
         *[f"| {name} | {size:,} | {pct(s, .5):.1f} | {pct(s, .95):.1f} | {pct(r, .5):.1f} | {pct(r, .95):.1f} |" for name, size, s, r in rows],
     ]
     by = {(name, size): (s, r) for name, size, s, r in rows}
-    lines += ["", "| memories | remember: server-memory / headroom-mcp | recall: server-memory / headroom-mcp |", "|---|---|---|"]
+    lines += ["", "| memories | remember p50, headroom-mcp ÷ server-memory | recall p50, headroom-mcp ÷ server-memory |", "|---|---|---|"]
     for size in sizes:
         (hs, hr), (ms, mr) = by[("headroom-mcp", size)], by[("server-memory", size)]
-        lines.append(f"| {size:,} | {pct(ms, .5) / pct(hs, .5):.2f}x | {pct(mr, .5) / pct(hr, .5):.2f}x |")
+        lines.append(f"| {size:,} | {pct(hs, .5) / pct(ms, .5):.1f}x | {pct(hr, .5) / pct(mr, .5):.1f}x |")
     if hooks:
         lines += ["", f"`headroom-mcp hook prompt` (new process per call, warm daemon, {sizes[-1]:,} memories, 30 calls): "
                       f"p50 {pct(hooks, .5):.0f} ms, p95 {pct(hooks, .95):.0f} ms"]

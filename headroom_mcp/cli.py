@@ -110,10 +110,23 @@ def _print(args: argparse.Namespace, data: Any, text: str) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else text)
 
 
-def _line(memory: dict[str, Any]) -> str:
-    agents = ",".join(memory.get("agents") or [])
-    score = f"{memory['score']:.2f} " if "score" in memory else ""
-    return f"{memory['id']}  {score}[{memory['scope']}] {memory['content']}  ({agents})"
+def _table(memories: list[dict[str, Any]]) -> str:
+    """Aligned columns (id, score, scope, agents, content) cut to the terminal's width."""
+    import shutil
+
+    if not memories:
+        return ""
+    scored = any("score" in m for m in memories)
+    rows = [[m["id"], *([f"{m['score']:.2f}"] if scored else []), m["scope"], ",".join(m.get("agents") or []),
+             " ".join(str(m["content"]).split())] for m in memories]
+    header = ["id", *(["score"] if scored else []), "scope", "agents", "content"]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    room = max(20, shutil.get_terminal_size((120, 24)).columns - sum(widths) - 2 * len(widths))
+    lines = []
+    for row in [header, *rows]:
+        content = row[-1] if len(row[-1]) <= room else row[-1][: room - 1] + "…"
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + content)
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
             _print(args, r, text)
         elif args.command == "recall":
             results = memory.search(args.query, limit=args.limit, scope=args.scope, tags=args.tags, agent=args.by_agent, min_score=args.min_score)
-            _print(args, {"results": results}, "\n".join(map(_line, results)) or "(nothing relevant)")
+            _print(args, {"results": results}, _table(results) or "(nothing relevant)")
         elif args.command == "forget":
             if bool(args.ids) == bool(args.query):
                 raise HeadroomError("give memory ids or --query, not both")
@@ -160,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
             _print(args, r, text)
         elif args.command == "list":
             memories = memory.get_all(scope=args.scope, limit=args.limit)
-            _print(args, {"memories": memories}, "\n".join(map(_line, memories)) or "(no memories)")
+            _print(args, {"memories": memories}, _table(memories) or "(no memories)")
         elif args.command == "show":
             m = memory.get(args.id)
             _print(args, m, "\n".join(f"{k}: {v}" for k, v in m.items()))
