@@ -84,25 +84,24 @@ async def cold_start(server: Server) -> tuple[float, float]:
             return listed, time.perf_counter() - start
 
 
+async def _timed(session: ClientSession, calls: list[tuple[str, dict]]) -> list[float]:
+    """Milliseconds per call, made one after another."""
+    out = []
+    for name, arguments in calls:
+        t = time.perf_counter()
+        result = await session.call_tool(name, arguments)
+        out.append((time.perf_counter() - t) * 1000)
+        assert not result.is_error, result
+    return out
+
+
 async def timed_calls(server: Server, texts: list[str], queries: list[str]) -> tuple[list[float], list[float]]:
     async with stdio_client(server.params()) as (read, write):
         async with ClientSession(read, write) as session:
             await session.initialize()
-            name, arguments = server.recall("warm up")
-            await session.call_tool(name, arguments)
-            saves, searches = [], []
-            for text in texts:
-                name, arguments = server.remember(text)
-                t = time.perf_counter()
-                result = await session.call_tool(name, arguments)
-                saves.append((time.perf_counter() - t) * 1000)
-                assert not result.is_error, result
-            for query in queries:
-                name, arguments = server.recall(query)
-                t = time.perf_counter()
-                result = await session.call_tool(name, arguments)
-                searches.append((time.perf_counter() - t) * 1000)
-                assert not result.is_error, result
+            await _timed(session, [server.recall("warm up")])
+            saves = await _timed(session, [server.remember(text) for text in texts])
+            searches = await _timed(session, [server.recall(query) for query in queries])
             return saves, searches
 
 
