@@ -46,6 +46,8 @@ class Settings:
     chroma_url: str = ""
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     turn_ttl: float = 3600.0
+    #: What a write holding a credential gets: "redact" (default) or "refuse".
+    secrets: str = "redact"
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -76,6 +78,7 @@ class Settings:
             chroma_url=pick(chroma_url, "CHROMA_URL"),
             idle_timeout=float(env.get("HEADROOM_MCP_IDLE_TIMEOUT") or DEFAULT_IDLE_TIMEOUT),
             turn_ttl=float(env.get("HEADROOM_MCP_TURN_TTL") or 3600.0),
+            secrets=env.get("HEADROOM_MCP_SECRETS") or "redact",
             env=env,
         )
 

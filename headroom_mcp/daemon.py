@@ -41,7 +41,8 @@ def open_store(settings: Settings):
     from .store.memory_store import MemoryStore
 
     embedder = embedder_from_env(dict(settings.env) or None)
-    return MemoryStore.open(embedder, data_dir=settings.data_dir, chroma_url=settings.chroma_url or None, turn_ttl=settings.turn_ttl)
+    return MemoryStore.open(embedder, data_dir=settings.data_dir, chroma_url=settings.chroma_url or None,
+                            turn_ttl=settings.turn_ttl, secrets_policy=settings.secrets)
 
 
 def error_payload(exc: BaseException) -> dict[str, str]:

@@ -134,7 +134,7 @@ def build_server(backend: Backend, settings: Settings) -> MCPServer:
         supersedes: Annotated[str | None, _optional("Id of a memory this fact replaces; the old one is kept as history and no longer recalled.")] = None,
         ctx: MCPContext | None = None,
     ) -> dict[str, Any]:
-        """Store a durable fact for future sessions and other agents: a user preference, a project convention or command, a decision and why, a fix for a recurring problem. The same fact said twice is stored once (status "merged"); close but different memories come back in "similar"."""
+        """Store a durable fact for future sessions and other agents: a user preference, a project convention or command, a decision and why, a fix for a recurring problem. The same fact said twice is stored once (status "merged"); close but different memories come back in "similar". Credentials are never stored: they are redacted (kinds listed in "redacted") or the call is refused."""
         return await tools.call("remember", dict(content=content, scope=scope, importance=importance, tags=tags, supersedes=supersedes), ctx)
 
     @server.tool(

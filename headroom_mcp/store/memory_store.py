@@ -17,7 +17,7 @@ from typing import Any, Iterable, TypedDict
 import numpy as np
 
 from ..errors import InvalidInput, NotFound
-from . import ranking
+from . import ranking, secrets
 from .chroma import open_client, open_collection
 from .dedup import Facts, judge
 from .embedder import Embedder
@@ -61,18 +61,24 @@ class RememberResult(TypedDict, total=False):
     agents: list[str]
     duplicate_of: str
     similar: list[dict[str, Any]]
+    redacted: list[str]
 
 
 class MemoryStore:
     """The memory engine over one Chroma collection, an embedder and a lexical index."""
 
-    def __init__(self, collection, embedder: Embedder, turn_ttl: float = DEFAULT_TURN_TTL, refresh_interval: float = 0.0):
+    def __init__(self, collection, embedder: Embedder, turn_ttl: float = DEFAULT_TURN_TTL, refresh_interval: float = 0.0,
+                 secrets_policy: str = "redact"):
         """``refresh_interval``: seconds between lexical refreshes from the collection on recall.
 
         0 (refresh on every recall) when other processes write the same collection (a Chroma
         server shared by replicas); an embedded store's owner sees every write itself, so it
-        only needs an occasional safety-net refresh.
+        only needs an occasional safety-net refresh. ``secrets_policy``: what a write holding
+        a credential gets, "redact" or "refuse" (see ``secrets``).
         """
+        if secrets_policy not in secrets.POLICIES:
+            raise InvalidInput(f"secrets policy must be one of {', '.join(secrets.POLICIES)}, got {secrets_policy!r}")
+        self.secrets_policy = secrets_policy
         self.collection = collection
         self.embedder = embedder
         self.turn_ttl = turn_ttl
@@ -90,9 +96,11 @@ class MemoryStore:
         data_dir: Path | None = None,
         chroma_url: str | None = None,
         turn_ttl: float = DEFAULT_TURN_TTL,
+        secrets_policy: str = "redact",
     ) -> "MemoryStore":
         client = open_client(data_dir, chroma_url)
-        return cls(open_collection(client, embedder.model_id), embedder, turn_ttl, refresh_interval=0.0 if chroma_url else 30.0)
+        return cls(open_collection(client, embedder.model_id), embedder, turn_ttl,
+                   refresh_interval=0.0 if chroma_url else 30.0, secrets_policy=secrets_policy)
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -163,9 +171,10 @@ class MemoryStore:
     ) -> RememberResult:
         """Store a fact, merge it into the same existing fact, or replace ``supersedes``.
 
-        Everything is validated before anything is written.
+        Everything is validated before anything is written, and credentials in ``content``
+        are redacted (the result lists their kinds in ``redacted``) or refused.
         """
-        content = check_content(content)
+        content, redacted = secrets.screen(check_content(content), self.secrets_policy)
         scope = check_scope(scope) or ctx.default_scope()
         importance = check_importance(importance)
         tags = check_tags(tags)
@@ -182,7 +191,10 @@ class MemoryStore:
             for record, cosine in self._neighbours(vector, domain, content):
                 verdict = judge(facts, Facts.of(record.content), cosine)
                 if verdict.merge:
-                    return self._merge(ctx, record, importance, tags)
+                    merged = self._merge(ctx, record, importance, tags)
+                    if redacted:
+                        merged["redacted"] = redacted
+                    return merged
                 if verdict.similar:
                     similar.append({"id": record.id, "content": record.content, "score": round(cosine, 4)})
 
@@ -204,6 +216,8 @@ class MemoryStore:
             result["supersedes"] = old.id  # type: ignore[typeddict-unknown-key]
         if similar:
             result["similar"] = similar[:5]
+        if redacted:
+            result["redacted"] = redacted
         return result
 
     def _neighbours(self, vector: np.ndarray, domain: dict[str, Any], content: str) -> list[tuple[MemoryRecord, float]]:
@@ -236,7 +250,10 @@ class MemoryStore:
         is merged into it (agents and counts combined) instead of stored again; a record whose
         id already exists is replaced, so importing an export twice changes nothing.
         """
-        counts = {"created": 0, "merged": 0, "replaced": 0}
+        counts = {"created": 0, "merged": 0, "replaced": 0, "redacted": 0}
+        for n, record in enumerate(records, 1):  # screened before anything is written
+            record.content, kinds = secrets.screen(record.content, self.secrets_policy, what=f"record {n} ({record.id})")
+            counts["redacted"] += bool(kinds)
         for start in range(0, len(records), batch):
             chunk = records[start : start + batch]
             vectors = self.embedder.embed([r.content for r in chunk])

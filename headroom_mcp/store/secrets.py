@@ -1,0 +1,126 @@
+"""Credentials in memory text: found before anything is stored, then redacted or refused.
+
+A memory is shown to every agent of the user in later sessions, printed by the CLI and
+copied into exports, so a key pasted into a fact would leak far from where it was typed.
+``remember`` and ``import`` therefore scan content for provider keys, tokens, private key
+blocks, passwords in URLs, ``.env``-style assignments and long high-entropy strings, and
+either replace each with ``[REDACTED:<kind>]`` (the default) or refuse the write
+(``HEADROOM_MCP_SECRETS=refuse``). Look-alikes that are not secrets stay: hex digests
+(git SHAs, checksums), UUIDs, and keys marked as examples (``AKIAIOSFODNN7EXAMPLE``,
+"example key: ...", placeholders such as ``<your-token>`` or ``${TOKEN}``).
+Measured by ``bench/secrets_eval.py`` on ``bench/data/secrets.jsonl``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from ..errors import InvalidInput
+
+POLICIES = ("redact", "refuse")
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    start: int
+    end: int
+
+
+#: (kind, pattern); when the pattern has a group named ``v`` only that part is the secret.
+PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(p)) for kind, p in (
+    ("private-key", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|$)"),
+    ("aws-access-key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"),
+    ("github-token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b"),
+    ("gitlab-token", r"\bglpat-[A-Za-z0-9_-]{20,}"),
+    ("anthropic-key", r"\bsk-ant-[A-Za-z0-9_-]{20,}"),
+    ("openai-key", r"\bsk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"),
+    ("stripe-key", r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}\b"),
+    ("slack-token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
+    ("slack-webhook", r"https://hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}"),
+    ("google-api-key", r"\bAIza[0-9A-Za-z_-]{35}"),
+    ("npm-token", r"\bnpm_[A-Za-z0-9]{36}\b"),
+    ("pypi-token", r"\bpypi-AgE[A-Za-z0-9_-]{40,}"),
+    ("huggingface-token", r"\bhf_[A-Za-z0-9]{30,}\b"),
+    ("twilio-key", r"\bSK[0-9a-fA-F]{32}\b"),
+    ("sendgrid-key", r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{30,}"),
+    ("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    ("bearer-token", r"(?i)\b(?:bearer|authorization:\s*token)\s+(?P<v>[A-Za-z0-9_\-.=/+~]{16,})"),
+    ("url-password", r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:(?P<v>[^/\s@]{3,})@"),
+    ("env-secret", r"(?i)\b(?:export\s+)?[A-Z0-9_]*(?:PASSWORD|PASSWD|PWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?|AUTH)[A-Z0-9_]*\s*[=:]\s*[\"']?(?P<v>[^\s\"'#,;]{6,})"),
+))
+
+#: Tokens of the shape random keys have; scored by entropy below.
+_TOKEN = re.compile(r"(?<![A-Za-z0-9_/+=.-])[A-Za-z0-9_/+=-]{24,}(?![A-Za-z0-9_/+=-])")
+#: Digests and ids that look random but are not secrets: hex (git SHAs, checksums), UUIDs,
+#: and subresource-integrity hashes of lockfiles (``sha512-<base64>``).
+_DIGEST = re.compile(r"^(?:[0-9a-fA-F]+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|sha(?:1|256|384|512)-.*)$")
+_EXAMPLE_WORDS = re.compile(r"(?i)example|sample|dummy|fake|placeholder|redacted|your[_-]|changeme|x{4,}|\*{3,}|\.\.\.|<[^>]*>|\$\{|^\$[A-Z_]+$")
+_MARKED_AS_EXAMPLE = re.compile(r"(?i)\b(?:e\.g\.|for example|for instance|example|sample|dummy|fake|placeholder)\b[^.\n]{0,40}$")
+
+
+def _entropy(token: str) -> float:
+    counts = Counter(token)
+    return -sum(c / len(token) * math.log2(c / len(token)) for c in counts.values())
+
+
+def _looks_random(token: str) -> bool:
+    """Long, mixed upper/lower/digits, and about as varied as random base62 text."""
+    if _DIGEST.match(token) or "/" in token.strip("/") and not any(c.isdigit() for c in token):
+        return False
+    classes = sum((any(c.islower() for c in token), any(c.isupper() for c in token), any(c.isdigit() for c in token)))
+    return classes == 3 and _entropy(token) >= 4.2
+
+
+def _is_example(text: str, start: int, end: int) -> bool:
+    value = text[start:end]
+    line_start = text.rfind("\n", 0, start) + 1
+    return bool(_EXAMPLE_WORDS.search(value) or _MARKED_AS_EXAMPLE.search(text[line_start:start]))
+
+
+def find(text: str) -> list[Finding]:
+    """Every secret in ``text``, non-overlapping, in order."""
+    found: list[Finding] = []
+    taken: list[tuple[int, int]] = []
+
+    def add(kind: str, start: int, end: int) -> None:
+        if any(s < end and start < e for s, e in taken) or _is_example(text, start, end):
+            return
+        found.append(Finding(kind, start, end))
+        taken.append((start, end))
+
+    for kind, pattern in PATTERNS:
+        for match in pattern.finditer(text):
+            start, end = match.span("v") if "v" in pattern.groupindex else match.span()
+            add(kind, start, end)
+    for match in _TOKEN.finditer(text):
+        if _looks_random(match.group()):
+            add("high-entropy-string", *match.span())
+    return sorted(found, key=lambda f: f.start)
+
+
+def redact(text: str, findings: list[Finding]) -> str:
+    for f in sorted(findings, key=lambda f: f.start, reverse=True):
+        text = text[: f.start] + f"[REDACTED:{f.kind}]" + text[f.end :]
+    return text
+
+
+def screen(content: str, policy: str, what: str = "content") -> tuple[str, list[str]]:
+    """``content`` with its secrets redacted, and their kinds; or ``InvalidInput`` under "refuse".
+
+    A text that is nothing but a secret is refused under either policy: there is no fact left.
+    """
+    findings = find(content)
+    if not findings:
+        return content, []
+    kinds = sorted({f.kind for f in findings})
+    if policy == "refuse":
+        raise InvalidInput(f"{what} contains what looks like a secret ({', '.join(kinds)}); nothing was stored. "
+                           "Remember where the secret lives (an env var, a vault path), never its value.")
+    cleaned = redact(content, findings)
+    if len(re.sub(r"\[REDACTED:[a-z-]+\]|\W", "", cleaned)) < 3:
+        raise InvalidInput(f"{what} is only a secret ({', '.join(kinds)}); nothing was stored")
+    return cleaned, kinds

@@ -1,0 +1,84 @@
+"""Secrets are never stored: detection on a labelled corpus, redaction or refusal on every write path."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from headroom_mcp.errors import InvalidInput
+from headroom_mcp.store.memory_store import MemoryStore
+from headroom_mcp.store.records import MemoryRecord, new_id, now
+from headroom_mcp.store.secrets import find, redact
+
+sys.path.insert(0, str(ROOT / "bench"))
+from secrets_eval import DATA, evaluate  # noqa: E402
+
+ROWS = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
+
+
+def test_corpus_is_big_and_scores_are_at_goal():
+    result = evaluate(ROWS)
+    assert result["secrets"] >= 40 and result["innocent"] >= 40
+    assert result["caught"] / result["secrets"] >= 0.95, [r["text"] for r, _ in result["missed"]]
+    assert len(result["false_positives"]) / result["innocent"] <= 0.05, result["false_positives"]
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r["secret"]], ids=lambda r: r["kind"])
+def test_redaction_removes_the_secret_value(row):
+    cleaned = redact(row["text"], find(row["text"]))
+    assert "[REDACTED:" in cleaned
+    # No long random-looking run of the original survives.
+    for token in re.findall(r"[A-Za-z0-9_/+=-]{16,}", row["text"]):
+        if sum(c.isdigit() for c in token) >= 3 and not token.isdigit():
+            assert token not in cleaned, token
+
+
+def test_remember_redacts_and_says_so(store, ctx):
+    key = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
+    result = store.remember(ctx, f"push to the mirror with {key}")
+    assert result["redacted"] == ["github-token"]
+    stored = store.get(ctx, result["id"])
+    assert key not in stored["content"] and stored["content"] == "push to the mirror with [REDACTED:github-token]"
+    assert key not in json.dumps(store.recall(ctx, "mirror push token"))
+
+
+def test_a_text_that_is_only_a_secret_is_refused(store, ctx):
+    with pytest.raises(InvalidInput, match="only a secret"):
+        store.remember(ctx, "AKIA" + "Q2W3E4R5T6Y7U8I9")
+    assert store.list(ctx) == []
+
+
+def test_refuse_policy_writes_nothing(tmp_path, embedder, ctx):
+    strict = MemoryStore.open(embedder, data_dir=tmp_path / "strict", secrets_policy="refuse")
+    with pytest.raises(InvalidInput, match="looks like a secret"):
+        strict.remember(ctx, "the db is postgres://app:S3cr3tPassw0rd@db:5432/app")
+    t = now()
+    records = [MemoryRecord(id=new_id(), content=c, scope="user", user_id=ctx.user_id, created_at=t, updated_at=t)
+               for c in ("CI runs on GitHub Actions", "export GITHUB_TOKEN=Zx8Yw7Vu6Ts5Rq4Po3Nm2Lk1")]
+    with pytest.raises(InvalidInput, match="record 2"):
+        strict.import_records(records)
+    assert strict.list(ctx) == []  # nothing of the batch was written
+
+
+def test_import_redacts_and_counts(store, ctx):
+    t = now()
+    records = [MemoryRecord(id=new_id(), content=c, scope="user", user_id=ctx.user_id, created_at=t, updated_at=t)
+               for c in ("CI runs on GitHub Actions", "the staging password is in DB_PASSWORD=Zx8Yw7Vu6Ts5Rq4")]
+    assert store.import_records(records)["redacted"] == 1
+    contents = {m["content"] for m in store.list(ctx)}
+    assert "the staging password is in DB_PASSWORD=[REDACTED:env-secret]" in contents
+
+
+def test_look_alikes_in_ordinary_text_are_left_alone():
+    texts = [json.loads(line)[k] for line in (ROOT / "bench" / "data" / "dedup_pairs.jsonl").read_text().splitlines() for k in ("a", "b")]
+    assert [t for t in texts if find(t)] == []
+
+
+def test_unknown_policy_is_an_error(tmp_path, embedder):
+    with pytest.raises(InvalidInput, match="secrets policy"):
+        MemoryStore.open(embedder, data_dir=Path(tmp_path) / "x", secrets_policy="ignore")
