@@ -75,7 +75,7 @@ def test_embedded_import_round_trip_keeps_ids_provenance_and_times(tmp_path):
     source.close()
     target = SyncMemory(data_dir=tmp_path / "b", user_id="alice", agent_id="other", project="p", embedded=True)
     assert target.import_records(exported) == {"created": 1, "merged": 0, "replaced": 0, "redacted": 0}
-    assert target.import_records(exported) == {"created": 0, "merged": 0, "replaced": 1}  # idempotent
+    assert target.import_records(exported) == {"created": 0, "merged": 0, "replaced": 1, "redacted": 0}  # idempotent
     assert target.get_all() == exported
     assert exported[0]["id"] == first["id"] and exported[0]["seen_count"] == 2 and exported[0]["agents"] == ["claude"]
     target.close()
