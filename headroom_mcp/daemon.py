@@ -77,7 +77,8 @@ class Daemon:
         t = time.perf_counter()
         self.store = open_store(self.settings)
         self.store.embedder.embed(["warm up"])
-        log.info("store open in %.2fs: %d records, lexical %d", time.perf_counter() - t, self.store.count(), len(self.store.lexical))
+        health = self.store.check()  # derived indexes match the collection, or are rebuilt
+        log.info("store open in %.2fs: %s", time.perf_counter() - t, health)
 
     def _handle(self, method: Any, params: Any, context: Any) -> dict[str, Any]:
         from .service import dispatch

@@ -77,8 +77,12 @@ def run_doctor(args: argparse.Namespace) -> int:
         with DaemonClient(settings) as client:
             ping = client.call("ping")
             stats = client.call("stats", context=settings.context().to_mapping())
+            health = client.call("check", {"repair": True}, settings.context().to_mapping())
         checks.append(_check("store", True, f"daemon pid {ping['pid']}, {ping['records']} records in the store, "
                                             f"{stats['total']} visible to {settings.user_id}"))
+        checks.append(_check("lexical index", True if not health["repaired"] else None,
+                             f"{health['lexical']} of {health['active']} active records indexed"
+                             + (f"; rebuilt ({health['missing']} missing, {health['extra']} stale)" if health["repaired"] else "")))
     except HeadroomError as exc:
         checks.append(_check("store", False, f"{exc} (see {paths.log})"))
     checks.append(_check("project", True, settings.project or "(none: memories default to user scope)"))

@@ -43,6 +43,7 @@ METHODS: dict[str, tuple[Callable[..., Any], frozenset[str]]] = {
     "list": (lambda s, c, **p: {"memories": s.list(c, **p)}, frozenset({"scope", "tags", "agent", "limit"})),
     "context": (lambda s, c, **p: {"memories": s.context(c, **p)}, frozenset({"limit"})),
     "stats": (MemoryStore.stats, frozenset()),
+    "check": (lambda s, c, **p: s.check(**p), frozenset({"repair"})),
     "clear": (MemoryStore.clear, frozenset({"scope"})),
     "import": (_import, frozenset({"records", "dedup"})),
 }

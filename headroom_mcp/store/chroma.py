@@ -11,10 +11,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ..errors import HeadroomError, InvalidInput
+from .migrations import SCHEMA_VERSION
 
 COLLECTION = "headroom_memories"
-#: Version of the record layout in the collection; bump with a migration in ``migrate``.
-SCHEMA_VERSION = 1
 
 
 def _settings():

@@ -22,6 +22,7 @@ from .chroma import open_client, open_collection
 from .dedup import Facts, judge
 from .embedder import Embedder
 from .lexical import LexicalIndex
+from .migrations import migrate
 from .records import (
     ACTIVE,
     FORGOTTEN,
@@ -79,6 +80,8 @@ class MemoryStore:
         if secrets_policy not in secrets.POLICIES:
             raise InvalidInput(f"secrets policy must be one of {', '.join(secrets.POLICIES)}, got {secrets_policy!r}")
         self.secrets_policy = secrets_policy
+        #: Format migrations run when this store was opened (see ``migrations``).
+        self.migrated: list[str] = []
         self.collection = collection
         self.embedder = embedder
         self.turn_ttl = turn_ttl
@@ -99,8 +102,11 @@ class MemoryStore:
         secrets_policy: str = "redact",
     ) -> "MemoryStore":
         client = open_client(data_dir, chroma_url)
-        return cls(open_collection(client, embedder.model_id), embedder, turn_ttl,
-                   refresh_interval=0.0 if chroma_url else 30.0, secrets_policy=secrets_policy)
+        collection = open_collection(client, embedder.model_id)
+        migrated = migrate(collection, embedder)
+        store = cls(collection, embedder, turn_ttl, refresh_interval=0.0 if chroma_url else 30.0, secrets_policy=secrets_policy)
+        store.migrated = migrated
+        return store
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -157,6 +163,33 @@ class MemoryStore:
         self.lexical.clear()
         self.refresh_lexical()
         return len(self.lexical)
+
+    def check(self, repair: bool = True) -> dict[str, Any]:
+        """Does the lexical index hold exactly the collection's active records? Rebuild it if not.
+
+        The daemon runs this at startup and ``doctor`` asks for it. The collection is the
+        source of truth; the index is derived, so repairing it loses nothing.
+        """
+        if not isinstance(repair, bool):
+            raise InvalidInput(f"repair must be true or false, got {repair!r}")
+        self.refresh_lexical()
+        active: set[str] = set()
+        offset = 0
+        while True:
+            page = self.collection.get(where={"status": ACTIVE}, include=[], limit=_PAGE, offset=offset)
+            active.update(page["ids"])
+            if len(page["ids"]) < _PAGE:
+                break
+            offset += _PAGE
+        indexed = self.lexical.ids()
+        missing, extra = sorted(active - indexed), sorted(indexed - active)
+        report: dict[str, Any] = {"records": self.collection.count(), "active": len(active), "lexical": len(indexed),
+                                  "missing": len(missing), "extra": len(extra), "repaired": False, "migrated": self.migrated}
+        if (missing or extra) and repair:
+            self.rebuild_lexical()
+            report["repaired"] = True
+            report["lexical"] = len(self.lexical)
+        return report
 
     # ---- remember ------------------------------------------------------------------------
 

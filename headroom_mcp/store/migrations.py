@@ -1,0 +1,69 @@
+"""Store format versions and the steps between them.
+
+The collection's metadata holds ``schema_version``. Opening a store written by an older
+headroom-mcp runs each step from its version up to ``SCHEMA_VERSION`` in order, then
+records the new version; a step must be safe to run twice (a crash mid-migration reruns
+it), and no step may lose a memory. A store newer than this code is refused (see
+``chroma.open_collection``).
+
+| version | what changed |
+|---|---|
+| 1 | first format: records as Chroma metadata, ``hash`` of the normalised text |
+| 2 | contents are screened for credentials: secrets stored before redaction existed are redacted in place (and re-embedded) |
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from .embedder import Embedder
+from .records import MemoryRecord
+from .secrets import find, redact
+
+log = logging.getLogger("headroom_mcp.store.migrations")
+
+SCHEMA_VERSION = 2
+_PAGE = 500
+
+
+def _redact_stored_secrets(collection: Any, embedder: Embedder) -> int:
+    """1 → 2: redact credentials in stored contents, keeping every record and its history."""
+    changed = 0
+    offset = 0
+    while True:
+        page = collection.get(include=["documents", "metadatas"], limit=_PAGE, offset=offset)
+        fixed = []
+        for doc_id, doc, meta in zip(page["ids"], page["documents"], page["metadatas"]):
+            findings = find(doc or "")
+            if findings:
+                record = MemoryRecord.from_chroma(doc_id, doc, meta)
+                record.content = redact(record.content, findings)
+                fixed.append(record)
+        if fixed:
+            vectors = embedder.embed([r.content for r in fixed])
+            collection.upsert(ids=[r.id for r in fixed], documents=[r.content for r in fixed],
+                              metadatas=[r.to_metadata() for r in fixed], embeddings=[list(map(float, v)) for v in vectors])
+            changed += len(fixed)
+        if len(page["ids"]) < _PAGE:
+            return changed
+        offset += _PAGE
+
+
+#: version → the step that upgrades a store from it to the next version.
+STEPS: dict[int, Callable[[Any, Embedder], int]] = {1: _redact_stored_secrets}
+
+
+def migrate(collection: Any, embedder: Embedder) -> list[str]:
+    """Bring the collection up to ``SCHEMA_VERSION``; return what was done (empty when current)."""
+    meta = dict(collection.metadata or {})
+    version = int(meta.get("schema_version") or 1)  # stores from before the marker are version 1
+    done = []
+    while version < SCHEMA_VERSION:
+        changed = STEPS[version](collection, embedder)
+        version += 1
+        meta["schema_version"] = version
+        collection.modify(metadata=meta)  # after the step: a crash in it reruns it
+        done.append(f"format {version - 1} → {version}: {changed} records changed")
+        log.info("migrated store %s", done[-1])
+    return done

@@ -1,0 +1,55 @@
+"""Derived indexes checked and repaired; stores written by an older format migrated."""
+
+from __future__ import annotations
+
+import pytest
+
+from headroom_mcp.errors import HeadroomError
+from headroom_mcp.store.memory_store import MemoryStore
+from headroom_mcp.store.migrations import SCHEMA_VERSION
+from headroom_mcp.store.records import MemoryRecord, new_id, now
+
+
+def test_check_finds_and_repairs_a_drifted_lexical_index(store, ctx):
+    ids = [store.remember(ctx, f"service {name} is deployed with helm")["id"] for name in ("alpha", "beta", "gamma")]
+    assert store.check() == {"records": 3, "active": 3, "lexical": 3, "missing": 0, "extra": 0, "repaired": False, "migrated": []}
+    store.lexical.remove(ids[0])
+    store.lexical.watermark = now() + 3600  # so the incremental refresh does not bring it back
+    store.lexical.apply("mem_ghost", "a memory the collection never had", {"updated_at": 1.0})
+    report = store.check()
+    assert (report["missing"], report["extra"], report["repaired"], report["lexical"]) == (1, 1, True, 3)
+    assert store.check()["repaired"] is False
+    assert [m["id"] for m in store.recall(ctx, "alpha helm")][:1] == [ids[0]]
+
+
+def test_a_store_of_the_previous_format_is_migrated_once(tmp_path, embedder, ctx):
+    data_dir = tmp_path / "old"
+    store = MemoryStore.open(embedder, data_dir=data_dir)
+    # What format 1 allowed: a credential stored verbatim (written below the screening).
+    t = now()
+    leaked = MemoryRecord(id=new_id(), content="deploys push with ghp_" + "Q1w2E3r4T5y6U7i8O9p0A1s2D3f4G5h6J7k8", scope="user",
+                          user_id=ctx.user_id, agents=["claude"], created_by="claude", created_at=t, updated_at=t)
+    clean = MemoryRecord(id=new_id(), content="CI runs on GitHub Actions", scope="user", user_id=ctx.user_id,
+                         agents=["codex"], created_by="codex", created_at=t, updated_at=t)
+    store._write([leaked, clean], embedder.embed([leaked.content, clean.content]))
+    store.collection.modify(metadata={**store.collection.metadata, "schema_version": 1})
+    del store
+
+    reopened = MemoryStore.open(embedder, data_dir=data_dir)
+    assert reopened.migrated == ["format 1 → 2: 1 records changed"]
+    assert reopened.collection.metadata["schema_version"] == SCHEMA_VERSION == 2
+    migrated = reopened.get(ctx, leaked.id)
+    assert migrated["content"] == "deploys push with [REDACTED:github-token]"
+    assert migrated["agents"] == ["claude"] and migrated["created_at"] == leaked.to_dict()["created_at"]
+    assert reopened.get(ctx, clean.id)["content"] == "CI runs on GitHub Actions"
+    assert [m["id"] for m in reopened.recall(ctx, "how do deploys push?")][:1] == [leaked.id]
+    del reopened
+    assert MemoryStore.open(embedder, data_dir=data_dir).migrated == []
+
+
+def test_a_store_from_a_newer_version_is_refused(tmp_path, embedder):
+    store = MemoryStore.open(embedder, data_dir=tmp_path / "new")
+    store.collection.modify(metadata={**store.collection.metadata, "schema_version": SCHEMA_VERSION + 1})
+    del store
+    with pytest.raises(HeadroomError, match="newer than this headroom-mcp"):
+        MemoryStore.open(embedder, data_dir=tmp_path / "new")
