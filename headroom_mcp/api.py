@@ -17,6 +17,7 @@ import asyncio
 import functools
 import os
 import threading
+from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 from .config import Settings
@@ -139,6 +140,14 @@ class SyncMemory:
         """Import exported records (ids, provenance and timestamps kept)."""
         return self._call("import", records=list(records), dedup=dedup)
 
+    def backup(self, dest: str | os.PathLike[str]) -> dict[str, Any]:
+        """Copy the live store into ``dest`` (a new directory, usable as a data dir): ``{dest, records}``."""
+        return self._call("backup", dest=os.fspath(Path(dest).expanduser().resolve()))
+
+    def check(self, repair: bool = True) -> dict[str, Any]:
+        """Compare the derived lexical index with the collection, rebuilding it if they differ."""
+        return self._call("check", repair=repair)
+
     def close(self) -> None:
         self._backend.close()
 
@@ -181,6 +190,8 @@ class Memory:
     clear = _in_thread(SyncMemory.clear)
     stats = _in_thread(SyncMemory.stats)
     import_records = _in_thread(SyncMemory.import_records)
+    backup = _in_thread(SyncMemory.backup)
+    check = _in_thread(SyncMemory.check)
 
     def close(self) -> None:
         self.sync.close()

@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="a file written by export, or any JSONL with at least id and content")
     p.add_argument("--no-dedup", dest="dedup", action="store_false", help="keep every record, even repeats of stored facts")
 
+    p = sub.add_parser("backup", help="copy the live store into a new directory (itself a data dir)")
+    _common(p)
+    p.add_argument("dest", help="a new or empty directory")
+
     for verb, text in (("install", "register the server (and hooks) in an agent's config"),
                        ("uninstall", "remove what install added from an agent's config")):
         p = sub.add_parser(verb, help=text)
@@ -177,6 +181,9 @@ def run(args: argparse.Namespace) -> int:
         elif args.command == "show":
             m = memory.get(args.id)
             _print(args, m, "\n".join(f"{k}: {v}" for k, v in m.items()))
+        elif args.command == "backup":
+            r = memory.backup(args.dest)
+            _print(args, r, f"backed up {r['records']} records to {r['dest']} (use it as a data dir: --data-dir {r['dest']})")
         elif args.command == "export":
             return _export(args, memory)
         elif args.command == "import":

@@ -44,6 +44,7 @@ METHODS: dict[str, tuple[Callable[..., Any], frozenset[str]]] = {
     "context": (lambda s, c, **p: {"memories": s.context(c, **p)}, frozenset({"limit"})),
     "stats": (MemoryStore.stats, frozenset()),
     "check": (lambda s, c, **p: s.check(**p), frozenset({"repair"})),
+    "backup": (lambda s, c, **p: s.backup(**p), frozenset({"dest"})),
     "clear": (MemoryStore.clear, frozenset({"scope"})),
     "import": (_import, frozenset({"records", "dedup"})),
 }

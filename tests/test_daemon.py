@@ -118,7 +118,7 @@ def test_kill_9_mid_burst_loses_nothing_acknowledged(data_dir, tmp_path):
         assert len(stored) == 400  # a request repeated after the kill merged, not duplicated
         hits = memory.search("owner for shard K00399")
         assert hits and "K00399" in hits[0]["content"]
-        health = memory._backend.call("check", {"repair": False}, memory.context.to_mapping())
+        health = memory.check(repair=False)
         assert (health["active"], health["lexical"], health["missing"], health["extra"]) == (400, 400, 0, 0)
 
 

@@ -82,6 +82,8 @@ class MemoryStore:
         self.secrets_policy = secrets_policy
         #: Format migrations run when this store was opened (see ``migrations``).
         self.migrated: list[str] = []
+        #: Where an embedded store keeps its files (None on a Chroma server).
+        self.chroma_dir: Path | None = None
         self.collection = collection
         self.embedder = embedder
         self.turn_ttl = turn_ttl
@@ -106,6 +108,7 @@ class MemoryStore:
         migrated = migrate(collection, embedder)
         store = cls(collection, embedder, turn_ttl, refresh_interval=0.0 if chroma_url else 30.0, secrets_policy=secrets_policy)
         store.migrated = migrated
+        store.chroma_dir = None if chroma_url else Path(data_dir) / "chroma"
         return store
 
     # ---- helpers -------------------------------------------------------------------------
@@ -190,6 +193,40 @@ class MemoryStore:
             report["repaired"] = True
             report["lexical"] = len(self.lexical)
         return report
+
+    def backup(self, dest: Any) -> dict[str, Any]:
+        """Copy the embedded store's files to ``dest``, a new directory that becomes a data dir.
+
+        Run by the store's single worker (or under the embedded lock), so no write of ours
+        interleaves; the SQLite file, which holds every record and the write-ahead log of
+        the vector index, is copied with SQLite's online backup API, and the vector index
+        files beside it. Opening the copy replays whatever the index had not flushed.
+        """
+        import shutil
+        import sqlite3
+
+        if self.chroma_dir is None:
+            raise InvalidInput("backup copies an embedded store; on a Chroma server use export, or the server's own backups")
+        if not isinstance(dest, str) or not dest.strip():
+            raise InvalidInput("dest must be a directory path")
+        target = Path(dest).expanduser().resolve()
+        if target.exists() and any(target.iterdir()):
+            raise InvalidInput(f"{target} exists and is not empty; back up into a new directory")
+        if target == self.chroma_dir.parent or self.chroma_dir.parent in target.parents:
+            raise InvalidInput("back up outside the store's own data dir")
+        chroma = target / "chroma"
+        chroma.mkdir(parents=True, mode=0o700)
+        for item in self.chroma_dir.iterdir():
+            if item.is_dir():
+                shutil.copytree(item, chroma / item.name)
+        source = sqlite3.connect(self.chroma_dir / "chroma.sqlite3")
+        copy = sqlite3.connect(chroma / "chroma.sqlite3")
+        try:
+            source.backup(copy)
+        finally:
+            copy.close()
+            source.close()
+        return {"dest": str(target), "records": self.count()}
 
     # ---- remember ------------------------------------------------------------------------
 
