@@ -11,7 +11,7 @@ from .errors import DaemonUnavailable, EmbedderError, HeadroomError, InvalidInpu
 
 __version__ = "0.1.0"
 __all__ = [
-    "Memory", "SyncMemory", "HeadroomError", "InvalidInput", "NotFound", "StoreLocked",
+    "Memory", "SyncMemory", "with_memory", "HeadroomError", "InvalidInput", "NotFound", "StoreLocked",
     "DaemonUnavailable", "EmbedderError", "__version__",
 ]
 
@@ -21,4 +21,8 @@ def __getattr__(name: str) -> Any:
         from . import api
 
         return getattr(api, name)
+    if name == "with_memory":
+        from .wrap import with_memory
+
+        return with_memory
     raise AttributeError(f"module 'headroom_mcp' has no attribute {name!r}")
