@@ -10,6 +10,7 @@ an in-process predicate for the lexical index; tests check that the two agree.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, Mapping
 
 from ..errors import InvalidInput
@@ -90,6 +91,11 @@ class Visibility:
             clauses.append(pairs)
         return clauses
 
+    @cached_property
+    def _clause_items(self) -> tuple[tuple[tuple[str, Any], ...], ...]:
+        """``scope_clauses`` computed once: ``matches`` runs for every lexical candidate."""
+        return tuple(tuple(c.items()) for c in self.scope_clauses())
+
     def where(self) -> dict[str, Any] | None:
         """The Chroma filter, or None when nothing at all is visible."""
         scope_clauses = [_eq_all(c) for c in self.scope_clauses()]
@@ -112,7 +118,7 @@ class Visibility:
         """The same rule as ``where`` applied to one record's metadata."""
         if meta.get("user_id") != self.context.user_id or meta.get("status", ACTIVE) != ACTIVE:
             return False
-        if not any(all(meta.get(k) == v for k, v in c.items()) for c in self.scope_clauses()):
+        if not any(all(meta.get(k) == v for k, v in c) for c in self._clause_items):
             return False
         if self.tags and not set(self.tags) & set(meta.get("tags") or ()):
             return False
