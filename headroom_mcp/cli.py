@@ -261,12 +261,12 @@ def _run_install(args: argparse.Namespace) -> int:
     installing = args.command == "install"
     # Plan every client first: a config we cannot parse stops everything before any write.
     planned = {c: plan(c, target, install=installing, hooks=installing and args.hooks) for c in clients}
+    written = [] if args.dry_run else apply([c for changes in planned.values() for c in changes])
     for client, changes in planned.items():
         if args.dry_run:
             diffs = [c.diff() for c in changes if c.changed]
             print("\n".join(diffs) if diffs else f"{client}: nothing to change")
             continue
-        written = apply(changes)
         for change in changes:
             state = "updated" if change in written else "unchanged"
             print(f"{client}: {state} {change.path}")

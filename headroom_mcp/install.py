@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -117,17 +118,30 @@ def _json_edit(path: Path, edit: Callable[[dict[str, Any]], None]) -> Change:
     return Change(path, before, after)
 
 
-def _toml_edit(path: Path, edit: Callable[[Any], None]) -> Change:
+def _toml_edit(path: Path, edit: Callable[[Any], None], expect: Callable[[dict[str, Any]], None]) -> Change:
+    """Edit a TOML file keeping its layout; ``expect`` applies the same change to plain data.
+
+    TOML can say one thing several ways (tables, inline tables, dotted keys), and a
+    layout-keeping edit of an unusual one could move a user's key. So the result is read
+    back and must equal the original data with exactly our change; otherwise nothing is
+    written and the user is told what to add by hand.
+    """
     before = path.read_text() if path.exists() else None
     try:
         doc = tomlkit.parse(before or "")
+        original = doc.unwrap()
+        edit(doc)
+        after = tomlkit.dumps(doc)
+        result = tomllib.loads(after)
     except Exception as exc:
-        raise InvalidInput(f"{path} is not valid TOML ({exc}); fix it or move it away, nothing was changed") from None
-    original = doc.unwrap()
-    edit(doc)
-    if doc.unwrap() == original:
+        raise InvalidInput(f"could not edit {path} ({type(exc).__name__}: {exc}); nothing was changed") from None
+    wanted = json.loads(json.dumps(original))
+    expect(wanted)
+    if result != wanted:
+        raise InvalidInput(f"could not edit {path} without disturbing its other settings; nothing was changed. "
+                           "Add the entry from agent-configs/codex.config.toml by hand")
+    if result == original:
         return Change(path, before, before)
-    after = tomlkit.dumps(doc)
     return Change(path, before, after if after.strip() or before is not None else None)
 
 
@@ -175,18 +189,25 @@ def _set_hooks(hooks: dict[str, Any], target: Target, client: str, install: bool
 
 def _json_servers(data: dict[str, Any], entry: dict[str, Any] | None) -> None:
     servers = data.setdefault("mcpServers", {})
+    if not isinstance(servers, dict):
+        raise InvalidInput(f"mcpServers must be an object, found {type(servers).__name__}; nothing was changed")
     if entry is None:
         servers.pop(SERVER_NAME, None)
         if not servers:
             del data["mcpServers"]
     else:
-        servers[SERVER_NAME] = entry
+        existing = servers.get(SERVER_NAME)
+        kept = existing if isinstance(existing, dict) else {}
+        servers[SERVER_NAME] = {**kept, **entry}  # keep what the user added (env, timeout)
 
 
 def _json_hooks(data: dict[str, Any], target: Target, client: str, install: bool) -> None:
     hooks = data.setdefault("hooks", {})
-    if isinstance(hooks, dict):
-        _set_hooks(hooks, target, client, install)
+    if not isinstance(hooks, dict) or not all(isinstance(v, list) for v in hooks.values() if v is not None):
+        raise InvalidInput("the hooks setting is not an object of lists; fix it or install without --hooks (nothing was changed)")
+    for event in [e for e, v in hooks.items() if v is None]:
+        del hooks[event]
+    _set_hooks(hooks, target, client, install)
     if not data.get("hooks"):
         data.pop("hooks", None)
 
@@ -221,9 +242,18 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
                 if servers is None:
                     servers = tomlkit.table(is_super_table=True)
                     doc["mcp_servers"] = servers
+                elif not isinstance(servers, tomlkit.items.Table):  # an inline table: make it a real one
+                    plain = servers.unwrap()
+                    del doc["mcp_servers"]
+                    servers = tomlkit.table(is_super_table=True)
+                    for name, value in plain.items():
+                        servers[name] = value
+                    doc["mcp_servers"] = servers
                 table = tomlkit.table()
-                table["command"] = entry["command"]
-                table["args"] = entry["args"]
+                for key, value in _codex_entry(servers.get(SERVER_NAME)).items():
+                    table[key] = value
+                if SERVER_NAME in servers:
+                    del servers[SERVER_NAME]
                 servers[SERVER_NAME] = table
             elif servers is not None and SERVER_NAME in servers:
                 del servers[SERVER_NAME]
@@ -236,7 +266,23 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
                     doc["features"] = features
                 features["codex_hooks"] = True
 
-        changes.append(_toml_edit(base / "config.toml", edit_config))
+        def expect_config(data: dict[str, Any]) -> None:
+            servers = data.setdefault("mcp_servers", {})
+            if entry is not None:
+                servers[SERVER_NAME] = _codex_entry(servers.get(SERVER_NAME))
+            else:
+                servers.pop(SERVER_NAME, None)
+            if not servers:
+                del data["mcp_servers"]
+            if want_hooks:
+                data.setdefault("features", {})["codex_hooks"] = True
+
+        def _codex_entry(existing: Any) -> dict[str, Any]:
+            """Ours (command, args) over what the user added to the entry (env, timeouts)."""
+            kept = dict(existing.unwrap() if hasattr(existing, "unwrap") else existing) if isinstance(existing, dict) else {}
+            return {**kept, "command": entry["command"], "args": entry["args"]}
+
+        changes.append(_toml_edit(base / "config.toml", edit_config, expect_config))
         if want_hooks or (base / "hooks.json").exists():
             changes.append(_json_edit(base / "hooks.json", lambda d: _json_hooks(d, target, client, want_hooks)))
     else:
@@ -252,18 +298,29 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
 
 
 def apply(changes: list[Change]) -> list[Change]:
-    """Write the changed files atomically, each after a backup of its previous content."""
+    """Write the changed files atomically, each after a backup of its previous content.
+
+    A config that is a symlink (dotfile managers) is written through to its target. The
+    backup keeps the file as it was before headroom-mcp first changed it, is never
+    followed if it is a symlink (a repository could plant one pointing at ~/.bashrc), and
+    is created 0600.
+    """
+    pending = [c for c in changes if c.changed and c.after is not None]
+    for change in pending:  # every check before the first write
+        backup = change.path.with_name(change.path.name + ".headroom-backup")
+        if backup.is_symlink():
+            raise InvalidInput(f"{backup} is a symlink; remove it before installing (nothing was changed)")
     done = []
-    for change in changes:
-        if not change.changed or change.after is None:
-            continue
-        path = change.path
+    for change in pending:
+        path = change.path.resolve() if change.path.is_symlink() else change.path
         path.parent.mkdir(parents=True, exist_ok=True)
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
         if change.before is not None:
             backup = path.with_name(path.name + ".headroom-backup")
-            backup.write_text(change.before)
-            os.chmod(backup, mode)
+            if not backup.exists() and not backup.is_symlink():
+                fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(change.before)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         with os.fdopen(fd, "w") as f:
             f.write(change.after)

@@ -114,6 +114,36 @@ def test_a_broken_config_stops_the_install_before_any_write(home):
     assert snapshot(home) == before
 
 
+def test_a_planted_backup_symlink_is_refused_and_a_symlinked_config_written_through(home, tmp_path):
+    victim = tmp_path / "bashrc"
+    victim.write_text("export PATH=$PATH\n")
+    (home / ".gemini" / "settings.json.headroom-backup").symlink_to(victim)
+    out = cli(home, "install", "all")
+    assert out.returncode == 1 and "is a symlink" in out.stderr and victim.read_text() == "export PATH=$PATH\n"
+    assert "headroom" not in (home / ".claude.json").read_text()  # refused before any write
+    (home / ".gemini" / "settings.json.headroom-backup").unlink()
+    dotfiles = tmp_path / "dotfiles-settings.json"
+    (home / ".gemini" / "settings.json").rename(dotfiles)
+    (home / ".gemini" / "settings.json").symlink_to(dotfiles)
+    assert cli(home, "install", "gemini").returncode == 0
+    assert (home / ".gemini" / "settings.json").is_symlink() and "headroom" in json.loads(dotfiles.read_text())["mcpServers"]
+
+
+def test_user_additions_to_the_entry_survive_and_risky_toml_is_left_alone(home):
+    (home / ".codex" / "config.toml").write_text(
+        'model = "o3"\n\n[mcp_servers.headroom]\ncommand = "old"\nstartup_timeout_sec = 20\n\n[mcp_servers.headroom.env]\nHEADROOM_MCP_USER = "bob"\n')
+    assert cli(home, "install", "codex").returncode == 0
+    entry = tomllib.loads((home / ".codex" / "config.toml").read_text())["mcp_servers"]["headroom"]
+    assert entry["startup_timeout_sec"] == 20 and entry["env"] == {"HEADROOM_MCP_USER": "bob"} and entry["args"][0] == "serve"
+    dotted = 'model = "o3"\nmcp_servers.headroom = {command = "x", args = []}\napproval_policy = "never"\n'
+    (home / ".codex" / "config.toml").write_text(dotted)
+    out = cli(home, "install", "codex")
+    assert out.returncode == 1 and "by hand" in out.stderr and (home / ".codex" / "config.toml").read_text() == dotted
+    (home / ".gemini" / "settings.json").write_text('{"mcpServers": null}')
+    out = cli(home, "install", "gemini")
+    assert out.returncode == 1 and "mcpServers must be an object" in out.stderr
+
+
 needs_clis = pytest.mark.skipif(not (CLIS / "claude").exists(), reason="agent CLIs not installed (npm install --prefix tests/agents)")
 
 
