@@ -41,8 +41,10 @@ def neutralise(content: str, max_chars: int = MAX_MEMORY_CHARS) -> str:
 
 
 def line(memory: Mapping[str, Any]) -> str:
-    agents = ", ".join(memory.get("agents") or ["unknown"])
-    return f"- [{memory.get('scope', '?')}] {neutralise(str(memory.get('content', '')))} ({agents}; {memory.get('id', '')})"
+    """One memory as one line; every field is neutralised (agents and ids come from imports too)."""
+    agents = neutralise(", ".join(map(str, memory.get("agents") or ["unknown"])), 80)
+    scope, memory_id = neutralise(str(memory.get("scope", "?")), 20), neutralise(str(memory.get("id", "")), 60)
+    return f"- [{scope}] {neutralise(str(memory.get('content', '')))} ({agents}; {memory_id})"
 
 
 def fit(memories: Iterable[Mapping[str, Any]], budget_tokens: int) -> list[Mapping[str, Any]]:

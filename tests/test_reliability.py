@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from headroom_mcp.errors import HeadroomError
+from headroom_mcp.store.chroma import open_client, open_collection
 from headroom_mcp.store.memory_store import MemoryStore
 from headroom_mcp.store.migrations import SCHEMA_VERSION
 from headroom_mcp.store.records import MemoryRecord, new_id, now
@@ -37,6 +38,8 @@ def test_a_store_of_the_previous_format_is_migrated_once(tmp_path, embedder, ctx
 
     reopened = MemoryStore.open(embedder, data_dir=data_dir)
     assert reopened.migrated == ["format 1 → 2: 1 records changed"]
+    kept = open_collection(open_client(data_dir / "backup-before-format-2"), embedder.model_id)  # the old store, as it was
+    assert "ghp_" in kept.get(ids=[leaked.id])["documents"][0] and kept.metadata["schema_version"] == 1
     assert reopened.collection.metadata["schema_version"] == SCHEMA_VERSION == 2
     migrated = reopened.get(ctx, leaked.id)
     assert migrated["content"] == "deploys push with [REDACTED:github-token]"

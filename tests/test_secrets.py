@@ -82,3 +82,13 @@ def test_look_alikes_in_ordinary_text_are_left_alone():
 def test_unknown_policy_is_an_error(tmp_path, embedder):
     with pytest.raises(InvalidInput, match="secrets policy"):
         MemoryStore.open(embedder, data_dir=Path(tmp_path) / "x", secrets_policy="ignore")
+
+
+@pytest.mark.parametrize("text,kept", [
+    ('DB_PASSWORD="correct horse battery staple"', 'DB_PASSWORD="'),
+    ("DB_PASSWORD=Sup3rS3cret#2024!xyz", "DB_PASSWORD="),
+    ("postgres://admin:p@ssw0rd!@db.internal/app", "postgres://admin:"),
+])
+def test_the_whole_value_goes_not_just_its_first_part(text, kept):
+    cleaned = redact(text, find(text))
+    assert cleaned.startswith(kept) and "2024" not in cleaned and "horse" not in cleaned and "ssw0rd" not in cleaned

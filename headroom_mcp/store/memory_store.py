@@ -22,7 +22,7 @@ from .chroma import open_client, open_collection
 from .dedup import Facts, judge
 from .embedder import Embedder
 from .lexical import LexicalIndex
-from .migrations import migrate
+from .migrations import SCHEMA_VERSION, migrate
 from .records import (
     ACTIVE,
     FORGOTTEN,
@@ -105,6 +105,14 @@ class MemoryStore:
     ) -> "MemoryStore":
         client = open_client(data_dir, chroma_url)
         collection = open_collection(client, embedder.model_id)
+        version = int((collection.metadata or {}).get("schema_version") or 1)
+        if version < SCHEMA_VERSION and data_dir is not None:
+            # Before a migration changes records in place, keep the old store as it was.
+            import shutil
+
+            keep = Path(data_dir) / f"backup-before-format-{SCHEMA_VERSION}"
+            if not keep.exists():
+                shutil.copytree(Path(data_dir) / "chroma", keep / "chroma")
         migrated = migrate(collection, embedder)
         store = cls(collection, embedder, turn_ttl, refresh_interval=0.0 if chroma_url else 30.0, secrets_policy=secrets_policy)
         store.migrated = migrated

@@ -3,7 +3,8 @@
 The collection's metadata holds ``schema_version``. Opening a store written by an older
 headroom-mcp runs each step from its version up to ``SCHEMA_VERSION`` in order, then
 records the new version; a step must be safe to run twice (a crash mid-migration reruns
-it), and no step may lose a memory. A store newer than this code is refused (see
+it), and no step may lose a memory. An embedded store is copied to
+``<data dir>/backup-before-format-N`` before its first step runs. A store newer than this code is refused (see
 ``chroma.open_collection``).
 
 | version | what changed |

@@ -49,8 +49,14 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(p)) 
     ("sendgrid-key", r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{30,}"),
     ("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
     ("bearer-token", r"(?i)\b(?:bearer|authorization:\s*token)\s+(?P<v>[A-Za-z0-9_\-.=/+~]{16,})"),
-    ("url-password", r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:(?P<v>[^/\s@]{3,})@"),
-    ("env-secret", r"(?i)\b(?:export\s+)?[A-Z0-9_]*(?:PASSWORD|PASSWD|PWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?|AUTH)[A-Z0-9_]*\s*[=:]\s*[\"']?(?P<v>[^\s\"'#,;]{6,})"),
+    ("basic-auth", r"(?i)\bauthorization:\s*basic\s+(?P<v>[A-Za-z0-9+/=]{8,})"),
+    # Greedy up to the last "@" before the host: a password may itself hold an "@".
+    ("url-password", r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:(?P<v>[^\s/]{3,})@[^\s@/]+"),
+    # KEY=value and "password: value": key names are UPPER_SNAKE or lower_snake with a
+    # secret word as a whole segment (not "tokenizer", "author", "max_tokens").
+    ("env-secret", r"(?:\b[A-Z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?)[A-Z0-9_]*"
+                   r"|\b(?:[a-z0-9]+_)*(?:password|passwd|secret|token|api_?key|access_?key|private_?key|credentials?)(?:_[a-z0-9]+)*\b)"
+                   r"\s*(?:[=:]|\bis\b)\s*(?:\"(?P<q>[^\"\n]{4,})\"|'(?P<s>[^'\n]{4,})'|(?P<v>[^\s\"']{6,}))"),
 ))
 
 #: Tokens of the shape random keys have; scored by entropy below.
@@ -71,14 +77,35 @@ def _looks_random(token: str) -> bool:
     """Long, mixed upper/lower/digits, and about as varied as random base62 text."""
     if _DIGEST.match(token) or "/" in token.strip("/") and not any(c.isdigit() for c in token):
         return False
+    words = re.findall(r"[A-Z]?[a-z]{2,}", token)
+    if sum(len(w) for w in words) >= 0.6 * len(token):
+        return False  # an identifier made of words: getUserProfileByIdV2Handler2024
     classes = sum((any(c.islower() for c in token), any(c.isupper() for c in token), any(c.isdigit() for c in token)))
     return classes == 3 and _entropy(token) >= 4.2
 
 
-def _is_example(text: str, start: int, end: int) -> bool:
+def _is_example(text: str, start: int, end: int, context: bool = True) -> bool:
+    """An example or placeholder value; the words before it count only for generic kinds
+    (a provider-prefixed key is real unless its value itself says it is an example)."""
     value = text[start:end]
     line_start = text.rfind("\n", 0, start) + 1
-    return bool(_EXAMPLE_WORDS.search(value) or _MARKED_AS_EXAMPLE.search(text[line_start:start]))
+    return bool(_EXAMPLE_WORDS.search(value) or (context and _MARKED_AS_EXAMPLE.search(text[line_start:start])))
+
+
+#: Kinds found by a key name rather than the value's own shape.
+_ASSIGNED = frozenset({"env-secret", "url-password"})
+_GENERIC = frozenset({"env-secret", "url-password", "bearer-token", "basic-auth", "high-entropy-string"})
+_REFERENCE = re.compile(r"^(?:\$|%|~|/|\./|\.\./|<|os\.environ|os\.getenv|process\.env|env\(|getenv|secrets\.|vault:|\{\{)", re.I)
+
+
+def _assigned_value_is_secret(value: str, quoted: bool) -> bool:
+    """A value next to a secret-sounding key: a literal secret, not a reference or a word."""
+    if _REFERENCE.match(value) or value.isdigit():
+        return False
+    if quoted:
+        return len(value) >= 6
+    return len(value) >= 16 or (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)) \
+        or any(not c.isalnum() and c not in "-_." for c in value)
 
 
 def find(text: str) -> list[Finding]:
@@ -86,16 +113,24 @@ def find(text: str) -> list[Finding]:
     found: list[Finding] = []
     taken: list[tuple[int, int]] = []
 
-    def add(kind: str, start: int, end: int) -> None:
-        if any(s < end and start < e for s, e in taken) or _is_example(text, start, end):
+    def add(kind: str, start: int, end: int, generic: bool = True) -> None:
+        if any(s < end and start < e for s, e in taken) or _is_example(text, start, end, context=generic):
             return
         found.append(Finding(kind, start, end))
         taken.append((start, end))
 
     for kind, pattern in PATTERNS:
         for match in pattern.finditer(text):
-            start, end = match.span("v") if "v" in pattern.groupindex else match.span()
-            add(kind, start, end)
+            group = next((g for g in ("q", "s", "v") if g in pattern.groupindex and match.group(g) is not None), None)
+            start, end = match.span(group) if group else match.span()
+            if group == "v":
+                while end > start and text[end - 1] in ".,;:)]}":
+                    end -= 1  # sentence punctuation after an unquoted value
+            if kind in _ASSIGNED and not _assigned_value_is_secret(text[start:end], quoted=group in ("q", "s")):
+                continue
+            if kind == "bearer-token" and not any(c.isdigit() for c in text[start:end]):
+                continue  # "bearer authentication-middleware" is prose, a token has digits
+            add(kind, start, end, generic=kind in _GENERIC)
     for match in _TOKEN.finditer(text):
         if _looks_random(match.group()):
             add("high-entropy-string", *match.span())
