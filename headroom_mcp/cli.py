@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transport", choices=["stdio", "sse", "http"], default="stdio")
     p.add_argument("--host", default="127.0.0.1", help="sse/http: address to bind (loopback only for now)")
     p.add_argument("--port", type=int, default=8765, help="sse/http: port (8765)")
+    p.add_argument("--no-auth", action="store_true", help="sse/http: serve without bearer tokens (loopback only; required until team mode)")
     p.add_argument("--verbose", action="store_true", help="log debug detail to stderr")
 
     p = sub.add_parser("hook", help="print memory context as an agent hook's JSON output (reads the hook JSON on stdin)")
@@ -301,7 +302,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     if args.transport != "stdio":
         from .hosting import serve_http
 
-        return serve_http(settings, args.transport, args.host, args.port)
+        return serve_http(settings, args.transport, args.host, args.port, no_auth=args.no_auth)
     from .client import DaemonClient
     from .server import build_server
 

@@ -53,8 +53,12 @@ def spawn_daemon(settings: Settings) -> subprocess.Popen:
 class DaemonClient:
     """A connection to the daemon that owns ``settings.data_dir``; thread-safe, reconnecting."""
 
-    def __init__(self, settings: Settings, autostart: bool = True):
+    def __init__(self, settings: Settings, autostart: bool = True, start_timeout: float = START_TIMEOUT,
+                 request_timeout: float = REQUEST_TIMEOUT):
+        """Timeouts: callers on an agent's critical path (hooks) pass small ones."""
         self.settings = settings
+        self.start_timeout = start_timeout
+        self.request_timeout = request_timeout
         self.paths = DaemonPaths.for_data_dir(settings.data_dir)
         self.autostart = autostart
         self._sock: socket.socket | None = None
@@ -64,7 +68,7 @@ class DaemonClient:
 
     def _connect_once(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(REQUEST_TIMEOUT)
+        sock.settimeout(self.request_timeout)
         try:
             sock.connect(str(self.paths.socket))
         except OSError:
@@ -83,7 +87,7 @@ class DaemonClient:
             if not self.autostart:
                 raise DaemonUnavailable(f"no daemon is serving {self.paths.data_dir}") from None
         process = spawn_daemon(self.settings)
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         delay = 0.01
         while time.monotonic() < deadline:
             try:
@@ -135,7 +139,7 @@ class DaemonClient:
                     break
                 except TimeoutError as exc:
                     self.close()
-                    raise DaemonUnavailable(f"the store daemon for {self.paths.data_dir} did not answer in {REQUEST_TIMEOUT:.0f}s") from exc
+                    raise DaemonUnavailable(f"the store daemon for {self.paths.data_dir} did not answer in {self.request_timeout:.0f}s") from exc
                 except (OSError, ValueError) as exc:
                     self.close()
                     if attempt == len(RETRY_PAUSES) - 1:

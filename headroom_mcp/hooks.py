@@ -31,6 +31,10 @@ PROMPT_EVENTS = {"gemini": "BeforeAgent"}
 #: A memory must score at least this to be injected into a prompt (recall's own floor is
 #: lower: an agent asking can judge a weak match, an unasked injection should not be one).
 PROMPT_MIN_SCORE = 0.45
+#: Hooks sit on the agent's critical path: a slow or starting daemon costs a prompt at most
+#: this long (the first hook of the day starts the daemon and loads the model, ~2 s).
+HOOK_START_TIMEOUT = 8.0
+HOOK_REQUEST_TIMEOUT = 5.0
 #: Memories already injected in a session are not injected again; state older than this goes.
 STATE_TTL = 7 * 86400
 
@@ -100,7 +104,7 @@ def run_hook(kind: str, stdin_text: str, agent: str | None = None, data_dir: str
         from .client import DaemonClient
 
         settings = Settings.resolve(data_dir=data_dir, agent_id=agent, cwd=payload.get("cwd") or None)
-        with DaemonClient(settings) as client:
+        with DaemonClient(settings, start_timeout=HOOK_START_TIMEOUT, request_timeout=HOOK_REQUEST_TIMEOUT) as client:
             return hook_output(event, context_for(kind, payload, settings, client))
     except Exception as exc:  # never break the agent
         _log_failure(data_dir, kind, exc)

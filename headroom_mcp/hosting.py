@@ -8,7 +8,6 @@ server forwards its tools to that daemon instead of failing.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from typing import Literal
 
@@ -24,21 +23,27 @@ log = logging.getLogger("headroom_mcp.hosting")
 DEFAULT_PORT = 8765
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+#: The loopback names the MCP SDK's DNS-rebinding protection covers.
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
-def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> int:
-    """Serve MCP over SSE or streamable HTTP until interrupted."""
-    if not is_loopback(host):
+def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+               no_auth: bool = False) -> int:
+    """Serve MCP over SSE or streamable HTTP until interrupted.
+
+    Without bearer tokens (team mode, not in this version) anyone who can reach the port
+    can read and write the memories, so the server needs ``no_auth`` said explicitly and
+    binds to loopback only.
+    """
+    if host not in LOOPBACK:
         raise HeadroomError(
             f"refusing to serve on {host}: beyond loopback the server needs bearer-token auth "
-            "(team mode), which this version does not have yet; use --host 127.0.0.1"
+            f"(team mode), which this version does not have yet; use --host {' or '.join(LOOPBACK)}"
+        )
+    if not no_auth:
+        raise HeadroomError(
+            "serving over HTTP without authentication lets any local user read and write these memories; "
+            "this version has no tokens yet, so say --no-auth to accept that on loopback"
         )
     daemon = Daemon(settings)
     daemon.idle_exit = False

@@ -153,7 +153,7 @@ def free_port() -> int:
 def http_server(data_dir, request):
     transport = request.param
     port = free_port()
-    proc = subprocess.Popen([EXE, "serve", "--transport", transport, "--port", str(port), "--agent", "codex"],
+    proc = subprocess.Popen([EXE, "serve", "--transport", transport, "--port", str(port), "--agent", "codex", "--no-auth"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -192,6 +192,8 @@ def test_http_transports_serve_the_store_and_share_it_with_local_clients(http_se
     assert [m["id"] for m in json.loads(out.stdout)["results"]] == [saved.structured_content["id"]]
 
 
-def test_http_refuses_to_bind_beyond_loopback_without_auth(data_dir):
-    out = subprocess.run([EXE, "serve", "--transport", "http", "--host", "0.0.0.0"], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1 and "loopback" in out.stderr
+def test_http_refuses_to_bind_beyond_loopback_or_without_saying_no_auth(data_dir):
+    for extra, reason in ((["--host", "0.0.0.0", "--no-auth"], "loopback"), (["--host", "127.0.0.2", "--no-auth"], "loopback"),
+                          ([], "--no-auth")):
+        out = subprocess.run([EXE, "serve", "--transport", "http", *extra], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1 and reason in out.stderr, out.stderr
