@@ -217,7 +217,7 @@ def _json_hooks(data: dict[str, Any], target: Target, client: str, install: bool
 def plan(client: str, target: Target, install: bool = True, hooks: bool = False) -> list[Change]:
     """The file changes that install (or uninstall) the server, and hooks if asked, for one client.
 
-    Uninstalling always removes our hooks too, whether or not ``hooks`` is set.
+    Uninstalling always removes our hooks too; installing without ``hooks`` leaves them as they are.
     """
     if client not in CLIENTS:
         raise InvalidInput(f"unknown client {client!r}; choose from {', '.join(CLIENTS)} or all")
@@ -226,12 +226,15 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
     user = target.scope == "user"
     entry = _server_entry(target, client) if install else None
     want_hooks = install and hooks
+    # Hooks are (re)written when asked for and removed on uninstall; a plain install
+    # leaves whatever hooks an earlier ``install --hooks`` put there.
+    touch_hooks = want_hooks or not install
     changes: list[Change] = []
     if client == "claude":
         servers_file = target.home / ".claude.json" if user else target.project_root / ".mcp.json"
         settings_file = (target.home if user else target.project_root) / ".claude" / "settings.json"
         changes.append(_json_edit(servers_file, lambda d: _json_servers(d, entry)))
-        if want_hooks or settings_file.exists():
+        if want_hooks or (touch_hooks and settings_file.exists()):
             changes.append(_json_edit(settings_file, lambda d: _json_hooks(d, target, client, want_hooks)))
     elif client == "codex":
         base = (target.home if user else target.project_root) / ".codex"
@@ -283,14 +286,14 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
             return {**kept, "command": entry["command"], "args": entry["args"]}
 
         changes.append(_toml_edit(base / "config.toml", edit_config, expect_config))
-        if want_hooks or (base / "hooks.json").exists():
+        if want_hooks or (touch_hooks and (base / "hooks.json").exists()):
             changes.append(_json_edit(base / "hooks.json", lambda d: _json_hooks(d, target, client, want_hooks)))
     else:
         settings_file = (target.home if user else target.project_root) / ".gemini" / "settings.json"
 
         def edit_gemini(d: dict[str, Any]) -> None:
             _json_servers(d, entry)
-            if want_hooks or "hooks" in d:
+            if want_hooks or (touch_hooks and "hooks" in d):
                 _json_hooks(d, target, client, want_hooks)
 
         changes.append(_json_edit(settings_file, edit_gemini))

@@ -85,6 +85,13 @@ def test_uninstall_removes_exactly_what_install_added(home):
     assert json.loads((home / ".gemini" / "settings.json").read_text()) == GEMINI_SETTINGS
 
 
+def test_a_plain_install_keeps_hooks_an_earlier_install_added(home):
+    assert cli(home, "install", "all", "--hooks").returncode == 0
+    assert cli(home, "install", "all").returncode == 0
+    for path in (".claude/settings.json", ".codex/hooks.json", ".gemini/settings.json"):
+        assert "hook prompt" in (home / path).read_text(), path
+
+
 def test_dry_run_prints_the_diff_and_writes_nothing(home):
     before = snapshot(home)
     out = cli(home, "install", "claude", "--hooks", "--dry-run")

@@ -92,3 +92,9 @@ def test_unknown_policy_is_an_error(tmp_path, embedder):
 def test_the_whole_value_goes_not_just_its_first_part(text, kept):
     cleaned = redact(text, find(text))
     assert cleaned.startswith(kept) and "2024" not in cleaned and "horse" not in cleaned and "ssw0rd" not in cleaned
+
+
+def test_a_secret_in_a_tag_is_refused(store, ctx):
+    with pytest.raises(InvalidInput, match="tag looks like a secret"):
+        store.remember(ctx, "deploys need a token", tags=["ghp_" + "Q1w2E3r4T5y6U7i8O9p0A1s2D3f4G5h6J7k8"])
+    assert store.list(ctx) == []

@@ -256,6 +256,9 @@ class MemoryStore:
         scope = check_scope(scope) or ctx.default_scope()
         importance = check_importance(importance)
         tags = check_tags(tags)
+        for tag in tags:  # tags are shown and exported too
+            if secrets.find(tag):
+                raise InvalidInput("a tag looks like a secret; nothing was stored")
         keys = ctx.keys_for(scope)
         old = self._owned(ctx, supersedes) if supersedes is not None else None
         if old is not None and old.status != ACTIVE:
@@ -332,6 +335,8 @@ class MemoryStore:
         for n, record in enumerate(records, 1):  # screened before anything is written
             record.content, kinds = secrets.screen(record.content, self.secrets_policy, what=f"record {n} ({record.id})")
             counts["redacted"] += bool(kinds)
+            if any(secrets.find(tag) for tag in record.tags):
+                raise InvalidInput(f"record {n} ({record.id}): a tag looks like a secret; nothing was imported")
         for start in range(0, len(records), batch):
             chunk = records[start : start + batch]
             vectors = self.embedder.embed([r.content for r in chunk])
