@@ -22,7 +22,7 @@ from .chroma import open_client, open_collection
 from .dedup import Facts, judge
 from .embedder import Embedder
 from .lexical import LexicalIndex
-from .migrations import SCHEMA_VERSION, migrate
+from .migrations import SCHEMA_VERSION, migrate, version_of
 from .records import (
     ACTIVE,
     FORGOTTEN,
@@ -105,8 +105,7 @@ class MemoryStore:
     ) -> "MemoryStore":
         client = open_client(data_dir, chroma_url)
         collection = open_collection(client, embedder.model_id)
-        version = int((collection.metadata or {}).get("schema_version") or 1)
-        if version < SCHEMA_VERSION and data_dir is not None:
+        if version_of(collection) < SCHEMA_VERSION and data_dir is not None:
             # Before a migration changes records in place, keep the old store as it was.
             import shutil
 
@@ -160,14 +159,10 @@ class MemoryStore:
             since = self.lexical.watermark - 5.0 if self.lexical.watermark else None
             where = {"updated_at": {"$gte": since}} if since is not None else None
             seen = 0
-            offset = 0
-            while True:
-                page = self.collection.get(where=where, include=["documents", "metadatas"], limit=_PAGE, offset=offset)
+            for page in self._pages(where, ["documents", "metadatas"]):
                 self.lexical.apply_many(page["ids"], page["documents"], page["metadatas"])
                 seen += len(page["ids"])
-                if len(page["ids"]) < _PAGE:
-                    return seen
-                offset += _PAGE
+            return seen
 
     def rebuild_lexical(self) -> int:
         """Drop the lexical index and rebuild it from the collection."""
@@ -184,14 +179,7 @@ class MemoryStore:
         if not isinstance(repair, bool):
             raise InvalidInput(f"repair must be true or false, got {repair!r}")
         self.refresh_lexical()
-        active: set[str] = set()
-        offset = 0
-        while True:
-            page = self.collection.get(where={"status": ACTIVE}, include=[], limit=_PAGE, offset=offset)
-            active.update(page["ids"])
-            if len(page["ids"]) < _PAGE:
-                break
-            offset += _PAGE
+        active = {i for page in self._pages({"status": ACTIVE}, []) for i in page["ids"]}
         indexed = self.lexical.ids()
         missing, extra = sorted(active - indexed), sorted(indexed - active)
         report: dict[str, Any] = {"records": self.collection.count(), "active": len(active), "lexical": len(indexed),
@@ -255,10 +243,7 @@ class MemoryStore:
         content, redacted = secrets.screen(check_content(content), self.secrets_policy)
         scope = check_scope(scope) or ctx.default_scope()
         importance = check_importance(importance)
-        tags = check_tags(tags)
-        for tag in tags:  # tags are shown and exported too
-            if secrets.find(tag):
-                raise InvalidInput("a tag looks like a secret; nothing was stored")
+        tags = secrets.screen_tags(check_tags(tags))
         keys = ctx.keys_for(scope)
         old = self._owned(ctx, supersedes) if supersedes is not None else None
         if old is not None and old.status != ACTIVE:
@@ -335,8 +320,7 @@ class MemoryStore:
         for n, record in enumerate(records, 1):  # screened before anything is written
             record.content, kinds = secrets.screen(record.content, self.secrets_policy, what=f"record {n} ({record.id})")
             counts["redacted"] += bool(kinds)
-            if any(secrets.find(tag) for tag in record.tags):
-                raise InvalidInput(f"record {n} ({record.id}): a tag looks like a secret; nothing was imported")
+            secrets.screen_tags(record.tags, what=f"record {n} ({record.id}): ", outcome="nothing was imported")
         for start in range(0, len(records), batch):
             chunk = records[start : start + batch]
             vectors = self.embedder.embed([r.content for r in chunk])
@@ -403,7 +387,7 @@ class MemoryStore:
         fused = ranking.fuse(
             dense, lexical,
             {i: r.importance for i, r in records.items()},
-            {i: max(0.0, (t - r.updated_at) / 86400) for i, r in records.items()},
+            {i: r.age_days(t) for i, r in records.items()},
             self.weights,
         )
         floor = float(min_score) if min_score is not None else None
@@ -457,15 +441,20 @@ class MemoryStore:
         """One of the caller's memories by id, with its full provenance and history fields."""
         return self._owned(ctx, memory_id).to_dict()
 
-    def _iter_where(self, where: dict | None) -> Iterable[MemoryRecord]:
+    def _pages(self, where: dict | None, include: list[str]) -> Iterable[dict[str, Any]]:
+        """The collection's records matching ``where``, a page of ``_PAGE`` at a time."""
         offset = 0
         while True:
-            page = self.collection.get(where=where, include=["documents", "metadatas"], limit=_PAGE, offset=offset)
-            for i, doc_id in enumerate(page["ids"]):
-                yield MemoryRecord.from_chroma(doc_id, page["documents"][i], page["metadatas"][i])
+            page = self.collection.get(where=where, include=include, limit=_PAGE, offset=offset)
+            yield page
             if len(page["ids"]) < _PAGE:
                 return
             offset += _PAGE
+
+    def _iter_where(self, where: dict | None) -> Iterable[MemoryRecord]:
+        for page in self._pages(where, ["documents", "metadatas"]):
+            for i, doc_id in enumerate(page["ids"]):
+                yield MemoryRecord.from_chroma(doc_id, page["documents"][i], page["metadatas"][i])
 
     def list(self, ctx: Context, scope: Any = None, tags: Any = None, agent: Any = None, limit: Any = None) -> list[dict[str, Any]]:
         """Visible memories, most recently updated first."""
@@ -485,7 +474,7 @@ class MemoryStore:
         where = self.visibility(ctx).where()
         records = [r for r in self._iter_where(where) if r.scope != "turn"] if where else []
         t = now()
-        records.sort(key=lambda r: ranking.priority(r.importance, r.seen_count, max(0.0, (t - r.updated_at) / 86400)), reverse=True)
+        records.sort(key=lambda r: ranking.priority(r.importance, r.seen_count, r.age_days(t)), reverse=True)
         return [r.to_dict() for r in records[:limit]]
 
     def stats(self, ctx: Context) -> dict[str, Any]:

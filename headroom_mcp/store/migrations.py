@@ -55,10 +55,15 @@ def _redact_stored_secrets(collection: Any, embedder: Embedder) -> int:
 STEPS: dict[int, Callable[[Any, Embedder], int]] = {1: _redact_stored_secrets}
 
 
+def version_of(collection: Any) -> int:
+    """The collection's format version (stores from before the marker are version 1)."""
+    return int((collection.metadata or {}).get("schema_version") or 1)
+
+
 def migrate(collection: Any, embedder: Embedder) -> list[str]:
     """Bring the collection up to ``SCHEMA_VERSION``; return what was done (empty when current)."""
     meta = dict(collection.metadata or {})
-    version = int(meta.get("schema_version") or 1)  # stores from before the marker are version 1
+    version = version_of(collection)
     done = []
     while version < SCHEMA_VERSION:
         changed = STEPS[version](collection, embedder)

@@ -191,6 +191,10 @@ class MemoryRecord:
         kwargs.setdefault("user_id", "")
         return cls(**kwargs)
 
+    def age_days(self, at: float) -> float:
+        """Days since the last update as of ``at`` (never negative: clocks of replicas differ)."""
+        return max(0.0, (at - self.updated_at) / 86400)
+
     def to_dict(self) -> dict[str, Any]:
         """The public form: the fields DESIGN.md names, timestamps as ISO strings."""
         out = asdict(self)

@@ -159,3 +159,10 @@ def screen(content: str, policy: str, what: str = "content") -> tuple[str, list[
     if len(re.sub(r"\[REDACTED:[a-z-]+\]|\W", "", cleaned)) < 3:
         raise InvalidInput(f"{what} is only a secret ({', '.join(kinds)}); nothing was stored")
     return cleaned, kinds
+
+
+def screen_tags(tags: list[str], what: str = "", outcome: str = "nothing was stored") -> list[str]:
+    """``tags`` unchanged, or ``InvalidInput`` when one looks like a secret (tags are shown and exported too)."""
+    if any(find(tag) for tag in tags):
+        raise InvalidInput(f"{what}a tag looks like a secret; {outcome}")
+    return tags

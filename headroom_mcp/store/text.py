@@ -115,10 +115,14 @@ def words(text: str) -> list[str]:
     return WORD.findall(normalize(text))
 
 
-def canonical(word: str) -> str:
+def aliased(word: str) -> str:
+    """The word without apostrophes, through the alias table ("repo" → "repository")."""
     word = word.replace("'", "")
-    word = ALIASES.get(word, word)
-    return stem(word)
+    return ALIASES.get(word, word)
+
+
+def canonical(word: str) -> str:
+    return stem(aliased(word))
 
 
 def index_terms(text: str) -> list[str]:
@@ -128,7 +132,7 @@ def index_terms(text: str) -> list[str]:
     more inflections ("paintings" / "painted" / "paint"), which lifted LoCoMo recall; the
     dedup guards keep the lighter ``stem``, whose conservative merges they were tuned on.
     """
-    return [_SNOWBALL.stemWord(ALIASES.get(w.replace("'", ""), w.replace("'", ""))) for w in words(text) if w not in STOP_WORDS]
+    return [_SNOWBALL.stemWord(aliased(w)) for w in words(text) if w not in STOP_WORDS]
 
 
 # ---- numbers -------------------------------------------------------------------------------
