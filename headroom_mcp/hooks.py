@@ -14,7 +14,6 @@ wants JSON only on stdout), logs to ``hooks.log`` in the data dir, and exits 0.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from pathlib import Path
@@ -23,9 +22,6 @@ from typing import Any, Mapping
 from . import injection
 from .config import Settings
 
-log = logging.getLogger("headroom_mcp.hooks")
-
-KINDS = ("session-start", "prompt")
 #: The event name each client uses for a prompt hook, when stdin does not say.
 PROMPT_EVENTS = {"gemini": "BeforeAgent"}
 #: A memory must score at least this to be injected into a prompt (recall's own floor is
@@ -72,14 +68,14 @@ def context_for(kind: str, payload: Mapping[str, Any], settings: Settings, clien
     shown = set() if kind == "session-start" else _already_shown(state)
     if kind == "session-start":
         memories = client.call("context", {"limit": 60}, context)["memories"]
-        budget, heading = injection.SESSION_BUDGET, "Memory (headroom-mcp)"
+        budget, heading = injection.SESSION_BUDGET, injection.HEADING
     else:
         prompt = str(payload.get("prompt") or "").strip()
         if not prompt:
             return ""
         results = client.call("recall", {"query": prompt[:2000], "limit": 5, "min_score": PROMPT_MIN_SCORE}, context)["results"]
         memories = [m for m in results if m["id"] not in shown]
-        budget, heading = injection.PROMPT_BUDGET, "Relevant memory (headroom-mcp)"
+        budget, heading = injection.PROMPT_BUDGET, injection.PROMPT_HEADING
     chosen = injection.fit(memories, budget)
     if chosen or kind == "session-start":
         _remember_shown(state, shown | {m["id"] for m in chosen})

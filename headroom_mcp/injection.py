@@ -16,6 +16,9 @@ from typing import Any, Iterable, Mapping
 SESSION_BUDGET = 600
 PROMPT_BUDGET = 300
 RESOURCE_BUDGET = 1000
+#: Headings of the block: context in general, and memories relevant to one prompt.
+HEADING = "Memory (headroom-mcp)"
+PROMPT_HEADING = "Relevant memory (headroom-mcp)"
 #: Longest single memory shown, characters (a longer one is cut with an ellipsis).
 MAX_MEMORY_CHARS = 400
 
@@ -59,7 +62,7 @@ def fit(memories: Iterable[Mapping[str, Any]], budget_tokens: int) -> list[Mappi
     return chosen
 
 
-def render(memories: Iterable[Mapping[str, Any]], budget_tokens: int, heading: str = "Memory (headroom-mcp)") -> str:
+def render(memories: Iterable[Mapping[str, Any]], budget_tokens: int, heading: str = HEADING) -> str:
     """Markdown for the memories that fit ``budget_tokens``, best first; empty when none do."""
     body = [line(m) for m in fit(memories, budget_tokens)]
     return "\n".join([f"## {heading}", FRAMING, "", *body]) if body else ""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import re
 from typing import Annotated, Any, Literal, Protocol
 
@@ -25,8 +24,6 @@ from pydantic import Field
 from . import __version__, injection
 from .config import Settings
 from .errors import HeadroomError
-
-log = logging.getLogger("headroom_mcp.server")
 
 INSTRUCTIONS = """\
 headroom-mcp is long-term memory shared by the user's coding agents (Claude Code, Codex, \

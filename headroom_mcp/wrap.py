@@ -33,7 +33,7 @@ from .api import SyncMemory
 
 log = logging.getLogger("headroom_mcp.wrap")
 
-HEADING = "Memory (headroom-mcp)"
+HEADING = injection.HEADING
 OPEN, CLOSE = "<memory>", "</memory>"
 #: Recalled memories must score at least this to be injected (as for the prompt hook).
 MIN_SCORE = 0.45
