@@ -48,7 +48,13 @@ class Settings:
     turn_ttl: float = 3600.0
     #: What a write holding a credential gets: "redact" (default) or "refuse".
     secrets: str = "redact"
+    #: Team mode's bearer tokens (see ``tokens``); replicas can share one file.
+    tokens_file: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.tokens_file is None:
+            self.tokens_file = self.data_dir / "tokens.json"
 
     @classmethod
     def resolve(
@@ -59,6 +65,7 @@ class Settings:
         project: str | None = None,
         session_id: str | None = None,
         chroma_url: str | None = None,
+        tokens_file: str | os.PathLike[str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
     ) -> "Settings":
@@ -68,6 +75,7 @@ class Settings:
             return explicit if explicit is not None else env.get(f"HEADROOM_MCP_{name}", "")
 
         directory = pick(str(data_dir) if data_dir is not None else None, "DATA_DIR")
+        tokens = pick(str(tokens_file) if tokens_file is not None else None, "TOKENS_FILE")
         workdir = cwd or env.get("CLAUDE_PROJECT_DIR") or env.get("GEMINI_PROJECT_DIR") or None
         return cls(
             data_dir=Path(directory).expanduser() if directory else default_data_dir(),
@@ -79,6 +87,7 @@ class Settings:
             idle_timeout=float(env.get("HEADROOM_MCP_IDLE_TIMEOUT") or DEFAULT_IDLE_TIMEOUT),
             turn_ttl=float(env.get("HEADROOM_MCP_TURN_TTL") or 3600.0),
             secrets=env.get("HEADROOM_MCP_SECRETS") or "redact",
+            tokens_file=Path(tokens).expanduser() if tokens else None,
             env=env,
         )
 

@@ -19,6 +19,10 @@ class NotFound(HeadroomError, LookupError):
     """A memory id does not exist, or is not visible to the caller."""
 
 
+class Forbidden(HeadroomError, PermissionError):
+    """The caller's grant does not allow this (a read-only token writing, a project it lacks)."""
+
+
 class StoreLocked(HeadroomError):
     """Another process owns the store (holds the data dir's lock)."""
 
@@ -34,5 +38,5 @@ class EmbedderError(HeadroomError):
 #: The classes that cross the daemon protocol by name.
 ERRORS_BY_NAME: dict[str, type[HeadroomError]] = {
     cls.__name__: cls
-    for cls in (HeadroomError, InvalidInput, NotFound, StoreLocked, DaemonUnavailable, EmbedderError)
+    for cls in (HeadroomError, InvalidInput, NotFound, Forbidden, StoreLocked, DaemonUnavailable, EmbedderError)
 }

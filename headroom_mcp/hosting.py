@@ -4,47 +4,96 @@ The process takes the data dir's lock and runs the daemon in itself, so local ho
 CLI and stdio servers keep reaching the same store through its socket while MCP clients
 use HTTP. When a daemon already owns the store (started on demand by an agent), the HTTP
 server forwards its tools to that daemon instead of failing.
+
+Team mode is this server with bearer tokens (``auth.Gate``), which is the default: only a
+loopback server with an explicit ``no_auth`` runs without them. Several replicas can serve
+one team when they share a Chroma server (``chroma_url``) and a tokens file.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
+from dataclasses import dataclass, field
 from typing import Literal
 
 import anyio
+from mcp.server.transport_security import TransportSecuritySettings
 
+from . import __version__
+from .auth import Gate
 from .config import Settings
 from .daemon import Daemon
 from .errors import HeadroomError, StoreLocked
+from .metrics import Metrics
 from .server import Backend, build_server
+from .tokens import TokenFile
 
 log = logging.getLogger("headroom_mcp.hosting")
 
 DEFAULT_PORT = 8765
-
-
 #: The loopback names the MCP SDK's DNS-rebinding protection covers.
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_WILDCARDS = ("0.0.0.0", "::", "")
+
+
+@dataclass
+class Limits:
+    """What one request and one token may do (see ``serve --help``)."""
+
+    #: Largest HTTP request body, bytes (a tool call with the largest memory is ~10 KB).
+    max_body: int = 256 * 1024
+    #: Requests per minute per token (0: unlimited).
+    rate_per_minute: float = 600.0
+    #: Host header values accepted besides the bound address, loopback and this machine's
+    #: names; ``*`` turns the Host/Origin check off (behind a proxy that does it).
+    allowed_hosts: list[str] = field(default_factory=list)
+    #: Origin header values accepted besides http(s):// of the allowed hosts.
+    allowed_origins: list[str] = field(default_factory=list)
+
+
+def transport_security(host: str, limits: Limits) -> TransportSecuritySettings:
+    """DNS-rebinding protection: the Host (and any Origin) must name this server.
+
+    A browser page on another site that resolves its name to this server still sends its
+    own name as Host, so checking Host stops it even before the token check does.
+    """
+    if "*" in limits.allowed_hosts:
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    names = {"127.0.0.1", "localhost", "::1", *limits.allowed_hosts}
+    names |= {socket.gethostname(), socket.getfqdn()} if host in _WILDCARDS else {host}
+    hosts = []
+    for name in sorted(names):
+        name = f"[{name}]" if ":" in name and not name.startswith("[") else name
+        hosts += [name, f"{name}:*"]
+    origins = [f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")] + list(limits.allowed_origins)
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+def _tokens_for(settings: Settings, host: str, no_auth: bool) -> TokenFile | None:
+    """The tokens to check, or None when serving without auth (loopback and said so only)."""
+    if no_auth:
+        if host not in LOOPBACK:
+            raise HeadroomError(f"refusing --no-auth on {host}: without tokens anyone who reaches the port reads and "
+                                f"writes every memory; bind to {' or '.join(LOOPBACK)}, or create tokens and drop --no-auth")
+        return None
+    assert settings.tokens_file is not None
+    tokens = TokenFile(settings.tokens_file)
+    if not tokens:
+        raise HeadroomError(f"no tokens in {settings.tokens_file}: create one with "
+                            f"`headroom-mcp token create --user NAME --project '*'` (or, on loopback only, serve with --no-auth)")
+    return tokens
 
 
 def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-               no_auth: bool = False) -> int:
-    """Serve MCP over SSE or streamable HTTP until interrupted.
+               no_auth: bool = False, limits: Limits | None = None) -> int:
+    """Serve MCP over SSE or streamable HTTP until interrupted."""
+    import uvicorn
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-    Without bearer tokens (team mode, not in this version) anyone who can reach the port
-    can read and write the memories, so the server needs ``no_auth`` said explicitly and
-    binds to loopback only.
-    """
-    if host not in LOOPBACK:
-        raise HeadroomError(
-            f"refusing to serve on {host}: beyond loopback the server needs bearer-token auth "
-            f"(team mode), which this version does not have yet; use --host {' or '.join(LOOPBACK)}"
-        )
-    if not no_auth:
-        raise HeadroomError(
-            "serving over HTTP without authentication lets any local user read and write these memories; "
-            "this version has no tokens yet, so say --no-auth to accept that on loopback"
-        )
+    limits = limits or Limits()
+    tokens = _tokens_for(settings, host, no_auth)
     daemon = Daemon(settings)
     daemon.idle_exit = False
     daemon.paths.prepare()
@@ -61,16 +110,41 @@ def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str 
 
         log.warning("a daemon already owns %s: forwarding to it", settings.data_dir)
         backend = DaemonClient(settings)
-    server = build_server(backend, settings)
+    metrics = Metrics()
+    server = build_server(backend, settings, metrics)
+
+    def memories() -> int | None:
+        try:
+            return int(backend.call("ping", {}, settings.context().to_mapping())["records"])
+        except Exception:
+            return None
+
+    @server.custom_route("/healthz", methods=["GET"])
+    async def healthz(request: Request) -> Response:
+        """Liveness and readiness for load balancers: 200 once the store answers, else 503."""
+        count = await anyio.to_thread.run_sync(memories)
+        body = {"status": "ok" if count is not None else "unavailable", "version": __version__, "transport": transport,
+                "auth": tokens is not None, "store": "chroma-server" if settings.chroma_url else "embedded"}
+        return JSONResponse(body, status_code=200 if count is not None else 503)
+
+    @server.custom_route("/metrics", methods=["GET"])
+    async def metrics_route(request: Request) -> Response:
+        text = await anyio.to_thread.run_sync(metrics.render, memories)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+    security = transport_security(host, limits)
+    if transport == "sse":
+        app = server.sse_app(transport_security=security, max_request_body_size=limits.max_body, host=host)
+    else:
+        app = server.streamable_http_app(transport_security=security, max_request_body_size=limits.max_body, host=host)
+    gated = Gate(app, tokens, metrics, limits.rate_per_minute)
 
     async def run() -> None:
         if owner:
             await daemon.start()
         try:
-            if transport == "sse":
-                await server.run_sse_async(host=host, port=port)
-            else:
-                await server.run_streamable_http_async(host=host, port=port)
+            config = uvicorn.Config(gated, host=host, port=port, log_level="warning", lifespan="on")
+            await uvicorn.Server(config).serve()
         finally:
             if owner:
                 await daemon.stop()

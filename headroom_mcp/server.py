@@ -9,21 +9,26 @@ server runs inside the process that owns the store (see ``hosting``).
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import re
+import time
 from typing import Annotated, Any, Literal, Protocol
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context as MCPContext
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from . import __version__, injection
+from .auth import identity_of
 from .config import Settings
 from .errors import HeadroomError
+from .metrics import Metrics
+from .store.scopes import Context
 
 INSTRUCTIONS = """\
 headroom-mcp is long-term memory shared by the user's coding agents (Claude Code, Codex, \
@@ -78,45 +83,74 @@ def agent_from_client(name: str | None) -> str:
     return re.sub(r"[^a-z0-9_.-]+", "-", lowered).strip("-")[:40] or "unknown"
 
 
-class MemoryTools:
-    """The tool, resource and prompt bodies, bound to one backend and one identity."""
+#: The request context of the resource being read (the SDK hands static resources none).
+_reading: contextvars.ContextVar[MCPContext | None] = contextvars.ContextVar("reading", default=None)
 
-    def __init__(self, backend: Backend, settings: Settings):
+
+class _Server(MCPServer):
+    """``MCPServer`` whose static resources can tell who is reading them (via ``_reading``)."""
+
+    async def read_resource(self, uri: Any, context: Any = None) -> Any:
+        token = _reading.set(context)
+        try:
+            return await super().read_resource(uri, context)
+        finally:
+            _reading.reset(token)
+
+
+class MemoryTools:
+    """The tool, resource and prompt bodies, bound to one backend.
+
+    Who is asking comes from the settings (stdio, or HTTP with ``--no-auth``), or in team
+    mode from the bearer token the request carried (``auth.Identity``), never from an argument.
+    """
+
+    def __init__(self, backend: Backend, settings: Settings, metrics: Metrics | None = None):
         self.backend = backend
         self.settings = settings
-        self._client_agent = ""
+        self.metrics = metrics
 
     def _context(self, ctx: MCPContext | None) -> dict[str, Any]:
-        """Who is asking: the configured agent id, else the MCP client's name."""
+        """The request's identity; the agent is the configured id, else the MCP client's name."""
         agent = self.settings.agent_id
-        if not agent and ctx is not None:
+        request = None
+        if ctx is not None:
             try:
                 params = ctx.session.client_params
-                agent = agent_from_client(params.client_info.name) if params else ""
-            except Exception:  # no session to ask
-                agent = ""
-            # Static resources get no request context: they use the last client name seen.
-            self._client_agent = agent or self._client_agent
-        context = self.settings.context().to_mapping()
-        context["agent_id"] = agent or self._client_agent or "unknown"
-        return context
+                agent = agent or (agent_from_client(params.client_info.name) if params else "")
+                request = ctx.request_context.request
+            except Exception:  # outside a request: no session to ask
+                pass
+        identity = identity_of(request)
+        if identity is None:
+            return {**self.settings.context().to_mapping(), "agent_id": agent or "unknown"}
+        grant = identity.grant
+        return Context(grant.user_id, identity.project, identity.session or self.settings.session_id, agent or "unknown",
+                       role=grant.role, projects=grant.projects).to_mapping()
 
-    async def call(self, method: str, params: dict[str, Any], ctx: MCPContext | None) -> dict[str, Any]:
+    async def call(self, method: str, params: dict[str, Any], ctx: MCPContext | None,
+                   failure: type[Exception] = ToolError) -> dict[str, Any]:
+        """Run ``method`` as the request's identity; a refusal becomes ``failure`` with its message."""
         params = {k: v for k, v in params.items() if v is not None}
+        started, outcome = time.perf_counter(), "ok"
         try:
             return await anyio.to_thread.run_sync(functools.partial(self.backend.call, method, params, self._context(ctx)))
         except HeadroomError as exc:
-            raise ToolError(str(exc)) from None
+            outcome = type(exc).__name__
+            raise failure(str(exc)) from None
+        finally:
+            if self.metrics is not None:
+                self.metrics.tool_call(method, outcome, time.perf_counter() - started)
 
     async def context_markdown(self, ctx: MCPContext | None, budget: int = injection.RESOURCE_BUDGET) -> str:
-        memories = (await self.call("context", {"limit": 100}, ctx))["memories"]
+        memories = (await self.call("context", {"limit": 100}, ctx, ResourceError))["memories"]
         return injection.render(memories, budget) or "No memories yet for this user and project."
 
 
-def build_server(backend: Backend, settings: Settings) -> MCPServer:
-    """An ``MCPServer`` whose tools run on ``backend`` as the identity in ``settings``."""
-    tools = MemoryTools(backend, settings)
-    server = MCPServer(name="headroom-mcp", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
+def build_server(backend: Backend, settings: Settings, metrics: Metrics | None = None) -> MCPServer:
+    """An ``MCPServer`` whose tools run on ``backend`` as the identity of each request."""
+    tools = MemoryTools(backend, settings, metrics)
+    server = _Server(name="headroom-mcp", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
 
     @server.tool(
         title="Remember a fact",
@@ -169,12 +203,12 @@ def build_server(backend: Backend, settings: Settings) -> MCPServer:
     @server.resource("memory://context", name="context", title="Memory context", mime_type="text/markdown",
                      description="The memories that matter most for this user and project, as reference facts.")
     async def context_resource() -> str:
-        return await tools.context_markdown(None)
+        return await tools.context_markdown(_reading.get())
 
     @server.resource("memory://memories/{memory_id}", name="memory", title="One memory", mime_type="application/json",
                      description="One memory with its provenance (agents, seen_count, timestamps, history).")
     async def memory_resource(memory_id: str, ctx: MCPContext) -> str:
-        return json.dumps(await tools.call("get", {"memory_id": memory_id}, ctx), ensure_ascii=False, indent=2)
+        return json.dumps(await tools.call("get", {"memory_id": memory_id}, ctx, ResourceError), ensure_ascii=False, indent=2)
 
     @server.prompt(name="memory_context", title="Load memory context",
                    description="Insert what headroom-mcp remembers for this user and project, optionally focused on a topic.")

@@ -7,6 +7,9 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import pytest
+
+from headroom_mcp.errors import Forbidden, NotFound
 from headroom_mcp.store.records import SCOPES
 from headroom_mcp.store.scopes import Context, Visibility
 
@@ -20,7 +23,9 @@ READERS = {
     "other session": (WRITER.with_(session_id="S2", turn_id="T2"), {"user", "project"}),
     "other project": (WRITER.with_(project="Q", session_id="S2", turn_id="T2"), {"user"}),
     "no project": (Context("alice", session_id="S9"), {"user"}),
-    "other user": (Context("bob", project="P", session_id="S", agent_id="A", turn_id="T"), set()),
+    "other user": (Context("bob", project="P", session_id="S", agent_id="A", turn_id="T"), {"project"}),
+    "other user, other project": (Context("bob", project="Q", session_id="S", agent_id="A", turn_id="T"), set()),
+    "other user, project not granted": (Context("bob", project="P", session_id="S", role="write", projects=("Q",)), set()),
 }
 
 
@@ -69,7 +74,8 @@ metas = st.fixed_dictionaries({
     "tags": st.lists(st.sampled_from(["x", "y"]), max_size=2), "agents": st.lists(st.sampled_from(["a", "b"]), max_size=2),
     "expires_at": st.sampled_from([0.0, 50.0, 150.0]),
 })
-contexts = st.builds(Context, user_id=st.sampled_from(["alice", "bob"]), project=names, session_id=names, agent_id=names, turn_id=names)
+contexts = st.builds(Context, user_id=st.sampled_from(["alice", "bob"]), project=names, session_id=names, agent_id=names, turn_id=names,
+                   projects=st.sampled_from([("*",), ("a",), ("b", "c")]))
 
 
 def _eval(where, meta) -> bool:
@@ -107,3 +113,52 @@ def test_every_scope_combination_yields_a_valid_chroma_filter(store):
         for scopes in itertools.combinations(SCOPES, r):
             where = Visibility(WRITER, scopes=scopes, tags=("x",), agent="a", now=1.0).where()
             store.collection.get(where=where, limit=1)  # raises if Chroma rejects the filter
+
+
+# ---- team sharing and grants --------------------------------------------------------------
+
+ALICE = Context("alice", project="P", session_id="S1", agent_id="claude", role="write", projects=("P",))
+BOB = Context("bob", project="P", session_id="S2", agent_id="codex", role="write", projects=("P",))
+
+
+def test_project_memories_are_shared_by_the_team_and_user_memories_stay_private(store):
+    shared = store.remember(ALICE, "the staging database is reset every Monday", scope="project")["id"]
+    private = store.remember(ALICE, "alice reviews code in the morning", scope="user")["id"]
+    assert [m["id"] for m in store.recall(BOB, "when is staging reset", limit=10)] == [shared]
+    merged = store.remember(BOB, "The staging database is reset every Monday.", scope="project")
+    assert merged["status"] == "merged" and merged["id"] == shared
+    record = store.get(BOB, shared)
+    assert record["users"] == ["alice", "bob"] and record["agents"] == ["claude", "codex"] and record["seen_count"] == 2
+    with pytest.raises(NotFound):
+        store.get(BOB, private)
+    # The same words in user scope are each user's own fact: no cross-user merge.
+    assert store.remember(BOB, "alice reviews code in the morning", scope="user")["status"] == "created"
+
+
+def test_forget_follows_role_and_projects(store):
+    project_fact = store.remember(ALICE, "deploys go through the release train", scope="project")["id"]
+    session_fact = store.remember(ALICE, "this session is refactoring the parser", scope="session")["id"]
+    user_fact = store.remember(ALICE, "alice likes short commit messages", scope="user")["id"]
+    reader = BOB.with_(role="read")
+    with pytest.raises(Forbidden):
+        store.remember(reader, "readers cannot write")
+    with pytest.raises(Forbidden):
+        store.forget(reader, id=project_fact)
+    outsider = BOB.with_(project="Q", projects=("Q",))
+    for memory_id in (project_fact, session_fact, user_fact):
+        with pytest.raises(NotFound):
+            store.forget(outsider, id=memory_id)
+    with pytest.raises(NotFound):  # a writer on P does not manage a teammate's own memories
+        store.forget(BOB, ids=[session_fact, project_fact])
+    assert store.get(ALICE, project_fact)["status"] == "active"  # nothing of the refused batch went
+    admin = BOB.with_(role="admin")
+    assert store.forget(admin, ids=[session_fact, project_fact])["forgotten"] == [session_fact, project_fact]
+    with pytest.raises(NotFound):  # user scope stays private even to the project's admin
+        store.forget(admin, id=user_fact)
+    assert store.get(ALICE, user_fact)["status"] == "active"
+
+
+def test_a_writer_forgets_project_memories_of_its_project(store):
+    fact = store.remember(ALICE, "the ci cache key includes the lockfile hash", scope="project")["id"]
+    assert store.forget(BOB, id=fact)["forgotten"] == [fact]
+    assert store.recall(ALICE, "ci cache key") == []

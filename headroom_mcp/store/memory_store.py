@@ -36,11 +36,11 @@ from .records import (
     check_tags,
     content_hash,
     iso,
-    merged_agents,
+    appended_once,
     new_id,
     now,
 )
-from .scopes import Context, Visibility
+from .scopes import SCOPE_KEYS, Context, Visibility
 
 MAX_RECALL_LIMIT = 100
 #: Dense and lexical candidate pool per recall, as a multiple of ``limit`` (at least 50).
@@ -63,6 +63,15 @@ class RememberResult(TypedDict, total=False):
     duplicate_of: str
     similar: list[dict[str, Any]]
     redacted: list[str]
+
+
+def _domain(scope: str, user_id: str, keys: dict[str, str]) -> dict[str, Any]:
+    """Where a new fact's twin can be: active, same scope and keys, and the same user,
+    except in ``project`` scope, whose memories the whole team shares."""
+    domain: dict[str, Any] = {"status": ACTIVE, "scope": scope, **keys}
+    if scope != "project":
+        domain["user_id"] = user_id
+    return domain
 
 
 class MemoryStore:
@@ -123,11 +132,10 @@ class MemoryStore:
     def _embed_one(self, text: str) -> np.ndarray:
         return self.embedder.embed([text])[0]
 
-    def _owned_records(self, ctx: Context, ids: list[str]) -> dict[str, MemoryRecord]:
-        """The records among ``ids`` that belong to the caller's user (any scope or status)."""
+    def _readable_records(self, ctx: Context, ids: list[str]) -> dict[str, MemoryRecord]:
+        """The records among ``ids`` the caller may see by id (any scope or status)."""
         got = self.collection.get(ids=ids, include=["documents", "metadatas"])
-        records = (MemoryRecord.from_chroma(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"]))
-        return {r.id: r for r in records if r.user_id == ctx.user_id}
+        return {i: MemoryRecord.from_chroma(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"]) if ctx.can_read(m)}
 
     def _write(self, records: list[MemoryRecord], vectors: list[Any] | None = None) -> None:
         """Upsert records (with new vectors, or keeping the stored ones) and index them."""
@@ -141,9 +149,10 @@ class MemoryStore:
         for r, m in zip(records, metas):
             self.lexical.apply(r.id, r.content, m)
 
-    def _owned(self, ctx: Context, memory_id: str) -> MemoryRecord:
+    def _readable(self, ctx: Context, memory_id: str) -> MemoryRecord:
+        """One record the caller may see; ``NotFound`` whether it is missing or someone else's."""
         memory_id = check_id(memory_id)
-        found = self._owned_records(ctx, [memory_id])
+        found = self._readable_records(ctx, [memory_id])
         if not found:
             raise NotFound(f"no memory with id {memory_id!r}")
         return found[memory_id]
@@ -240,12 +249,13 @@ class MemoryStore:
         Everything is validated before anything is written, and credentials in ``content``
         are redacted (the result lists their kinds in ``redacted``) or refused.
         """
+        ctx.require_write()
         content, redacted = secrets.screen(check_content(content), self.secrets_policy)
         scope = check_scope(scope) or ctx.default_scope()
         importance = check_importance(importance)
         tags = secrets.screen_tags(check_tags(tags))
         keys = ctx.keys_for(scope)
-        old = self._owned(ctx, supersedes) if supersedes is not None else None
+        old = self._readable(ctx, supersedes) if supersedes is not None else None
         if old is not None and old.status != ACTIVE:
             raise InvalidInput(f"memory {old.id} is already {old.status}")
 
@@ -253,8 +263,7 @@ class MemoryStore:
         facts = Facts.of(content)
         similar: list[dict[str, Any]] = []
         if old is None:
-            domain = {"user_id": ctx.user_id, "status": ACTIVE, "scope": scope, **keys}
-            for record, cosine in self._neighbours(vector, domain, content):
+            for record, cosine in self._neighbours(vector, _domain(scope, ctx.user_id, keys), content):
                 verdict = judge(facts, Facts.of(record.content), cosine)
                 if verdict.merge:
                     merged = self._merge(ctx, record, importance, tags)
@@ -265,9 +274,11 @@ class MemoryStore:
                     similar.append({"id": record.id, "content": record.content, "score": round(cosine, 4)})
 
         t = now()
+        if scope != "user":  # where it was said, so the project's admins can manage it
+            keys = {"project": ctx.project, **keys}
         record = MemoryRecord(
-            id=new_id(), content=content, scope=scope, user_id=ctx.user_id,
-            agents=merged_agents([], ctx.agent_id), created_by=ctx.agent_id, created_at=t, updated_at=t,
+            id=new_id(), content=content, scope=scope, user_id=ctx.user_id, users=[ctx.user_id],
+            agents=appended_once([], ctx.agent_id), created_by=ctx.agent_id, created_at=t, updated_at=t,
             importance=0.5 if importance is None else importance, tags=tags,
             supersedes=old.id if old else "", expires_at=t + self.turn_ttl if scope == "turn" else 0.0,
             **keys,
@@ -298,7 +309,8 @@ class MemoryStore:
         return out
 
     def _merge(self, ctx: Context, record: MemoryRecord, importance: float | None, tags: list[str]) -> RememberResult:
-        record.agents = merged_agents(record.agents, ctx.agent_id)
+        record.agents = appended_once(record.agents, ctx.agent_id)
+        record.users = appended_once(record.users, ctx.user_id)
         record.seen_count += 1
         record.updated_at = now()
         if importance is not None:
@@ -330,7 +342,8 @@ class MemoryStore:
                 if dedup and record.id not in existing and record.status == ACTIVE:
                     twin = self._same_fact(record, vector)
                     if twin is not None:
-                        twin.agents = merged_agents(twin.agents + record.agents, "")
+                        twin.agents = appended_once(twin.agents + record.agents, "")
+                        twin.users = appended_once(twin.users + record.users, "")
                         twin.seen_count += record.seen_count
                         twin.importance = max(twin.importance, record.importance)
                         twin.tags = list(dict.fromkeys(twin.tags + record.tags))
@@ -347,10 +360,9 @@ class MemoryStore:
         return counts
 
     def _same_fact(self, record: MemoryRecord, vector: np.ndarray) -> MemoryRecord | None:
-        keys = {k: getattr(record, k) for k in ("project", "session_id", "agent_id", "turn_id") if getattr(record, k)}
-        domain = {"user_id": record.user_id, "status": ACTIVE, "scope": record.scope, **keys}
+        keys = {k: getattr(record, k) for k in SCOPE_KEYS[record.scope]}
         facts = Facts.of(record.content)
-        for candidate, cosine in self._neighbours(vector, domain, record.content):
+        for candidate, cosine in self._neighbours(vector, _domain(record.scope, record.user_id, keys), record.content):
             if judge(facts, Facts.of(candidate.content), cosine).merge:
                 return candidate
         return None
@@ -398,7 +410,7 @@ class MemoryStore:
             r = records[s.id]
             results.append({
                 "id": r.id, "content": r.content, "score": round(s.score, 4), "scope": r.scope,
-                "agents": r.agents, "importance": r.importance, "tags": r.tags,
+                "agents": r.agents, "users": r.users, "importance": r.importance, "tags": r.tags,
                 "created_at": iso(r.created_at), "updated_at": iso(r.updated_at),
             })
             if len(results) == limit:
@@ -438,8 +450,8 @@ class MemoryStore:
     # ---- read ----------------------------------------------------------------------------
 
     def get(self, ctx: Context, memory_id: Any) -> dict[str, Any]:
-        """One of the caller's memories by id, with its full provenance and history fields."""
-        return self._owned(ctx, memory_id).to_dict()
+        """A memory the caller may see, by id, with its full provenance and history fields."""
+        return self._readable(ctx, memory_id).to_dict()
 
     def _pages(self, where: dict | None, include: list[str]) -> Iterable[dict[str, Any]]:
         """The collection's records matching ``where``, a page of ``_PAGE`` at a time."""
@@ -511,6 +523,7 @@ class MemoryStore:
         Records are soft-deleted (a tombstone other processes see) and purged later by
         ``purge``. All ids are checked before any is retired: an unknown id changes nothing.
         """
+        ctx.require_write()
         if not isinstance(confirm, bool):
             raise InvalidInput(f"confirm must be true or false, got {confirm!r}")
         given = [x for x in (id, ids, query) if x is not None]
@@ -526,12 +539,12 @@ class MemoryStore:
                 raise InvalidInput("ids must be a non-empty list of memory ids")
             targets = [check_id(x) for x in (ids if ids is not None else [id])]
         targets = list(dict.fromkeys(targets))
-        records = self._owned_records(ctx, targets) if targets else {}
+        records = self._readable_records(ctx, targets) if targets else {}
         unknown = [t for t in targets if t not in records]
         if unknown:
             raise NotFound(f"no memory with id {', '.join(map(repr, unknown))}; nothing was forgotten")
         t = now()
-        retired = [r for r in records.values() if r.status == ACTIVE]
+        retired = [records[i] for i in targets if records[i].status == ACTIVE]
         for r in retired:
             r.status, r.updated_at = FORGOTTEN, t
         if retired:

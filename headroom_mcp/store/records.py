@@ -149,6 +149,8 @@ class MemoryRecord:
     agent_id: str = ""
     turn_id: str = ""
     agents: list[str] = field(default_factory=list)
+    #: Every user who asserted this fact, owner first (teammates merge into project memories).
+    users: list[str] = field(default_factory=list)
     created_by: str = ""
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -162,7 +164,11 @@ class MemoryRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
     _FLOATS = ("created_at", "updated_at", "importance", "expires_at")
-    _LISTS = ("agents", "tags")
+    _LISTS = ("agents", "users", "tags")
+
+    def __post_init__(self) -> None:
+        if not self.users and self.user_id:  # records from before team provenance
+            self.users = [self.user_id]
 
     def to_metadata(self) -> dict[str, Any]:
         """Chroma metadata: empty strings and lists dropped, the content hash added."""
@@ -223,9 +229,9 @@ class MemoryRecord:
         return cls(**fields)
 
 
-def merged_agents(agents: Iterable[str], agent: str) -> list[str]:
-    """Provenance list with ``agent`` appended once, first author kept first."""
-    out = list(dict.fromkeys(a for a in agents if a))
-    if agent and agent not in out:
-        out.append(agent)
+def appended_once(items: Iterable[str], item: str) -> list[str]:
+    """A provenance list (agents, users) with ``item`` appended once, first author kept first."""
+    out = list(dict.fromkeys(a for a in items if a))
+    if item and item not in out:
+        out.append(item)
     return out

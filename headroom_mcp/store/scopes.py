@@ -1,10 +1,15 @@
-"""Who is asking (``Context``) and what they may see (``Visibility``).
+"""Who is asking (``Context``), what they may see (``Visibility``) and change.
 
 Broader scopes are visible to narrower ones: a recall made as (user U, project P, session S,
-agent A, turn T) sees U's ``user`` memories, ``project`` memories of P, ``session``
+agent A, turn T) sees U's ``user`` memories, the ``project`` memories of P (whoever on the
+team wrote them: a project's memories are shared by everyone on it), and U's ``session``
 memories of S, ``agent`` memories of (S, A) and ``turn`` memories of T. The same rules
 produce both the Chroma ``where`` filter (so ranking only ever sees visible memories) and
 an in-process predicate for the lexical index; tests check that the two agree.
+
+What a context may touch by id (``can_read``, ``can_change``) follows the team-mode
+grant it carries: a role (read, write, admin) and the projects it may touch (``*`` for all,
+which is what a local, single-user context holds).
 """
 
 from __future__ import annotations
@@ -13,8 +18,12 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Mapping
 
-from ..errors import InvalidInput
+from ..errors import Forbidden, InvalidInput
 from .records import ACTIVE, SCOPES
+
+ROLES = ("read", "write", "admin")
+#: In ``Context.projects``: every project.
+ALL_PROJECTS = "*"
 
 #: For each scope, the context fields a memory of that scope is keyed by.
 SCOPE_KEYS: dict[str, tuple[str, ...]] = {
@@ -35,10 +44,38 @@ class Context:
     session_id: str = ""
     agent_id: str = ""
     turn_id: str = ""
+    #: What the caller may do: read, write, or admin (also change teammates' memories in its projects).
+    role: str = "admin"
+    #: The projects the caller may touch; ``("*",)`` for all.
+    projects: tuple[str, ...] = (ALL_PROJECTS,)
 
     def __post_init__(self) -> None:
         if not self.user_id:
             raise InvalidInput("a user id is required")
+        if self.role not in ROLES:
+            raise InvalidInput(f"role must be one of {', '.join(ROLES)}, got {self.role!r}")
+
+    def may_touch(self, project: str) -> bool:
+        """Is ``project`` one this caller's grant covers?"""
+        return ALL_PROJECTS in self.projects or project in self.projects
+
+    def can_read(self, meta: Mapping[str, Any]) -> bool:
+        """May the caller see this record by id (whatever its status)?
+
+        Project memories belong to the project; the rest to their user, and to the admins
+        of the project they were made in.
+        """
+        project = meta.get("project") or ""
+        if meta.get("scope") == "project":
+            return self.may_touch(project)
+        if meta.get("user_id") == self.user_id:
+            return True
+        return self.role == "admin" and bool(project) and self.may_touch(project)
+
+    def require_write(self) -> None:
+        """Raise ``Forbidden`` unless the caller may write."""
+        if self.role == "read":
+            raise Forbidden(f"user {self.user_id!r} has read-only access; remembering and forgetting need a write token")
 
     def with_(self, **changes: str) -> "Context":
         return replace(self, **changes)
@@ -58,10 +95,20 @@ class Context:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> "Context":
-        return cls(**{k: str(data.get(k) or "") for k in ("user_id", "project", "session_id", "agent_id", "turn_id")})
+        fields: dict[str, Any] = {k: str(data.get(k) or "") for k in _IDENTITY}
+        fields["role"] = str(data.get("role") or "admin")
+        projects = data.get("projects")
+        if projects is not None:
+            if isinstance(projects, str) or not isinstance(projects, (list, tuple)):
+                raise InvalidInput("projects must be a list of project ids")
+            fields["projects"] = tuple(str(p) for p in projects)
+        return cls(**fields)
 
-    def to_mapping(self) -> dict[str, str]:
-        return {k: getattr(self, k) for k in ("user_id", "project", "session_id", "agent_id", "turn_id")}
+    def to_mapping(self) -> dict[str, Any]:
+        return {**{k: getattr(self, k) for k in _IDENTITY}, "role": self.role, "projects": list(self.projects)}
+
+
+_IDENTITY = ("user_id", "project", "session_id", "agent_id", "turn_id")
 
 
 def _eq_all(pairs: Mapping[str, Any]) -> dict[str, Any]:
@@ -80,13 +127,20 @@ class Visibility:
     now: float = 0.0
 
     def scope_clauses(self) -> list[dict[str, Any]]:
-        """One equality clause set per visible scope (scopes whose keys are unknown drop out)."""
+        """One equality clause set per visible scope (scopes whose keys are unknown drop out).
+
+        Every scope but ``project`` is the caller's own: its clause names the user.
+        """
         clauses = []
         for scope in self.scopes:
             pairs: dict[str, Any] = {"scope": scope}
             try:
                 pairs.update(self.context.keys_for(scope))
             except InvalidInput:
+                continue
+            if scope != "project":
+                pairs["user_id"] = self.context.user_id
+            elif not self.context.may_touch(pairs["project"]):
                 continue
             clauses.append(pairs)
         return clauses
@@ -101,7 +155,7 @@ class Visibility:
         scope_clauses = [_eq_all(c) for c in self.scope_clauses()]
         if not scope_clauses:
             return None
-        parts: list[dict[str, Any]] = [{"user_id": self.context.user_id}, {"status": ACTIVE}]
+        parts: list[dict[str, Any]] = [{"status": ACTIVE}]
         parts.append(scope_clauses[0] if len(scope_clauses) == 1 else {"$or": scope_clauses})
         if self.tags:
             tag_clauses = [{"tags": {"$contains": t}} for t in self.tags]
@@ -116,7 +170,7 @@ class Visibility:
 
     def matches(self, meta: Mapping[str, Any]) -> bool:
         """The same rule as ``where`` applied to one record's metadata."""
-        if meta.get("user_id") != self.context.user_id or meta.get("status", ACTIVE) != ACTIVE:
+        if meta.get("status", ACTIVE) != ACTIVE:
             return False
         if not any(all(meta.get(k) == v for k, v in c) for c in self._clause_items):
             return False

@@ -1,0 +1,183 @@
+"""Team mode's front door: an ASGI middleware in front of the MCP transports.
+
+Every request but ``/healthz`` must carry ``Authorization: Bearer <token>``. The token, not
+anything the client says, decides who the request is (``Identity``): its user, role and
+projects. A client names the project it works in with an ``X-Headroom-Project`` header (or
+gets its token's only project); a project the token does not cover is refused. The
+answers a client can act on:
+
+| status | when |
+|---|---|
+| 401 | no token, or an unknown, revoked or malformed one |
+| 403 | a project the token does not cover; another token's MCP session; ``/metrics`` without admin |
+| 413 | a request body over the limit (enforced by the MCP SDK's transport) |
+| 429 | the token's rate limit is used up (``Retry-After`` says when to retry) |
+| 421 / 403 | a Host / Origin header not allowed (DNS rebinding; the SDK's transport security) |
+
+Tools see the identity through the HTTP request the SDK hands them (``identity_of``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import HeadroomError
+from .metrics import Metrics
+from .tokens import Grant, TokenFile
+
+#: Where the gate leaves the identity in the ASGI scope (the request tools see shares it).
+IDENTITY_KEY = "headroom.identity"
+PROJECT_HEADER = "x-headroom-project"
+PUBLIC_PATHS = frozenset({"/healthz"})
+#: Sessions remembered for the ownership check; the oldest are dropped past this.
+MAX_SESSIONS = 100_000
+_SSE_SESSION = re.compile(rb"session_id=([0-9a-fA-F-]{8,64})")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a request is: the token's grant, the project it works in, its MCP session."""
+
+    grant: Grant
+    project: str
+    session: str
+
+
+def identity_of(request: Any) -> Identity | None:
+    """The identity the gate attached to an HTTP request (None over stdio or without auth)."""
+    scope = getattr(request, "scope", None)
+    return scope.get(IDENTITY_KEY) if isinstance(scope, dict) else None
+
+
+class RateLimiter:
+    """A token bucket per key: ``per_minute`` sustained, bursts up to a tenth of a minute's worth."""
+
+    def __init__(self, per_minute: float):
+        self.rate = per_minute / 60.0
+        self.burst = max(5.0, per_minute / 10.0)
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float:
+        """Spend one request; returns 0, or the seconds until one is available (nothing spent)."""
+        t = time.monotonic()
+        with self._lock:
+            level, last = self._buckets.get(key, (self.burst, t))
+            level = min(self.burst, level + (t - last) * self.rate)
+            if level >= 1.0:
+                self._buckets[key] = (level - 1.0, t)
+                return 0.0
+            self._buckets[key] = (level, t)
+            return (1.0 - level) / self.rate
+
+
+def session_of(scope: Scope, headers: Headers) -> str:
+    """The MCP session a request belongs to: streamable HTTP's header or SSE's query."""
+    sid = headers.get("mcp-session-id")
+    if sid:
+        return sid
+    return (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_id") or [""])[0]
+
+
+async def answer(send: Send, status: int, error: str, message: str, headers: dict[str, str] | None = None) -> None:
+    """A small JSON error answer (OAuth-style ``error`` code plus a sentence)."""
+    body = json.dumps({"error": error, "error_description": message}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Gate:
+    """Authenticate, authorise the project, rate-limit, pin sessions to tokens, count answers."""
+
+    def __init__(self, app: ASGIApp, tokens: TokenFile | None, metrics: Metrics, rate_per_minute: float = 0.0):
+        """``tokens`` None: no authentication (loopback with ``--no-auth``); ``rate_per_minute`` 0: no limit."""
+        self.app = app
+        self.tokens = tokens
+        self.metrics = metrics
+        self.rate = RateLimiter(rate_per_minute) if rate_per_minute > 0 else None
+        self._owners: OrderedDict[str, str] = OrderedDict()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        send = self._counted(send)
+        if self.tokens is None or scope["path"] in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        try:
+            grant = self.tokens.verify(_bearer(headers.get("authorization", "")))
+        except HeadroomError as exc:  # a broken tokens file: refuse everyone, say why in the log
+            await answer(send, 503, "server_error", f"the server cannot read its tokens: {exc}")
+            return
+        if grant is None:
+            await answer(send, 401, "invalid_token", "a valid bearer token is required (Authorization: Bearer hmcp_...)",
+                         {"www-authenticate": 'Bearer realm="headroom-mcp", error="invalid_token"'})
+            return
+        if scope["path"] == "/metrics" and grant.role != "admin":
+            await answer(send, 403, "insufficient_scope", "metrics need an admin token")
+            return
+        project = headers.get(PROJECT_HEADER, "").strip() or grant.default_project()
+        if project and not grant.may_touch(project):
+            await answer(send, 403, "insufficient_scope", f"the token of user {grant.user_id!r} does not cover project {project!r}")
+            return
+        wait = self.rate.take(grant.id) if self.rate else 0.0
+        if wait:
+            await answer(send, 429, "rate_limited", f"too many requests for this token; retry in {wait:.1f}s",
+                         {"retry-after": str(max(1, math.ceil(wait)))})
+            return
+        session = session_of(scope, headers)
+        owner = self._owners.get(session) if session else None
+        if owner is not None and owner != grant.id:
+            await answer(send, 403, "insufficient_scope", "this MCP session was opened with another token")
+            return
+        scope[IDENTITY_KEY] = Identity(grant, project, session)
+        await self.app(scope, receive, self._learning(send, grant.id) if not session else send)
+
+    def _counted(self, send: Send) -> Send:
+        async def counted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.metrics.http_answer(int(message["status"]))
+            await send(message)
+        return counted
+
+    def _learning(self, send: Send, token_id: str) -> Send:
+        """Note which token opened a session: streamable HTTP names it in a response header,
+        SSE in the first event of its stream."""
+        learned = False
+
+        async def learning(message: Message) -> None:
+            nonlocal learned
+            if not learned:
+                sid = b""
+                if message["type"] == "http.response.start":
+                    sid = dict(message.get("headers") or []).get(b"mcp-session-id", b"")
+                elif message["type"] == "http.response.body":
+                    found = _SSE_SESSION.search(message.get("body", b""))
+                    sid = found.group(1) if found else b""
+                if sid:
+                    learned = True
+                    self._owners[sid.decode("latin-1")] = token_id
+                    while len(self._owners) > MAX_SESSIONS:
+                        self._owners.popitem(last=False)
+            await send(message)
+        return learning
+
+
+def _bearer(value: str) -> str:
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""

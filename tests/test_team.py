@@ -1,0 +1,285 @@
+"""Team mode on loopback: bearer tokens, per-user isolation, limits, health and metrics.
+
+Every test runs a real ``headroom-mcp serve`` process and talks to it with the MCP SDK's
+client (streamable HTTP and SSE) or plain HTTP where the answer is an HTTP status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from mcp import ClientSession
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.types import Implementation
+
+from conftest import kill_daemon
+from headroom_mcp.tokens import TokenFile
+from test_server import EXE, free_port
+
+P = "github.com/acme/atlas"
+Q = "github.com/acme/other"
+
+
+class TeamServer:
+    """A tokens file with one token per teammate, and the server processes started on it."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.tokens = TokenFile(data_dir / "tokens.json")
+        self.token: dict[str, str] = {}
+        self.grant_id: dict[str, str] = {}
+        for user, projects, role in (("alice", [P], "write"), ("bob", [P], "write"), ("carol", [P], "read"),
+                                     ("dave", ["*"], "admin"), ("eve", [Q], "write")):
+            self.token[user], grant = self.tokens.create(user, projects, role, name=f"{user}'s laptop")
+            self.grant_id[user] = grant.id
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, transport: str = "http", *extra: str, data_dir: Path | None = None, env: dict | None = None) -> str:
+        port = free_port()
+        proc = subprocess.Popen(
+            [EXE, "serve", "--transport", transport, "--port", str(port), "--data-dir", str(data_dir or self.data_dir),
+             "--tokens-file", str(self.tokens.path), *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+        )
+        self.procs.append(proc)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "server did not become healthy"
+            time.sleep(0.2)
+        return f"http://127.0.0.1:{port}" + ("/mcp" if transport == "http" else "/sse")
+
+    def headers(self, user: str, project: str | None = None) -> dict[str, str]:
+        out = {"Authorization": f"Bearer {self.token[user]}"}
+        if project:
+            out["X-Headroom-Project"] = project
+        return out
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@pytest.fixture
+def team(data_dir):
+    server = TeamServer(data_dir)
+    yield server
+    server.stop()
+    kill_daemon(data_dir)
+
+
+@asynccontextmanager
+async def session_as(url: str, headers: dict[str, str], client: str = "claude-code"):
+    """An initialised MCP session over the URL's transport, sending ``headers``."""
+    if url.endswith("/sse"):
+        connect = sse_client(url, headers=headers)
+    else:
+        connect = streamable_http_client(url, http_client=create_mcp_http_client(headers=headers))
+    async with connect as streams:
+        async with ClientSession(streams[0], streams[1], client_info=Implementation(name=client, version="1")) as session:
+            await session.initialize()
+            yield session
+
+
+async def call(url: str, headers: dict[str, str], tool: str, arguments: dict, client: str = "claude-code"):
+    async with session_as(url, headers, client) as session:
+        return await session.call_tool(tool, arguments)
+
+
+def text_of(result) -> str:
+    return result.content[0].text if result.content else ""
+
+
+def test_token_cli_creates_lists_and_revokes(tmp_path):
+    env = {**os.environ, "HEADROOM_MCP_DATA_DIR": str(tmp_path)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([EXE, "token", *args], capture_output=True, text=True, timeout=60, env=env)
+
+    made = cli("create", "--user", "alice", "--project", P, "--project", Q, "--role", "read", "--name", "ci", "--json")
+    assert made.returncode == 0, made.stderr
+    created = json.loads(made.stdout)
+    assert created["token"].startswith("hmcp_") and created["projects"] == [P, Q] and created["role"] == "read"
+    stored = (tmp_path / "tokens.json").read_text()
+    assert created["token"] not in stored and created["token"].rsplit("_", 1)[-1] not in stored  # only a hash is kept
+    assert (tmp_path / "tokens.json").stat().st_mode & 0o777 == 0o600
+    listed = json.loads(cli("list", "--json").stdout)["tokens"]
+    assert [(t["id"], t["user_id"], t["name"]) for t in listed] == [(created["id"], "alice", "ci")]
+    assert "sha256" not in listed[0] and "token" not in listed[0]
+    for bad, message in ((["create", "--user", "bad user", "--project", P], "user must be"),
+                         (["create", "--user", "bob", "--project", " "], "project must be"),
+                         (["revoke", "nope"], "no token with id")):
+        out = cli(*bad)
+        assert out.returncode == 1 and message in out.stderr, out.stderr
+    assert cli("revoke", created["id"]).returncode == 0
+    assert json.loads(cli("list", "--json").stdout)["tokens"] == []
+
+
+@pytest.mark.parametrize("transport", ["http", "sse"])
+def test_tokens_decide_who_may_read_write_and_forget(team, transport):
+    url = team.start(transport)
+    alice, bob, carol, eve = (team.headers(u) for u in ("alice", "bob", "carol", "eve"))
+
+    async def go():
+        out = {}
+        out["shared"] = await call(url, alice, "remember", {"content": "the staging database resets every Monday at 06:00"})
+        out["private"] = await call(url, alice, "remember", {"content": "alice wants answers in French", "scope": "user"})
+        async with session_as(url, bob, client="codex-mcp-client") as s:
+            out["bob_recall"] = await s.call_tool("recall", {"query": "when does staging reset, and which language", "limit": 10})
+            out["bob_merge"] = await s.call_tool("remember", {"content": "The staging database resets every Monday at 06:00."})
+            out["bob_forget_private"] = await s.call_tool("forget", {"id": out["private"].structured_content["id"]})
+            out["bob_context"] = await s.read_resource("memory://context")
+        out["carol_recall"] = await call(url, carol, "recall", {"query": "staging database"})
+        out["carol_write"] = await call(url, carol, "remember", {"content": "readers cannot write this"})
+        out["eve_recall"] = await call(url, eve, "recall", {"query": "staging database"})
+        out["alice_after"] = await call(url, alice, "recall", {"query": "alice language French", "scope": "user"})
+        return out
+
+    out = anyio.run(go)
+    shared_id = out["shared"].structured_content["id"]
+    assert out["shared"].structured_content["scope"] == "project"  # the token's only project
+    assert [m["id"] for m in out["bob_recall"].structured_content["results"]] == [shared_id]
+    merged = out["bob_merge"].structured_content
+    assert merged["status"] == "merged" and merged["id"] == shared_id and merged["agents"] == ["claude", "codex"]
+    assert out["bob_forget_private"].is_error and "no memory" in text_of(out["bob_forget_private"])
+    assert "staging database resets" in out["bob_context"].contents[0].text
+    assert "French" not in out["bob_context"].contents[0].text
+    assert [m["id"] for m in out["carol_recall"].structured_content["results"]] == [shared_id]
+    assert out["carol_write"].is_error and "read-only" in text_of(out["carol_write"])
+    assert out["eve_recall"].structured_content["results"] == []  # another project's token sees nothing of P
+    assert [m["content"] for m in out["alice_after"].structured_content["results"]] == ["alice wants answers in French"]
+
+
+def test_reading_another_users_memory_by_id_is_refused(team):
+    url = team.start("http")
+
+    async def go():
+        private = await call(url, team.headers("alice"), "remember", {"content": "alice's ssh key lives on a yubikey", "scope": "user"})
+        async with session_as(url, team.headers("bob")) as s:
+            try:
+                await s.read_resource(f"memory://memories/{private.structured_content['id']}")
+            except Exception as exc:
+                return str(exc)
+        return "read succeeded"
+
+    assert "no memory" in anyio.run(go)
+
+
+def test_identity_never_comes_from_arguments_and_projects_are_checked(team):
+    url = team.start("http")
+
+    async def go():
+        spoof = await call(url, team.headers("bob"), "remember", {"content": "bob tried to speak as alice", "user_id": "alice"})
+        return spoof
+
+    spoof = anyio.run(go)
+    assert not spoof.is_error  # the SDK drops arguments a tool does not take
+    memory_id = spoof.structured_content["id"]
+
+    async def owner():
+        async with session_as(url, team.headers("dave", P)) as s:
+            got = await s.read_resource(f"memory://memories/{memory_id}")
+            return json.loads(got.contents[0].text)
+
+    record = anyio.run(owner)
+    assert record["user_id"] == "bob" and record["users"] == ["bob"]
+    # A project the token does not cover is an HTTP 403 before any MCP happens.
+    out = httpx.post(url, headers={**team.headers("eve", P), "Accept": "application/json, text/event-stream"},
+                     json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    assert out.status_code == 403 and "does not cover project" in out.json()["error_description"]
+
+
+def test_missing_bad_and_revoked_tokens_are_401_at_once(team):
+    url = team.start("http")
+    accept = {"Accept": "application/json, text/event-stream"}
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    for headers in ({}, {"Authorization": "Bearer hmcp_000000000000_" + "x" * 43}, {"Authorization": "Basic abc"}):
+        out = httpx.post(url, headers={**accept, **headers}, json=ping)
+        assert out.status_code == 401 and out.headers["www-authenticate"].startswith("Bearer"), out.text
+
+    async def go():
+        async with session_as(url, team.headers("bob")) as s:
+            before = await s.call_tool("recall", {"query": "anything"})
+            team.tokens.revoke(team.grant_id["bob"])  # what `headroom-mcp token revoke` does
+            try:
+                after = await s.call_tool("recall", {"query": "anything"})
+                return before, f"answered: {after}"
+            except Exception as exc:
+                return before, f"refused: {exc!r}"
+
+    before, after = anyio.run(go)
+    assert not before.is_error and after.startswith("refused"), after
+    assert httpx.post(url, headers={**accept, **team.headers("bob")}, json=ping).status_code == 401
+
+
+def test_limits_answer_413_429_and_host_origin_checks(team):
+    url = team.start("http", "--rate-limit", "60", "--max-body", "20000")
+    accept = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    big = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "remember", "arguments": {"content": "x" * 30000}}}
+    assert httpx.post(url, headers={**accept, **team.headers("alice")}, json=big).status_code == 413
+    statuses = [httpx.post(url, headers={**accept, **team.headers("bob")}, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+                for _ in range(12)]
+    limited = [r for r in statuses if r.status_code == 429]
+    assert limited and int(limited[0].headers["retry-after"]) >= 1, [r.status_code for r in statuses]
+    # Another token has its own budget.
+    assert httpx.post(url, headers={**accept, **team.headers("carol")}, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}).status_code != 429
+    evil_host = httpx.post(url, headers={**accept, **team.headers("dave"), "Host": "evil.example"}, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    assert evil_host.status_code == 421
+    evil_origin = httpx.post(url, headers={**accept, **team.headers("dave"), "Origin": "http://evil.example"},
+                             json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    assert evil_origin.status_code == 403
+
+
+def test_a_session_opened_with_one_token_refuses_another(team):
+    url = team.start("http")
+    accept = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    opened = httpx.post(url, headers={**accept, **team.headers("alice")}, json=init)
+    assert opened.status_code == 200, opened.text
+    sid = opened.headers["mcp-session-id"]
+    hijack = httpx.post(url, headers={**accept, **team.headers("bob"), "mcp-session-id": sid},
+                        json={"jsonrpc": "2.0", "id": 2, "method": "ping"})
+    assert hijack.status_code == 403 and "another token" in hijack.text
+
+
+def test_health_is_public_and_metrics_need_an_admin(team):
+    url = team.start("http")
+    base = url.rsplit("/", 1)[0]
+    anyio.run(call, url, team.headers("alice"), "remember", {"content": "metrics count this memory"})
+    health = httpx.get(f"{base}/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "ok" and health.json()["auth"] is True
+    assert httpx.get(f"{base}/metrics").status_code == 401
+    assert httpx.get(f"{base}/metrics", headers=team.headers("alice")).status_code == 403
+    metrics = httpx.get(f"{base}/metrics", headers=team.headers("dave"))
+    assert metrics.status_code == 200
+    lines = metrics.text.splitlines()
+    assert 'headroom_tool_calls_total{tool="remember",outcome="ok"} 1' in lines
+    assert "headroom_memories 1" in lines
+    assert any(line.startswith('headroom_http_responses_total{code="403"}') for line in lines)
+    assert any(line.startswith('headroom_tool_seconds_count{tool="remember"} 1') for line in lines)
+
+
+def test_serving_needs_tokens_or_loopback_no_auth(data_dir):
+    for extra, reason in ((["--host", "0.0.0.0", "--no-auth"], "refusing --no-auth"),
+                          (["--host", "127.0.0.2", "--no-auth"], "refusing --no-auth"),
+                          ([], "token create")):
+        out = subprocess.run([EXE, "serve", "--transport", "http", *extra], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1 and reason in out.stderr, out.stderr
