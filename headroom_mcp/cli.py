@@ -36,10 +36,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the MCP server: stdio for an agent (default), sse or http to share one")
     _common(p)
     p.add_argument("--transport", choices=["stdio", "sse", "http"], default="stdio")
-    p.add_argument("--host", default="127.0.0.1", help="sse/http: address to bind (loopback only for now)")
+    p.add_argument("--host", default="127.0.0.1", help="sse/http: address to bind (127.0.0.1; 0.0.0.0 for a team)")
     p.add_argument("--port", type=int, default=8765, help="sse/http: port (8765)")
-    p.add_argument("--no-auth", action="store_true", help="sse/http: serve without bearer tokens (loopback only; required until team mode)")
+    p.add_argument("--no-auth", action="store_true", help="sse/http: serve without bearer tokens (loopback only)")
+    p.add_argument("--tokens-file", help="sse/http: the tokens to accept (HEADROOM_MCP_TOKENS_FILE; <data dir>/tokens.json)")
+    p.add_argument("--allowed-host", dest="allowed_hosts", action="append", default=[],
+                   help="sse/http: a Host name clients use (repeatable; NAME:* for any port; '*' turns the check off)")
+    p.add_argument("--allowed-origin", dest="allowed_origins", action="append", default=[],
+                   help="sse/http: a browser Origin to accept (repeatable)")
+    p.add_argument("--max-body", type=int, default=256 * 1024, help="sse/http: largest request body, bytes (262144)")
+    p.add_argument("--rate-limit", type=float, default=600.0, help="sse/http: requests per minute per token (600; 0 = none)")
     p.add_argument("--verbose", action="store_true", help="log debug detail to stderr")
+
+    p = sub.add_parser("token", help="team mode: create, list and revoke the bearer tokens an HTTP server accepts")
+    token = p.add_subparsers(dest="action", required=True)
+    for action, text in (("create", "make a token (printed once; only its hash is kept)"),
+                         ("list", "show tokens (ids, users, projects, roles; never the tokens)"),
+                         ("revoke", "remove a token: requests carrying it are refused at once")):
+        q = token.add_parser(action, help=text)
+        q.add_argument("--data-dir", help="store location (HEADROOM_MCP_DATA_DIR); the tokens file is in it")
+        q.add_argument("--tokens-file", help="the tokens file (HEADROOM_MCP_TOKENS_FILE)")
+        q.add_argument("--json", action="store_true", help="print JSON for scripts")
+        if action == "create":
+            q.add_argument("--user", required=True, help="the user id every request with this token acts as")
+            q.add_argument("--project", dest="projects", action="append", required=True,
+                           help="a project id it may touch (repeatable; '*' for every project)")
+            q.add_argument("--role", choices=["read", "write", "admin"], default="write",
+                           help="read: recall only; write: also remember and forget (default); admin: also manage teammates' memories")
+            q.add_argument("--name", default="", help="a label, e.g. the machine or agent it is for")
+        elif action == "revoke":
+            q.add_argument("id", help="the token id (from token list)")
 
     p = sub.add_parser("hook", help="print memory context as an agent hook's JSON output (reads the hook JSON on stdin)")
     p.add_argument("kind", choices=["session-start", "prompt"])
@@ -141,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_serve(args)
     if args.command in ("install", "uninstall"):
         return _run_install(args)
+    if args.command == "token":
+        return _run_token(args)
     if args.command == "doctor":
         from .doctor import run_doctor
 
@@ -274,6 +302,28 @@ def _run_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_token(args: argparse.Namespace) -> int:
+    from .config import Settings
+    from .tokens import TokenFile
+
+    settings = Settings.resolve(data_dir=args.data_dir, tokens_file=args.tokens_file)
+    assert settings.tokens_file is not None
+    tokens = TokenFile(settings.tokens_file)
+    if args.action == "create":
+        secret, grant = tokens.create(args.user, args.projects, args.role, args.name)
+        _print(args, {**grant.public(), "token": secret},
+               f"{secret}\n\ntoken {grant.id} for user {grant.user_id} ({grant.role}; projects: {', '.join(grant.projects)})\n"
+               f"This is the only time it is shown: give it to the user, e.g. as HEADROOM_MCP_TOKEN.")
+    elif args.action == "list":
+        grants = [g.public() for g in tokens.grants()]
+        rows = [f"{g['id']}  {g['user_id']:<16} {g['role']:<6} {','.join(g['projects'])}  {g['name']}" for g in grants]
+        _print(args, {"tokens": grants, "file": str(settings.tokens_file)}, "\n".join(rows) or f"(no tokens in {settings.tokens_file})")
+    else:
+        grant = tokens.revoke(args.id)
+        _print(args, {"revoked": grant.public()}, f"revoked token {grant.id} of user {grant.user_id}")
+    return 0
+
+
 def _run_daemon(args: argparse.Namespace) -> int:
     import os
 
@@ -298,11 +348,15 @@ def _run_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="headroom-mcp %(levelname)s %(name)s: %(message)s")
     settings = Settings.resolve(data_dir=args.data_dir, user_id=args.user, agent_id=args.agent, project=args.project,
-                                session_id=args.session, chroma_url=args.chroma_url)
+                                session_id=args.session, chroma_url=args.chroma_url, tokens_file=args.tokens_file)
     if args.transport != "stdio":
         from .hosting import serve_http
 
-        return serve_http(settings, args.transport, args.host, args.port, no_auth=args.no_auth)
+        from .hosting import Limits
+
+        limits = Limits(max_body=args.max_body, rate_per_minute=args.rate_limit, allowed_hosts=args.allowed_hosts,
+                        allowed_origins=args.allowed_origins)
+        return serve_http(settings, args.transport, args.host, args.port, no_auth=args.no_auth, limits=limits)
     from .client import DaemonClient
     from .server import build_server
 
