@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="user: your home config (default); project: files in this repository")
         if verb == "install":
             p.add_argument("--hooks", action="store_true", help="also inject memory context at session start and on each prompt")
+            p.add_argument("--url", help="register a team server's streamable HTTP endpoint (https://host:8765/mcp) "
+                                         "instead of a local stdio server")
+            p.add_argument("--token-env", metavar="VAR", help="with --url: the environment variable holding your token "
+                                                               "(default HEADROOM_MCP_TOKEN); the token is never written")
         p.add_argument("--dry-run", action="store_true", help="print the changes as diffs, write nothing")
         p.add_argument("--data-dir", help="a store other than the default (passed to the server and hooks)")
 
@@ -280,12 +284,14 @@ def _import(args: argparse.Namespace, memory: Any) -> int:
 
 
 def _run_install(args: argparse.Namespace) -> int:
+    import os
     from pathlib import Path
 
     from .install import CLIENTS, Target, apply, default_executable, plan, project_root
 
     data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None
-    target = Target(args.scope, Path.home(), project_root(Path.cwd()), default_executable(), data_dir)
+    target = Target(args.scope, Path.home(), project_root(Path.cwd()), default_executable(), data_dir,
+                    url=getattr(args, "url", None), token_env=getattr(args, "token_env", None))
     clients = CLIENTS if args.client == "all" else (args.client,)
     installing = args.command == "install"
     # Plan every client first: a config we cannot parse stops everything before any write.
@@ -299,6 +305,9 @@ def _run_install(args: argparse.Namespace) -> int:
         for change in changes:
             state = "updated" if change in written else "unchanged"
             print(f"{client}: {state} {change.path}")
+    if installing and target.url and not os.environ.get(target.token_variable):
+        print(f"headroom-mcp: set {target.token_variable} to your token where your agents start, "
+              "or they cannot reach the server", file=sys.stderr)
     return 0
 
 

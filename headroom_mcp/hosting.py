@@ -143,7 +143,8 @@ def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str 
         if owner:
             await daemon.start()
         try:
-            config = uvicorn.Config(gated, host=host, port=port, log_level="warning", lifespan="on")
+            # On SIGTERM, open streams (SSE, streamable HTTP GETs) get a few seconds, not forever.
+            config = uvicorn.Config(gated, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
             await uvicorn.Server(config).serve()
         finally:
             if owner:

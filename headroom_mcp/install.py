@@ -10,6 +10,12 @@ as ``<name>.headroom-backup``. ``uninstall`` removes exactly what ``install`` ad
 | Claude Code | ``~/.claude.json`` (user) or ``<repo>/.mcp.json`` (project) | ``.claude/settings.json`` |
 | Codex CLI | ``~/.codex/config.toml`` or ``<repo>/.codex/config.toml`` | ``hooks.json`` beside it |
 | Gemini CLI | ``~/.gemini/settings.json`` or ``<repo>/.gemini/settings.json`` | the same file |
+
+With a ``url`` the entry points at a team server over streamable HTTP instead of launching
+a local stdio server. The token stays in an environment variable that each client expands
+itself (Claude Code and Gemini CLI from ``${VAR}`` in a header, Codex from
+``bearer_token_env_var``), so no file holds a secret and a project-scope entry can be
+committed for the whole team.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,10 +32,12 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import tomlkit
 
 from .errors import InvalidInput
+from .project import project_id
 
 SERVER_NAME = "headroom"
 CLIENTS = ("claude", "codex", "gemini")
@@ -38,6 +47,20 @@ HOOK_EVENTS = {
     "codex": (("session-start", "SessionStart"), ("prompt", "UserPromptSubmit")),
     "gemini": (("session-start", "SessionStart"), ("prompt", "BeforeAgent")),
 }
+#: The environment variable that holds a team server's token unless ``token_env`` names another.
+DEFAULT_TOKEN_ENV = "HEADROOM_MCP_TOKEN"
+#: Tells a team server which project the agent works in (written for project-scope installs only).
+PROJECT_HEADER = "X-Headroom-Project"
+#: Keys of a server entry that only one transport uses, per client. Re-installing as the other
+#: transport drops them (Codex refuses a server table that mixes ``command`` and ``url``), while
+#: the user's shared additions (timeouts, trust, tool filters) stay.
+TRANSPORT_KEYS = {
+    "claude": {"stdio": ("command", "args", "env"), "http": ("url", "headers")},
+    "codex": {"stdio": ("command", "args", "env", "env_vars", "cwd"),
+              "http": ("url", "bearer_token_env_var", "bearer_token", "http_headers", "env_http_headers")},
+    "gemini": {"stdio": ("command", "args", "env", "cwd"), "http": ("httpUrl", "url", "headers")},
+}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -49,6 +72,16 @@ class Target:
     project_root: Path
     executable: str
     data_dir: str | None = None
+    url: str | None = None  # a team server's MCP endpoint: register it instead of a local stdio server
+    token_env: str | None = None  # the variable holding the token for ``url`` (default DEFAULT_TOKEN_ENV)
+
+    @property
+    def transport(self) -> str:
+        return "http" if self.url else "stdio"
+
+    @property
+    def token_variable(self) -> str:
+        return self.token_env or DEFAULT_TOKEN_ENV
 
     def args(self, *verb: str, agent: str) -> list[str]:
         extra = ["--data-dir", self.data_dir] if self.data_dir else []
@@ -118,7 +151,8 @@ def _json_edit(path: Path, edit: Callable[[dict[str, Any]], None]) -> Change:
     return Change(path, before, after)
 
 
-def _toml_edit(path: Path, edit: Callable[[Any], None], expect: Callable[[dict[str, Any]], None]) -> Change:
+def _toml_edit(path: Path, edit: Callable[[Any], None], expect: Callable[[dict[str, Any]], None],
+               sample: str = "codex.config.toml") -> Change:
     """Edit a TOML file keeping its layout; ``expect`` applies the same change to plain data.
 
     TOML can say one thing several ways (tables, inline tables, dotted keys), and a
@@ -139,17 +173,71 @@ def _toml_edit(path: Path, edit: Callable[[Any], None], expect: Callable[[dict[s
     expect(wanted)
     if result != wanted:
         raise InvalidInput(f"could not edit {path} without disturbing its other settings; nothing was changed. "
-                           "Add the entry from agent-configs/codex.config.toml by hand")
+                           f"Add the entry from agent-configs/{sample} by hand")
     if result == original:
         return Change(path, before, before)
     return Change(path, before, after if after.strip() or before is not None else None)
 
 
+def _is_http_url(url: str) -> bool:
+    """An http(s) URL with a host and a well-formed port: what every client can connect to."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises ValueError on a malformed port  # noqa: B018
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
+
+
+def _check_team_target(target: Target, hooks: bool = False) -> None:
+    """Refuse a team-server target that could not work, or would put a secret in a file.
+
+    Hooks run on this machine and read the local store, not the team server's, so they do
+    not go with ``url``; neither does ``data_dir``, since the team server keeps the store.
+    """
+    if target.url is None:
+        if target.token_env is not None:
+            raise InvalidInput("--token-env only applies with --url (nothing was changed)")
+        return
+    if not _is_http_url(target.url):
+        raise InvalidInput(f"--url must be an http:// or https:// URL with a host, like http://memory.example:8765/mcp; "
+                           f"got {target.url!r} (nothing was changed)")
+    if "@" in urlsplit(target.url).netloc:
+        raise InvalidInput("--url must not carry credentials: put the token in the environment variable named by "
+                           "--token-env (nothing was changed)")
+    if not _ENV_NAME.fullmatch(target.token_variable):
+        raise InvalidInput(f"--token-env takes the NAME of an environment variable (letters, digits, _), "
+                           f"not {target.token_variable!r}; the token itself never goes in a file (nothing was changed)")
+    if hooks:
+        raise InvalidInput("--hooks cannot go with --url: hooks run on this machine and read the local store, "
+                           "not the team server's; install without --hooks (nothing was changed)")
+    if target.data_dir:
+        raise InvalidInput("--data-dir does not apply with --url: the team server keeps the store (nothing was changed)")
+
+
 def _server_entry(target: Target, client: str) -> dict[str, Any]:
-    entry: dict[str, Any] = {"command": target.executable, "args": target.args("serve", agent=client)}
+    """Our entry: a stdio launch of this install, or (with ``url``) the team server's endpoint."""
+    if target.url is None:
+        entry: dict[str, Any] = {"command": target.executable, "args": target.args("serve", agent=client)}
+        return {"type": "stdio", **entry, "env": {}} if client == "claude" else entry
+    project = {PROJECT_HEADER: project_id(target.project_root)} if target.scope == "project" else {}
+    if client == "codex":
+        return {"url": target.url, "bearer_token_env_var": target.token_variable, **({"http_headers": project} if project else {})}
+    headers = {"Authorization": f"Bearer ${{{target.token_variable}}}", **project}  # both clients expand ${VAR}
     if client == "claude":
-        entry = {"type": "stdio", **entry, "env": {}}
-    return entry
+        return {"type": "http", "url": target.url, "headers": headers}
+    return {"httpUrl": target.url, "headers": headers}
+
+
+def _merged_entry(existing: Any, entry: dict[str, Any], client: str, transport: str) -> dict[str, Any]:
+    """Ours over what the user added to our entry (env, timeouts, extra headers), minus the other transport's keys."""
+    other = TRANSPORT_KEYS[client]["http" if transport == "stdio" else "stdio"]
+    plain = existing.unwrap() if hasattr(existing, "unwrap") else existing
+    merged = {k: v for k, v in plain.items() if k not in other} if isinstance(plain, dict) else {}
+    for key, value in entry.items():
+        mine = merged.get(key)
+        merged[key] = {**mine, **value} if isinstance(value, dict) and isinstance(mine, dict) else value
+    return merged
 
 
 def _is_ours(hook: Any) -> bool:
@@ -187,7 +275,7 @@ def _set_hooks(hooks: dict[str, Any], target: Target, client: str, install: bool
         hooks.setdefault(event, []).append(group)
 
 
-def _json_servers(data: dict[str, Any], entry: dict[str, Any] | None) -> None:
+def _json_servers(data: dict[str, Any], entry: dict[str, Any] | None, client: str, transport: str) -> None:
     servers = data.setdefault("mcpServers", {})
     if not isinstance(servers, dict):
         raise InvalidInput(f"mcpServers must be an object, found {type(servers).__name__}; nothing was changed")
@@ -196,9 +284,7 @@ def _json_servers(data: dict[str, Any], entry: dict[str, Any] | None) -> None:
         if not servers:
             del data["mcpServers"]
     else:
-        existing = servers.get(SERVER_NAME)
-        kept = existing if isinstance(existing, dict) else {}
-        servers[SERVER_NAME] = {**kept, **entry}  # keep what the user added (env, timeout)
+        servers[SERVER_NAME] = _merged_entry(servers.get(SERVER_NAME), entry, client, transport)
 
 
 def _json_hooks(data: dict[str, Any], target: Target, client: str, install: bool) -> None:
@@ -223,6 +309,8 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
         raise InvalidInput(f"unknown client {client!r}; choose from {', '.join(CLIENTS)} or all")
     if target.scope not in ("user", "project"):
         raise InvalidInput(f"scope must be user or project, got {target.scope!r}")
+    if install:
+        _check_team_target(target, hooks)
     user = target.scope == "user"
     entry = _server_entry(target, client) if install else None
     want_hooks = install and hooks
@@ -233,7 +321,7 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
     if client == "claude":
         servers_file = target.home / ".claude.json" if user else target.project_root / ".mcp.json"
         settings_file = (target.home if user else target.project_root) / ".claude" / "settings.json"
-        changes.append(_json_edit(servers_file, lambda d: _json_servers(d, entry)))
+        changes.append(_json_edit(servers_file, lambda d: _json_servers(d, entry, client, target.transport)))
         if want_hooks or (touch_hooks and settings_file.exists()):
             changes.append(_json_edit(settings_file, lambda d: _json_hooks(d, target, client, want_hooks)))
     elif client == "codex":
@@ -253,11 +341,11 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
                         servers[name] = value
                     doc["mcp_servers"] = servers
                 table = tomlkit.table()
-                for key, value in _codex_entry(servers.get(SERVER_NAME)).items():
+                for key, value in _merged_entry(servers.get(SERVER_NAME), entry, client, target.transport).items():
                     table[key] = value
-                if SERVER_NAME in servers:
-                    del servers[SERVER_NAME]
-                servers[SERVER_NAME] = table
+                if SERVER_NAME in servers and not isinstance(servers[SERVER_NAME], tomlkit.items.Table):
+                    del servers[SERVER_NAME]  # an inline or dotted entry: replaced by a real table
+                servers[SERVER_NAME] = table  # a table is replaced in place, keeping the blank lines around it
             elif servers is not None and SERVER_NAME in servers:
                 del servers[SERVER_NAME]
                 if not servers:
@@ -272,7 +360,7 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
         def expect_config(data: dict[str, Any]) -> None:
             servers = data.setdefault("mcp_servers", {})
             if entry is not None:
-                servers[SERVER_NAME] = _codex_entry(servers.get(SERVER_NAME))
+                servers[SERVER_NAME] = _merged_entry(servers.get(SERVER_NAME), entry, client, target.transport)
             else:
                 servers.pop(SERVER_NAME, None)
             if not servers:
@@ -280,19 +368,15 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
             if want_hooks:
                 data.setdefault("features", {})["codex_hooks"] = True
 
-        def _codex_entry(existing: Any) -> dict[str, Any]:
-            """Ours (command, args) over what the user added to the entry (env, timeouts)."""
-            kept = dict(existing.unwrap() if hasattr(existing, "unwrap") else existing) if isinstance(existing, dict) else {}
-            return {**kept, "command": entry["command"], "args": entry["args"]}
-
-        changes.append(_toml_edit(base / "config.toml", edit_config, expect_config))
+        sample = "codex.team.config.toml" if target.url else "codex.config.toml"
+        changes.append(_toml_edit(base / "config.toml", edit_config, expect_config, sample))
         if want_hooks or (touch_hooks and (base / "hooks.json").exists()):
             changes.append(_json_edit(base / "hooks.json", lambda d: _json_hooks(d, target, client, want_hooks)))
     else:
         settings_file = (target.home if user else target.project_root) / ".gemini" / "settings.json"
 
         def edit_gemini(d: dict[str, Any]) -> None:
-            _json_servers(d, entry)
+            _json_servers(d, entry, client, target.transport)
             if want_hooks or (touch_hooks and "hooks" in d):
                 _json_hooks(d, target, client, want_hooks)
 

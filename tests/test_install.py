@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
+import threading
+import time
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
@@ -37,8 +42,8 @@ def home(tmp_path: Path) -> Path:
     return h
 
 
-def cli(home: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HOME": str(home)}
+def cli(home: Path, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HOME": str(home), **(env or {})}
     return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=120, env=env, cwd=cwd or home)
 
 
@@ -151,6 +156,120 @@ def test_user_additions_to_the_entry_survive_and_risky_toml_is_left_alone(home):
     assert out.returncode == 1 and "mcpServers must be an object" in out.stderr
 
 
+TEAM_URL = "https://memory.example.com:8765/mcp"
+
+
+def git_repo(path: Path, origin: str = "git@github.com:Acme/Atlas.git") -> Path:
+    """A repository whose project id (its normalized origin) is ``github.com/acme/atlas``."""
+    path.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    subprocess.run(["git", "-C", str(path), "remote", "add", "origin", origin], check=True)
+    return path
+
+
+def test_install_url_registers_the_team_server_with_the_token_left_in_the_environment(home):
+    out = cli(home, "install", "all", "--url", TEAM_URL, "--token-env", "ACME_MEMORY_TOKEN",
+              env={"ACME_MEMORY_TOKEN": "hmcp_do-not-write-me"})
+    assert out.returncode == 0, out.stderr
+    claude = json.loads((home / ".claude.json").read_text())
+    assert claude["mcpServers"]["headroom"] == {"type": "http", "url": TEAM_URL,
+                                                "headers": {"Authorization": "Bearer ${ACME_MEMORY_TOKEN}"}}
+    assert claude["mcpServers"]["github"] == CLAUDE_JSON["mcpServers"]["github"] and claude["projects"] == CLAUDE_JSON["projects"]
+    codex_text = (home / ".codex" / "config.toml").read_text()
+    assert codex_text.startswith(CODEX_TOML)
+    assert tomllib.loads(codex_text)["mcp_servers"]["headroom"] == {"url": TEAM_URL, "bearer_token_env_var": "ACME_MEMORY_TOKEN"}
+    gemini = json.loads((home / ".gemini" / "settings.json").read_text())
+    assert gemini["mcpServers"]["headroom"] == {"httpUrl": TEAM_URL, "headers": {"Authorization": "Bearer ${ACME_MEMORY_TOKEN}"}}
+    assert gemini["security"] == GEMINI_SETTINGS["security"]
+    files = snapshot(home)
+    assert not any("hmcp_do-not-write-me" in text or "X-Headroom-Project" in text for text in files.values())
+    assert json.loads(files[".claude/settings.json"]) == CLAUDE_SETTINGS  # no hooks were added
+
+    again = cli(home, "install", "all", "--url", TEAM_URL, "--token-env", "ACME_MEMORY_TOKEN")
+    assert again.returncode == 0 and "updated" not in again.stdout and snapshot(home) == files
+    assert "set ACME_MEMORY_TOKEN" in again.stderr  # not set in this environment: say so
+    assert cli(home, "uninstall", "all").returncode == 0
+    assert json.loads((home / ".claude.json").read_text()) == CLAUDE_JSON
+    assert tomllib.loads((home / ".codex" / "config.toml").read_text()) == tomllib.loads(CODEX_TOML)
+    assert json.loads((home / ".gemini" / "settings.json").read_text()) == GEMINI_SETTINGS
+
+
+def test_project_scope_url_names_the_project_so_teammates_agree(home, tmp_path):
+    repo = git_repo(tmp_path / "atlas")
+    (repo / "src").mkdir()
+    out = cli(home, "install", "all", "--scope", "project", "--url", TEAM_URL, cwd=repo / "src")
+    assert out.returncode == 0, out.stderr
+    headers = {"Authorization": "Bearer ${HEADROOM_MCP_TOKEN}", "X-Headroom-Project": "github.com/acme/atlas"}
+    assert json.loads((repo / ".mcp.json").read_text())["mcpServers"]["headroom"] == {"type": "http", "url": TEAM_URL, "headers": headers}
+    assert tomllib.loads((repo / ".codex" / "config.toml").read_text())["mcp_servers"]["headroom"] == {
+        "url": TEAM_URL, "bearer_token_env_var": "HEADROOM_MCP_TOKEN", "http_headers": {"X-Headroom-Project": "github.com/acme/atlas"}}
+    assert json.loads((repo / ".gemini" / "settings.json").read_text())["mcpServers"]["headroom"] == {"httpUrl": TEAM_URL, "headers": headers}
+    assert json.loads((home / ".claude.json").read_text()) == CLAUDE_JSON  # user files untouched
+
+
+def test_reinstalling_switches_between_stdio_and_http_keeping_the_users_additions(home):
+    assert cli(home, "install", "all").returncode == 0
+    claude = json.loads((home / ".claude.json").read_text())
+    claude["mcpServers"]["headroom"]["env"] = {"HEADROOM_MCP_USER": "bob"}
+    claude["mcpServers"]["headroom"]["timeout"] = 30000
+    (home / ".claude.json").write_text(json.dumps(claude, indent=2))
+    (home / ".codex" / "config.toml").write_text((home / ".codex" / "config.toml").read_text()
+                                                 + 'startup_timeout_sec = 20\nenv = { HEADROOM_MCP_USER = "bob" }\n')
+    gemini = json.loads((home / ".gemini" / "settings.json").read_text())
+    gemini["mcpServers"]["headroom"].update(trust=True, env={"HEADROOM_MCP_USER": "bob"})
+    (home / ".gemini" / "settings.json").write_text(json.dumps(gemini, indent=2))
+
+    dry = cli(home, "install", "all", "--url", TEAM_URL, "--dry-run")
+    assert dry.returncode == 0 and '-      "command"' in dry.stdout and f'+url = "{TEAM_URL}"' in dry.stdout
+    assert cli(home, "install", "all", "--url", TEAM_URL).returncode == 0
+    bearer = {"Authorization": "Bearer ${HEADROOM_MCP_TOKEN}"}
+    assert json.loads((home / ".claude.json").read_text())["mcpServers"]["headroom"] == {
+        "type": "http", "timeout": 30000, "url": TEAM_URL, "headers": bearer}
+    codex = tomllib.loads((home / ".codex" / "config.toml").read_text())  # Codex refuses url beside command or env
+    assert codex["mcp_servers"]["headroom"] == {"startup_timeout_sec": 20, "url": TEAM_URL, "bearer_token_env_var": "HEADROOM_MCP_TOKEN"}
+    assert codex["mcp_servers"]["docs"] == {"command": "docs-mcp", "args": ["--fast"]}
+    assert json.loads((home / ".gemini" / "settings.json").read_text())["mcpServers"]["headroom"] == {
+        "trust": True, "httpUrl": TEAM_URL, "headers": bearer}
+
+    with_header = json.loads((home / ".claude.json").read_text())
+    with_header["mcpServers"]["headroom"]["headers"]["X-Trace"] = "on"  # the user's own header survives a re-install
+    (home / ".claude.json").write_text(json.dumps(with_header))
+    assert cli(home, "install", "claude", "--url", TEAM_URL, "--token-env", "OTHER").returncode == 0
+    assert json.loads((home / ".claude.json").read_text())["mcpServers"]["headroom"]["headers"] == {
+        "Authorization": "Bearer ${OTHER}", "X-Trace": "on"}
+
+    assert cli(home, "install", "all").returncode == 0  # and back to the local server
+    back = json.loads((home / ".claude.json").read_text())["mcpServers"]["headroom"]
+    assert back["type"] == "stdio" and back["timeout"] == 30000 and "url" not in back and "headers" not in back
+    assert back["args"][:3] == ["serve", "--agent", "claude"]
+    codex = tomllib.loads((home / ".codex" / "config.toml").read_text())["mcp_servers"]["headroom"]
+    assert set(codex) == {"startup_timeout_sec", "command", "args"}
+    gemini_entry = json.loads((home / ".gemini" / "settings.json").read_text())["mcpServers"]["headroom"]
+    assert gemini_entry["trust"] is True and "httpUrl" not in gemini_entry and "headers" not in gemini_entry
+    assert cli(home, "uninstall", "all").returncode == 0
+    assert "headroom" not in tomllib.loads((home / ".codex" / "config.toml").read_text())["mcp_servers"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--url", "ftp://memory.example.com/mcp"], "must be an http:// or https:// URL"),
+    (["--url", "memory.example.com:8765/mcp"], "must be an http:// or https:// URL"),
+    (["--url", "http:///mcp"], "must be an http:// or https:// URL"),
+    (["--url", "http://memory.example.com:99999/mcp"], "must be an http:// or https:// URL"),
+    (["--url", "http://memory.example.com/m cp"], "must be an http:// or https:// URL"),
+    (["--url", "https://alice:hmcp_x@memory.example.com/mcp"], "must not carry credentials"),
+    (["--url", TEAM_URL, "--token-env", "hmcp_abc-def"], "NAME of an environment variable"),
+    (["--url", TEAM_URL, "--token-env", "1TOKEN"], "NAME of an environment variable"),
+    (["--token-env", "ACME_TOKEN"], "only applies with --url"),
+    (["--url", TEAM_URL, "--hooks"], "--hooks cannot go with --url"),
+    (["--url", TEAM_URL, "--data-dir", "/tmp/store"], "--data-dir does not apply with --url"),
+])
+def test_a_bad_team_install_is_refused_before_anything_is_written(home, args, message):
+    before = snapshot(home)
+    out = cli(home, "install", "all", *args)
+    assert out.returncode == 1 and message in out.stderr, out.stderr
+    assert snapshot(home) == before and not list(home.rglob("*.headroom-backup"))
+
+
 needs_clis = pytest.mark.skipif(not (CLIS / "claude").exists(), reason="agent CLIs not installed (npm install --prefix tests/agents)")
 
 
@@ -175,6 +294,115 @@ def test_real_clients_see_the_registered_server(home, tmp_path, data_dir):
     assert codex and "enabled" in codex[0] and "--agent codex" in codex[0], codex
 
 
+@dataclass
+class TeamServer:
+    """A loopback stand-in for a team server: every request's path and headers, and the one token it accepts."""
+
+    token: str
+    url: str = ""
+    seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    def mcp_headers(self) -> list[dict[str, str]]:
+        """The headers of each request made to the MCP endpoint since the last ``clear``."""
+        return [headers for path, headers in self.seen if path.startswith("/mcp")]
+
+
+@pytest.fixture
+def team_server() -> Iterator[TeamServer]:
+    """A real streamable HTTP MCP server that answers 401 (as the team server does) unless the
+    request carries ``Authorization: Bearer <token>``, run by uvicorn on a free loopback port."""
+    import uvicorn
+    from mcp.server.mcpserver import MCPServer
+
+    mcp = MCPServer("headroom")
+
+    @mcp.tool()
+    def recall(query: str) -> dict[str, Any]:
+        """Search memories."""
+        return {"results": []}
+
+    app = mcp.streamable_http_app()
+    server = TeamServer(token="hmcp_team-secret-4f9c")
+
+    async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            server.seen.append((scope["path"], headers))
+            if headers.get("authorization") != f"Bearer {server.token}":
+                await send({"type": "http.response.start", "status": 401, "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"www-authenticate", b'Bearer realm="headroom-mcp", error="invalid_token"')]})
+                await send({"type": "http.response.body", "body": b'{"error": "invalid_token"}'})
+                return
+        await app(scope, receive, send)
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server.url = f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+    uv = uvicorn.Server(uvicorn.Config(guarded, log_level="warning", lifespan="on", timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uv.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert uv.started, "the test MCP server did not start"
+    yield server
+    uv.should_exit = True
+    thread.join(10)
+
+
+@needs_clis
+@pytest.mark.parametrize("scope", ["user", "project"])
+def test_real_clients_reach_a_team_server_with_the_token_from_the_environment(home, tmp_path, team_server, scope):
+    """Claude Code and Gemini CLI expand ${VAR} in the header, Codex reads bearer_token_env_var:
+    each sends the token the variable holds (never written to a file), and a wrong one does not connect."""
+    project = git_repo(tmp_path / "atlas")
+    base = team_server.url.removesuffix("/mcp")
+    # Codex has no live `mcp list`; `codex exec` connects to its MCP servers first, then asks
+    # the model, here the same server, whose 401 ends the run at once.
+    (home / ".codex" / "config.toml").write_text(
+        f'model = "gpt-5"\nmodel_provider = "fake"\n\n[model_providers.fake]\nname = "fake"\nbase_url = "{base}/v1"\n'
+        f'env_key = "FAKE_KEY"\nwire_api = "responses"\nrequest_max_retries = 0\nstream_max_retries = 0\n\n'
+        f'[projects."{project}"]\ntrust_level = "trusted"\n')
+    (home / ".gemini" / "trustedFolders.json").write_text(json.dumps({str(project): "TRUST_FOLDER"}))
+    (project / ".claude").mkdir()
+    (project / ".claude" / "settings.local.json").write_text('{"enableAllProjectMcpServers": true}')  # approve .mcp.json
+    out = cli(home, "install", "all", "--scope", scope, "--url", team_server.url, "--token-env", "ACME_MEMORY_TOKEN", cwd=project)
+    assert out.returncode == 0, out.stderr
+    assert not any(team_server.token in text for text in {**snapshot(home), **snapshot(project)}.values())
+    expected = {"authorization": f"Bearer {team_server.token}"}
+    if scope == "project":
+        expected["x-headroom-project"] = "github.com/acme/atlas"
+
+    def run(client: str, *args: str, token: str) -> tuple[str, list[dict[str, str]]]:
+        """The client's output and the headers of its requests to the MCP endpoint."""
+        team_server.seen.clear()
+        env = {**os.environ, "HOME": str(home), "DISABLE_TELEMETRY": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+               "GEMINI_API_KEY": "test-key", "FAKE_KEY": "x", "ACME_MEMORY_TOKEN": token}
+        done = subprocess.run([str(CLIS / client), *args], capture_output=True, text=True, timeout=180, env=env, cwd=project)
+        return done.stdout + done.stderr, team_server.mcp_headers()
+
+    def status(output: str) -> str:
+        return next((line for line in output.splitlines() if "headroom" in line and team_server.url in line), output)
+
+    for client in ("claude", "gemini"):
+        output, sent = run(client, "mcp", "list", token=team_server.token)
+        assert "Connected" in status(output) and "Disconnected" not in status(output), (client, output)
+        assert sent and all({k: h.get(k) for k in expected} == expected for h in sent), (client, sent)
+        if scope == "user":
+            assert not any("x-headroom-project" in h for h in sent), (client, sent)
+        output, sent = run(client, "mcp", "list", token="hmcp_wrong")
+        assert "Connected" not in status(output).replace("Disconnected", ""), (client, output)
+        assert sent and all(h.get("authorization") == "Bearer hmcp_wrong" for h in sent), (client, sent)
+
+    output, _ = run("codex", "mcp", "list", token=team_server.token)
+    codex = [line for line in output.splitlines() if line.startswith("headroom ")]
+    assert codex and team_server.url in codex[0] and "ACME_MEMORY_TOKEN" in codex[0] and "enabled" in codex[0], output
+    output, sent = run("codex", "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", "hello",
+                       token=team_server.token)
+    assert sent and all({k: h.get(k) for k in expected} == expected for h in sent), json.dumps(sent)
+
+
 def test_agent_configs_folder_matches_what_install_writes(tmp_path):
     """The copyable files in agent-configs/ are the entries install writes, with a bare command."""
     from headroom_mcp.install import Target, plan
@@ -189,3 +417,10 @@ def test_agent_configs_folder_matches_what_install_writes(tmp_path):
     assert tomllib.loads(written[".codex/config.toml"]) == tomllib.loads((configs / "codex.config.toml").read_text())
     assert json.loads(written[".codex/hooks.json"]) == json.loads((configs / "codex.hooks.json").read_text())
     assert json.loads(written[".gemini/settings.json"]) == json.loads((configs / "gemini.settings.json").read_text())
+
+    repo = git_repo(tmp_path / "repo", origin="https://github.com/your-org/your-repo.git")
+    team = Target("project", home, repo, "headroom-mcp", url="https://memory.example.com/mcp")
+    written = {c.path.relative_to(repo).as_posix(): c.after for client in ("claude", "codex", "gemini") for c in plan(client, team)}
+    assert json.loads(written[".mcp.json"]) == json.loads((configs / "claude-code.team.mcp.json").read_text())
+    assert tomllib.loads(written[".codex/config.toml"]) == tomllib.loads((configs / "codex.team.config.toml").read_text())
+    assert json.loads(written[".gemini/settings.json"]) == json.loads((configs / "gemini.team.settings.json").read_text())

@@ -47,11 +47,13 @@ class TeamServer:
 
     def start(self, transport: str = "http", *extra: str, data_dir: Path | None = None, env: dict | None = None) -> str:
         port = free_port()
-        proc = subprocess.Popen(
-            [EXE, "serve", "--transport", transport, "--port", str(port), "--data-dir", str(data_dir or self.data_dir),
-             "--tokens-file", str(self.tokens.path), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
-        )
+        log = self.data_dir.parent / f"server-{port}.log"  # a file, not a pipe nobody reads (it would fill and stall)
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [EXE, "serve", "--transport", transport, "--port", str(port), "--data-dir", str(data_dir or self.data_dir),
+                 "--tokens-file", str(self.tokens.path), *extra],
+                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            )
         self.procs.append(proc)
         deadline = time.monotonic() + 60
         while True:
@@ -60,7 +62,7 @@ class TeamServer:
                     break
             except httpx.HTTPError:
                 pass
-            assert proc.poll() is None, proc.communicate()[1]
+            assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "server did not become healthy"
             time.sleep(0.2)
         return f"http://127.0.0.1:{port}" + ("/mcp" if transport == "http" else "/sse")
