@@ -10,18 +10,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import anyio
-import httpx
 import pytest
 
 from conftest import kill_daemon
 from headroom_mcp.store.memory_store import MemoryStore
 from headroom_mcp.store.scopes import Context
 from test_server import free_port
-from test_team import P, TeamServer, call, session_as
+from test_team import P, TeamServer, call, session_as, wait_until_ok
 
 CHROMA = shutil.which("chroma", path=str(Path(os.environ.get("VIRTUAL_ENV", Path(__file__).parent.parent / ".venv")) / "bin"))
 
@@ -35,16 +33,7 @@ def chroma_url(tmp_path):
     proc = subprocess.Popen([CHROMA, "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)],
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, (tmp_path / "chroma.log").read_text()
-        assert time.monotonic() < deadline, "chroma did not start"
-        time.sleep(0.2)
+    wait_until_ok(f"{url}/api/v2/heartbeat", proc, tmp_path / "chroma.log")
     yield url
     proc.terminate()
     proc.wait(timeout=30)

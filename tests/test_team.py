@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from contextlib import asynccontextmanager
@@ -29,6 +28,20 @@ from test_server import EXE, free_port
 
 P = "github.com/acme/atlas"
 Q = "github.com/acme/other"
+
+
+def wait_until_ok(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+    """Wait for ``url`` to answer 200; fail with the process's log if it exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"{url} did not answer 200 in {timeout:.0f}s"
+        time.sleep(0.2)
 
 
 class TeamServer:
@@ -55,16 +68,7 @@ class TeamServer:
                 stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
             )
         self.procs.append(proc)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "server did not become healthy"
-            time.sleep(0.2)
+        wait_until_ok(f"http://127.0.0.1:{port}/healthz", proc, log)
         return f"http://127.0.0.1:{port}" + ("/mcp" if transport == "http" else "/sse")
 
     def headers(self, user: str, project: str | None = None) -> dict[str, str]:
