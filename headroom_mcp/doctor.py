@@ -55,6 +55,23 @@ def registrations(home: Path, root: Path) -> list[dict[str, Any]]:
     return found
 
 
+def tokens_check(path: Path) -> dict[str, Any] | None:
+    """Team mode's tokens file: readable, private (0600), how many grants; None when absent."""
+    from .tokens import TokenFile
+
+    if not path.exists():
+        return None
+    mode = oct(path.stat().st_mode & 0o777)
+    try:
+        grants = TokenFile(path).grants()
+    except HeadroomError as exc:
+        return _check("team tokens", False, str(exc))
+    users = sorted({g.user_id for g in grants})
+    return _check("team tokens", None if mode != "0o600" else True,
+                  f"{path} (mode {mode}{'; should be 0o600' if mode != '0o600' else ''}): "
+                  f"{len(grants)} tokens for {len(users)} users")
+
+
 def run_doctor(args: argparse.Namespace) -> int:
     from .client import DaemonClient
     from .paths import DaemonPaths
@@ -86,6 +103,10 @@ def run_doctor(args: argparse.Namespace) -> int:
     except HeadroomError as exc:
         checks.append(_check("store", False, f"{exc} (see {paths.log})"))
     checks.append(_check("project", True, settings.project or "(none: memories default to user scope)"))
+    assert settings.tokens_file is not None
+    tokens = tokens_check(settings.tokens_file)
+    if tokens is not None:
+        checks.append(tokens)
     checks.extend(registrations(Path.home(), project_root(Path.cwd())))
     if args.json:
         print(json.dumps({"checks": checks}, indent=2))

@@ -62,3 +62,14 @@ def test_doctor_reports_store_model_and_registrations(data_dir):
     assert checks["store"]["status"] == "ok" and "daemon pid" in checks["store"]["detail"]
     assert checks["embedding model"]["status"] == "ok"
     assert {"agent claude", "agent codex", "agent gemini"} <= set(checks)
+    assert "team tokens" not in checks  # no tokens file: team mode is simply off
+
+
+def test_doctor_reports_the_team_tokens_file(data_dir):
+    assert cli("token", "create", "--user", "alice", "--project", "*").returncode == 0
+    assert cli("token", "create", "--user", "bob", "--project", "p", "--role", "read").returncode == 0
+    tokens = {c["check"]: c for c in json.loads(cli("doctor", "--json").stdout)["checks"]}["team tokens"]
+    assert tokens["status"] == "ok" and "2 tokens for 2 users" in tokens["detail"]
+    (data_dir / "tokens.json").chmod(0o644)
+    tokens = {c["check"]: c for c in json.loads(cli("doctor", "--json").stdout)["checks"]}["team tokens"]
+    assert tokens["status"] == "warn" and "should be 0o600" in tokens["detail"]
