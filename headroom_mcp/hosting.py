@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 import socket
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
+import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 
 from . import __version__
@@ -70,6 +71,16 @@ def transport_security(host: str, limits: Limits) -> TransportSecuritySettings:
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
+class _Uvicorn(uvicorn.Server):
+    """uvicorn re-raises SIGTERM/SIGINT once its graceful shutdown is done, which kills the
+    process before ``serve_http`` stops the daemon, drains the store worker and releases the
+    lock. Here a signal only asks the server to stop; the process then exits 0."""
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
 def _tokens_for(settings: Settings, host: str, no_auth: bool) -> TokenFile | None:
     """The tokens to check, or None when serving without auth (loopback and said so only)."""
     if no_auth:
@@ -88,7 +99,6 @@ def _tokens_for(settings: Settings, host: str, no_auth: bool) -> TokenFile | Non
 def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                no_auth: bool = False, limits: Limits | None = None) -> int:
     """Serve MCP over SSE or streamable HTTP until interrupted."""
-    import uvicorn
     from starlette.requests import Request
     from starlette.responses import JSONResponse, PlainTextResponse, Response
 
@@ -145,7 +155,7 @@ def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str 
         try:
             # On SIGTERM, open streams (SSE, streamable HTTP GETs) get a few seconds, not forever.
             config = uvicorn.Config(gated, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
-            await uvicorn.Server(config).serve()
+            await _Uvicorn(config).serve()
         finally:
             if owner:
                 await daemon.stop()

@@ -289,3 +289,11 @@ def test_serving_needs_tokens_or_loopback_no_auth(data_dir):
                           ([], "token create")):
         out = subprocess.run([EXE, "serve", "--transport", "http", *extra], capture_output=True, text=True, timeout=60)
         assert out.returncode == 1 and reason in out.stderr, out.stderr
+
+
+def test_sigterm_stops_the_server_cleanly(team):
+    team.start("http")
+    proc = team.procs[-1]
+    proc.terminate()
+    assert proc.wait(timeout=30) == 0  # the store worker drained, the lock released, the socket removed
+    assert not (team.data_dir / "daemon.sock").exists()
