@@ -92,6 +92,9 @@ class OnnxEmbedder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
+        # Idle onnxruntime threads otherwise spin for a while after each call, burning the
+        # CPU that the server's other threads (Chroma, the event loop) need between embeddings.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
         self._input_names = [i.name for i in session.get_inputs()]
