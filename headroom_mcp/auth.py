@@ -9,26 +9,31 @@ answers a client can act on:
 | status | when |
 |---|---|
 | 401 | no token, or an unknown, revoked or malformed one |
-| 403 | a project the token does not cover; another token's MCP session; ``/metrics`` without admin |
+| 403 | a project the token does not cover; ``/metrics`` without admin |
+| 404 | an MCP session opened with another token (the SDK answers as if it did not exist) |
 | 413 | a request body over the limit (enforced by the MCP SDK's transport) |
-| 429 | the token's rate limit is used up (``Retry-After`` says when to retry) |
+| 429 | the token's rate limit, or its number of open MCP sessions, is used up (``Retry-After``) |
 | 421 / 403 | a Host / Origin header not allowed (DNS rebinding; the SDK's transport security) |
 
-Tools see the identity through the HTTP request the SDK hands them (``identity_of``).
+The gate hands the SDK the token's id as the authenticated principal, so the SDK's own
+check pins every MCP session to the token that opened it, on the ids it routes by. Tools
+see the identity through the HTTP request the SDK hands them (``identity_of``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,9 +45,11 @@ from .tokens import Grant, TokenFile
 IDENTITY_KEY = "headroom.identity"
 PROJECT_HEADER = "x-headroom-project"
 PUBLIC_PATHS = frozenset({"/healthz"})
-#: Sessions remembered for the ownership check; the oldest are dropped past this.
-MAX_SESSIONS = 100_000
-_SSE_SESSION = re.compile(rb"session_id=([0-9a-fA-F-]{8,64})")
+#: A streamable HTTP session with no request for this long is closed by the SDK, seconds.
+SESSION_IDLE = 1800.0
+_SSE_SESSION = re.compile(rb"session_id=([0-9a-fA-F]{32})")
+
+log = logging.getLogger("headroom_mcp.auth")
 
 
 @dataclass(frozen=True)
@@ -82,12 +89,45 @@ class RateLimiter:
             return (1.0 - level) / self.rate
 
 
+class SessionBudget:
+    """Open MCP sessions per token, so that one token cannot fill the server's session table.
+
+    A session counts from the answer that opens it until the client ends it (a DELETE, or
+    the end of an SSE stream) or it has been idle for ``SESSION_IDLE`` (the SDK closes it).
+    """
+
+    def __init__(self, per_token: int):
+        self.per_token = per_token
+        self._open: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def _live(self, token_id: str) -> dict[str, float]:
+        sessions = self._open.setdefault(token_id, {})
+        cutoff = time.monotonic() - SESSION_IDLE
+        for sid in [sid for sid, seen in sessions.items() if seen < cutoff]:
+            del sessions[sid]
+        return sessions
+
+    def may_open(self, token_id: str) -> bool:
+        with self._lock:
+            return len(self._live(token_id)) < self.per_token
+
+    def seen(self, token_id: str, sid: str) -> None:
+        with self._lock:
+            self._live(token_id)[sid] = time.monotonic()
+
+    def closed(self, token_id: str, sid: str) -> None:
+        with self._lock:
+            self._open.get(token_id, {}).pop(sid, None)
+
+
 def session_of(scope: Scope, headers: Headers) -> str:
-    """The MCP session a request belongs to: streamable HTTP's header or SSE's query."""
+    """The MCP session a request belongs to: streamable HTTP's header or SSE's query (its
+    last value, as the SDK routes it)."""
     sid = headers.get("mcp-session-id")
     if sid:
         return sid
-    return (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_id") or [""])[0]
+    return (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_id") or [""])[-1]
 
 
 async def answer(send: Send, status: int, error: str, message: str, headers: dict[str, str] | None = None) -> None:
@@ -100,15 +140,16 @@ async def answer(send: Send, status: int, error: str, message: str, headers: dic
 
 
 class Gate:
-    """Authenticate, authorise the project, rate-limit, pin sessions to tokens, count answers."""
+    """Authenticate, authorise the project, rate-limit, budget sessions, count answers."""
 
-    def __init__(self, app: ASGIApp, tokens: TokenFile | None, metrics: Metrics, rate_per_minute: float = 0.0):
+    def __init__(self, app: ASGIApp, tokens: TokenFile | None, metrics: Metrics, rate_per_minute: float = 0.0,
+                 sessions_per_token: int = 64):
         """``tokens`` None: no authentication (loopback with ``--no-auth``); ``rate_per_minute`` 0: no limit."""
         self.app = app
         self.tokens = tokens
         self.metrics = metrics
         self.rate = RateLimiter(rate_per_minute) if rate_per_minute > 0 else None
-        self._owners: OrderedDict[str, str] = OrderedDict()
+        self.sessions = SessionBudget(sessions_per_token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -121,8 +162,9 @@ class Gate:
         headers = Headers(scope=scope)
         try:
             grant = self.tokens.verify(_bearer(headers.get("authorization", "")))
-        except HeadroomError as exc:  # a broken tokens file: refuse everyone, say why in the log
-            await answer(send, 503, "server_error", f"the server cannot read its tokens: {exc}")
+        except HeadroomError as exc:  # a broken tokens file: refuse everyone, say why in the log only
+            log.error("refusing every request: %s", exc)
+            await answer(send, 503, "server_error", "the server cannot read its tokens file; its operator must fix it")
             return
         if grant is None:
             await answer(send, 401, "invalid_token", "a valid bearer token is required (Authorization: Bearer hmcp_...)",
@@ -141,12 +183,24 @@ class Gate:
                          {"retry-after": str(max(1, math.ceil(wait)))})
             return
         session = session_of(scope, headers)
-        owner = self._owners.get(session) if session else None
-        if owner is not None and owner != grant.id:
-            await answer(send, 403, "insufficient_scope", "this MCP session was opened with another token")
+        opening = not session and (scope["path"] == "/sse" or scope["method"] == "POST")
+        if opening and not self.sessions.may_open(grant.id):
+            await answer(send, 429, "too_many_sessions", f"this token has {self.sessions.per_token} MCP sessions open; "
+                         "close some (or wait for idle ones to expire)", {"retry-after": "60"})
             return
         scope[IDENTITY_KEY] = Identity(grant, project, session)
-        await self.app(scope, receive, self._learning(send, grant.id) if not session else send)
+        # The SDK pins each session to the principal that opened it and compares on every use.
+        scope["user"] = AuthenticatedUser(AccessToken(token=grant.id, client_id=grant.id, scopes=[grant.role]))
+        if session:
+            self.sessions.seen(grant.id, session)
+        opened: list[str] = []
+        try:
+            await self.app(scope, receive, self._learning(send, grant.id, opened) if opening else send)
+        finally:
+            if scope["method"] == "DELETE" and session:
+                self.sessions.closed(grant.id, session)
+            elif scope["path"] == "/sse" and opened:  # the SSE stream is the session
+                self.sessions.closed(grant.id, opened[0])
 
     def _counted(self, send: Send) -> Send:
         async def counted(message: Message) -> None:
@@ -155,14 +209,12 @@ class Gate:
             await send(message)
         return counted
 
-    def _learning(self, send: Send, token_id: str) -> Send:
-        """Note which token opened a session: streamable HTTP names it in a response header,
+    def _learning(self, send: Send, token_id: str, opened: list[str]) -> Send:
+        """Count the session an answer opens: streamable HTTP names it in a response header,
         SSE in the first event of its stream."""
-        learned = False
 
         async def learning(message: Message) -> None:
-            nonlocal learned
-            if not learned:
+            if not opened:
                 sid = b""
                 if message["type"] == "http.response.start":
                     sid = dict(message.get("headers") or []).get(b"mcp-session-id", b"")
@@ -170,10 +222,8 @@ class Gate:
                     found = _SSE_SESSION.search(message.get("body", b""))
                     sid = found.group(1) if found else b""
                 if sid:
-                    learned = True
-                    self._owners[sid.decode("latin-1")] = token_id
-                    while len(self._owners) > MAX_SESSIONS:
-                        self._owners.popitem(last=False)
+                    opened.append(sid.decode("latin-1"))
+                    self.sessions.seen(token_id, opened[0])
             await send(message)
         return learning
 

@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sse/http: a browser Origin to accept (repeatable)")
     p.add_argument("--max-body", type=int, default=256 * 1024, help="sse/http: largest request body, bytes (262144)")
     p.add_argument("--rate-limit", type=float, default=600.0, help="sse/http: requests per minute per token (600; 0 = none)")
+    p.add_argument("--sessions-per-token", type=int, default=64, help="sse/http: open MCP sessions per token (64)")
     p.add_argument("--verbose", action="store_true", help="log debug detail to stderr")
 
     p = sub.add_parser("token", help="team mode: create, list and revoke the bearer tokens an HTTP server accepts")
@@ -308,7 +309,17 @@ def _run_install(args: argparse.Namespace) -> int:
     if installing and target.url and not os.environ.get(target.token_variable):
         print(f"headroom-mcp: set {target.token_variable} to your token where your agents start, "
               "or they cannot reach the server", file=sys.stderr)
+    if installing and target.url and _plain_http_beyond_loopback(target.url):
+        print("headroom-mcp: warning: this URL is plain http beyond loopback, so your token and memories cross the "
+              "network unencrypted; put the server behind HTTPS", file=sys.stderr)
     return 0
+
+
+def _plain_http_beyond_loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "::1", "localhost")
 
 
 def _run_token(args: argparse.Namespace) -> int:
@@ -363,8 +374,8 @@ def _run_serve(args: argparse.Namespace) -> int:
 
         from .hosting import Limits
 
-        limits = Limits(max_body=args.max_body, rate_per_minute=args.rate_limit, allowed_hosts=args.allowed_hosts,
-                        allowed_origins=args.allowed_origins)
+        limits = Limits(max_body=args.max_body, rate_per_minute=args.rate_limit, sessions_per_token=args.sessions_per_token,
+                        allowed_hosts=args.allowed_hosts, allowed_origins=args.allowed_origins)
         return serve_http(settings, args.transport, args.host, args.port, no_auth=args.no_auth, limits=limits)
     from .client import DaemonClient
     from .server import build_server

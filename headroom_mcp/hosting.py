@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,7 +23,7 @@ import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 
 from . import __version__
-from .auth import Gate
+from .auth import SESSION_IDLE, Gate
 from .config import Settings
 from .daemon import Daemon
 from .errors import HeadroomError, StoreLocked
@@ -46,11 +47,21 @@ class Limits:
     max_body: int = 256 * 1024
     #: Requests per minute per token (0: unlimited).
     rate_per_minute: float = 600.0
+    #: Open MCP sessions per token (an agent run holds one).
+    sessions_per_token: int = 64
     #: Host header values accepted besides the bound address, loopback and this machine's
     #: names; ``*`` turns the Host/Origin check off (behind a proxy that does it).
     allowed_hosts: list[str] = field(default_factory=list)
     #: Origin header values accepted besides http(s):// of the allowed hosts.
     allowed_origins: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.max_body < 16 * 1024:
+            raise HeadroomError(f"--max-body must be at least 16384 bytes (a memory alone can be 8 KB), got {self.max_body}")
+        if self.rate_per_minute < 0:
+            raise HeadroomError(f"--rate-limit must be 0 (none) or more, got {self.rate_per_minute:g}")
+        if self.sessions_per_token < 1:
+            raise HeadroomError(f"--sessions-per-token must be at least 1, got {self.sessions_per_token}")
 
 
 def transport_security(host: str, limits: Limits) -> TransportSecuritySettings:
@@ -121,18 +132,23 @@ def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str 
         log.warning("a daemon already owns %s: forwarding to it", settings.data_dir)
         backend = DaemonClient(settings)
     metrics = Metrics()
-    server = build_server(backend, settings, metrics)
+    server = build_server(backend, settings, metrics, team=tokens is not None)
+    counted: list[float] = [0.0, -1.0]  # when, how many (-1: unknown)
 
-    def memories() -> int | None:
-        try:
-            return int(backend.call("ping", {}, settings.context().to_mapping())["records"])
-        except Exception:
-            return None
+    def memories(max_age: float = 0.0) -> int | None:
+        """The store's record count; at most ``max_age`` seconds old (health checks are public and frequent)."""
+        if time.monotonic() - counted[0] >= max_age:
+            try:
+                counted[1] = int(backend.call("ping", {}, settings.context().to_mapping())["records"])
+            except Exception:
+                counted[1] = -1
+            counted[0] = time.monotonic()
+        return None if counted[1] < 0 else int(counted[1])
 
     @server.custom_route("/healthz", methods=["GET"])
     async def healthz(request: Request) -> Response:
         """Liveness and readiness for load balancers: 200 once the store answers, else 503."""
-        count = await anyio.to_thread.run_sync(memories)
+        count = await anyio.to_thread.run_sync(memories, 1.0)
         body = {"status": "ok" if count is not None else "unavailable", "version": __version__, "transport": transport,
                 "auth": tokens is not None, "store": "chroma-server" if settings.chroma_url else "embedded"}
         return JSONResponse(body, status_code=200 if count is not None else 503)
@@ -146,8 +162,9 @@ def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str 
     if transport == "sse":
         app = server.sse_app(transport_security=security, max_request_body_size=limits.max_body, host=host)
     else:
-        app = server.streamable_http_app(transport_security=security, max_request_body_size=limits.max_body, host=host)
-    gated = Gate(app, tokens, metrics, limits.rate_per_minute)
+        app = server.streamable_http_app(transport_security=security, max_request_body_size=limits.max_body, host=host,
+                                         session_idle_timeout=SESSION_IDLE)
+    gated = Gate(app, tokens, metrics, limits.rate_per_minute, limits.sessions_per_token)
 
     async def run() -> None:
         if owner:

@@ -105,10 +105,12 @@ class MemoryTools:
     mode from the bearer token the request carried (``auth.Identity``), never from an argument.
     """
 
-    def __init__(self, backend: Backend, settings: Settings, metrics: Metrics | None = None):
+    def __init__(self, backend: Backend, settings: Settings, metrics: Metrics | None = None, team: bool = False):
+        """``team``: every request must carry a token's identity; none is never the settings' one."""
         self.backend = backend
         self.settings = settings
         self.metrics = metrics
+        self.team = team
 
     def _context(self, ctx: MCPContext | None) -> dict[str, Any]:
         """The request's identity; the agent is the configured id, else the MCP client's name."""
@@ -123,6 +125,8 @@ class MemoryTools:
                 pass
         identity = identity_of(request)
         if identity is None:
+            if self.team:  # fail closed: never fall back to the server's own (all-projects) identity
+                raise HeadroomError("no authenticated identity for this request")
             return {**self.settings.context().to_mapping(), "agent_id": agent or "unknown"}
         grant = identity.grant
         return Context(grant.user_id, identity.project, identity.session or self.settings.session_id, agent or "unknown",
@@ -138,6 +142,9 @@ class MemoryTools:
         except HeadroomError as exc:
             outcome = type(exc).__name__
             raise failure(str(exc)) from None
+        except Exception as exc:
+            outcome = type(exc).__name__
+            raise
         finally:
             if self.metrics is not None:
                 self.metrics.tool_call(method, outcome, time.perf_counter() - started)
@@ -147,9 +154,9 @@ class MemoryTools:
         return injection.render(memories, budget) or "No memories yet for this user and project."
 
 
-def build_server(backend: Backend, settings: Settings, metrics: Metrics | None = None) -> MCPServer:
+def build_server(backend: Backend, settings: Settings, metrics: Metrics | None = None, team: bool = False) -> MCPServer:
     """An ``MCPServer`` whose tools run on ``backend`` as the identity of each request."""
-    tools = MemoryTools(backend, settings, metrics)
+    tools = MemoryTools(backend, settings, metrics, team)
     server = _Server(name="headroom-mcp", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
 
     @server.tool(

@@ -5,8 +5,9 @@ A token is ``hmcp_<id>_<secret>``. Only a SHA-256 of the secret is kept, in a JS
 the file does not give anyone a working token; the secret is 256 random bits, which is why
 a fast hash is enough. The id is public: ``token list`` shows it and ``token revoke`` takes it.
 
-The server re-reads the file whenever it changes (one ``stat`` per request), so a token
-created or revoked with the CLI counts at once, on every replica that reads the same file.
+The server reads the file on every request (it is small; it is parsed again only when its
+bytes changed), so a token created or revoked with the CLI counts from the next request,
+on every replica that reads the same file, whatever the file system's timestamp precision.
 """
 
 from __future__ import annotations
@@ -94,32 +95,35 @@ class TokenFile:
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path).expanduser()
         self._entries: dict[str, _Entry] = {}
-        self._stamp: tuple[int, int, int] | None = None
+        self._raw: bytes | None = None
 
     # -- reading --
 
     def _load(self) -> dict[str, _Entry]:
-        """The entries, re-read only when the file changed since the last read."""
+        """The entries, parsed again only when the file's bytes changed since the last read."""
         try:
-            st = self.path.stat()
+            raw = self.path.read_bytes()
         except FileNotFoundError:
-            self._entries, self._stamp = {}, None
-            return self._entries
-        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if stamp != self._stamp:
-            self._entries = self._parse(self.path.read_text(encoding="utf-8"))
-            self._stamp = stamp
+            raw = b""
+        except OSError as exc:
+            raise InvalidInput(f"cannot read the tokens file {self.path}: {exc}") from None
+        if raw != self._raw:
+            self._entries = self._parse(raw)
+            self._raw = raw
         return self._entries
 
-    def _parse(self, text: str) -> dict[str, _Entry]:
+    def _parse(self, raw: bytes) -> dict[str, _Entry]:
+        """Every entry checked as ``create`` would (a hand edit must not widen a grant)."""
         try:
+            text = raw.decode("utf-8")
             data = json.loads(text) if text.strip() else {"tokens": []}
             entries = {}
             for item in data["tokens"]:
-                grant = Grant(id=item["id"], user_id=item["user_id"], projects=tuple(item["projects"]), role=item["role"],
-                              name=item.get("name", ""), created_at=float(item.get("created_at", 0)))
-                entries[grant.id] = _Entry(grant, item["sha256"])
-        except (ValueError, KeyError, TypeError) as exc:
+                user_id, projects, role = check_grant_fields(item["user_id"], item["projects"], item["role"])
+                grant = Grant(id=str(item["id"]), user_id=user_id, projects=projects, role=role,
+                              name=str(item.get("name", "")), created_at=float(item.get("created_at", 0)))
+                entries[grant.id] = _Entry(grant, str(item["sha256"]))
+        except (ValueError, KeyError, TypeError, InvalidInput) as exc:
             raise InvalidInput(f"{self.path} is not a valid tokens file ({exc}); fix or remove it") from None
         return entries
 
@@ -147,7 +151,6 @@ class TokenFile:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with os.fdopen(os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600), "r+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            self._stamp = None
             entries = dict(self._load())
             yield entries
             items = [{**e.grant.public(), "sha256": e.digest} for e in entries.values()]
@@ -163,7 +166,6 @@ class TokenFile:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
                 raise
-            self._stamp = None
 
     def create(self, user_id: Any, projects: Any, role: Any = "write", name: str = "") -> tuple[str, Grant]:
         """A new token for ``user_id``: returns the token (shown once) and its grant."""

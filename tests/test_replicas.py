@@ -17,6 +17,7 @@ import pytest
 
 from conftest import kill_daemon
 from headroom_mcp.store.memory_store import MemoryStore
+from headroom_mcp.store.records import MemoryRecord
 from headroom_mcp.store.scopes import Context
 from test_server import free_port
 from test_team import P, TeamServer, call, session_as, wait_until_ok
@@ -50,6 +51,12 @@ def test_two_stores_on_one_chroma_server_keep_their_lexical_indexes_consistent(c
     assert [m["id"] for m in b.recall(bob, "QX-4411")] == [fact]
     assert fact in b.lexical and b.lexical.search("QX-4411", lambda meta: True, 5)[0][0] == fact
     assert b.check(repair=False)["missing"] == 0
+    # An import keeps the export's old timestamps; the other replica still pulls it by write time.
+    old = {"id": "mem_imported_2024", "content": "the legacy billing job is called NIGHTLY-LEDGER-42", "scope": "project",
+           "project": P, "created_at": "2024-01-02T03:04:05Z", "updated_at": "2024-01-02T03:04:05Z"}
+    assert a.import_records([MemoryRecord.from_dict({**old, "user_id": "alice"})])["created"] == 1
+    assert [m["id"] for m in b.recall(bob, "NIGHTLY-LEDGER-42")] == ["mem_imported_2024"]
+    assert "mem_imported_2024" in b.lexical
     assert a.forget(alice, id=fact)["forgotten"] == [fact]
     assert b.recall(bob, "QX-4411") == [] and b.recall(bob, "how was the flaky timezone test fixed") == []
     report = b.check(repair=False)

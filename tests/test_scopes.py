@@ -152,6 +152,8 @@ def test_forget_follows_role_and_projects(store):
         store.forget(BOB, ids=[session_fact, project_fact])
     assert store.get(ALICE, project_fact)["status"] == "active"  # nothing of the refused batch went
     admin = BOB.with_(role="admin")
+    with pytest.raises(NotFound):  # an admin cleans up teammates' session memories but does not read them
+        store.get(admin, session_fact)
     assert store.forget(admin, ids=[session_fact, project_fact])["forgotten"] == [session_fact, project_fact]
     with pytest.raises(NotFound):  # user scope stays private even to the project's admin
         store.forget(admin, id=user_fact)

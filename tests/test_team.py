@@ -254,16 +254,49 @@ def test_limits_answer_413_429_and_host_origin_checks(team):
 
 
 def test_a_session_opened_with_one_token_refuses_another(team):
-    url = team.start("http")
+    url = team.start("http", "--sessions-per-token", "3")
     accept = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
             "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
     opened = httpx.post(url, headers={**accept, **team.headers("alice")}, json=init)
     assert opened.status_code == 200, opened.text
     sid = opened.headers["mcp-session-id"]
-    hijack = httpx.post(url, headers={**accept, **team.headers("bob"), "mcp-session-id": sid},
-                        json={"jsonrpc": "2.0", "id": 2, "method": "ping"})
-    assert hijack.status_code == 403 and "another token" in hijack.text
+    ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+    for forged in (sid, sid.upper()):  # the SDK answers as if the session did not exist
+        hijack = httpx.post(url, headers={**accept, **team.headers("bob"), "mcp-session-id": forged}, json=ping)
+        assert hijack.status_code == 404, hijack.text
+    assert httpx.post(url, headers={**accept, **team.headers("alice"), "mcp-session-id": sid}, json=ping).status_code == 200
+    # One token cannot fill the server's session table: past its budget, new sessions get 429.
+    more = [httpx.post(url, headers={**accept, **team.headers("alice")}, json=init).status_code for _ in range(3)]
+    assert more == [200, 200, 429], more
+    assert httpx.delete(url, headers={**accept, **team.headers("alice"), "mcp-session-id": sid}).status_code == 200
+    assert httpx.post(url, headers={**accept, **team.headers("alice")}, json=init).status_code == 200  # a closed one frees a place
+    assert httpx.post(url, headers={**accept, **team.headers("bob")}, json=init).status_code == 200  # others have their own
+
+
+def test_sse_messages_go_only_to_sessions_of_the_same_token(team):
+    """However the session id is spelled or repeated, another token's SSE session is not found."""
+    url = team.start("sse")
+    base = url.rsplit("/", 1)[0]
+
+    call = {"jsonrpc": "2.0", "id": 99, "method": "tools/call", "params": {"name": "recall", "arguments": {"query": "x"}}}
+
+    def session_id(lines) -> str:
+        """The id in the stream's first event (the lines iterator must outlive this: closing it ends the stream)."""
+        for line in lines:
+            if line.startswith("data:"):
+                return line.split("session_id=")[1].strip()
+        raise AssertionError("no endpoint event")
+
+    with httpx.stream("GET", url, headers=team.headers("alice"), timeout=10) as alice_stream, \
+            httpx.stream("GET", url, headers=team.headers("bob"), timeout=10) as bob_stream:
+        alice_lines, bob_lines = alice_stream.iter_lines(), bob_stream.iter_lines()
+        alice_id, bob_id = session_id(alice_lines), session_id(bob_lines)
+        statuses = [httpx.post(f"{base}/messages/?{query}", headers=team.headers("bob"), json=call).status_code
+                    for query in (f"session_id={alice_id}", f"session_id={alice_id.upper()}",
+                                  f"session_id={bob_id}&session_id={alice_id}")]
+        mine = httpx.post(f"{base}/messages/?session_id={bob_id}", headers=team.headers("bob"), json=call).status_code
+    assert statuses == [404, 404, 404] and mine == 202, (statuses, mine)
 
 
 def test_health_is_public_and_metrics_need_an_admin(team):
@@ -280,13 +313,16 @@ def test_health_is_public_and_metrics_need_an_admin(team):
     assert 'headroom_tool_calls_total{tool="remember",outcome="ok"} 1' in lines
     assert "headroom_memories 1" in lines
     assert any(line.startswith('headroom_http_responses_total{code="403"}') for line in lines)
+    team.tokens.path.write_bytes(b"\xff not json")  # a broken tokens file refuses everyone, without saying where it is
+    broken = httpx.get(f"{base}/metrics", headers=team.headers("dave"))
+    assert broken.status_code == 503 and "tokens.json" not in broken.text
     assert any(line.startswith('headroom_tool_seconds_count{tool="remember"} 1') for line in lines)
 
 
 def test_serving_needs_tokens_or_loopback_no_auth(data_dir):
     for extra, reason in ((["--host", "0.0.0.0", "--no-auth"], "refusing --no-auth"),
                           (["--host", "127.0.0.2", "--no-auth"], "refusing --no-auth"),
-                          ([], "token create")):
+                          ([], "token create"), (["--no-auth", "--max-body", "0"], "--max-body must be at least")):
         out = subprocess.run([EXE, "serve", "--transport", "http", *extra], capture_output=True, text=True, timeout=60)
         assert out.returncode == 1 and reason in out.stderr, out.stderr
 

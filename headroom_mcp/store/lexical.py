@@ -40,7 +40,8 @@ class LexicalIndex:
         self._postings: dict[str, set[str]] = defaultdict(set)
         self._total_length = 0
         self._lock = threading.RLock()
-        #: Highest ``updated_at`` seen; the next refresh asks the collection for newer records.
+        #: Highest write time (``changed_at``, else ``updated_at``) seen; the next refresh asks
+        #: the collection for records written since.
         self.watermark = 0.0
 
     def __len__(self) -> int:
@@ -56,9 +57,10 @@ class LexicalIndex:
     def apply(self, doc_id: str, document: str | None, meta: Mapping[str, Any]) -> None:
         """Add, replace or (for a non-active record) drop one memory."""
         with self._lock:
-            self.watermark = max(self.watermark, float(meta.get("updated_at") or 0.0))
+            self.watermark = max(self.watermark, float(meta.get("changed_at") or meta.get("updated_at") or 0.0))
             current = self._docs.get(doc_id)
-            if current is not None and current.meta.get("updated_at") == meta.get("updated_at") and meta.get("status", ACTIVE) == ACTIVE:
+            if current is not None and current.meta.get("changed_at") == meta.get("changed_at") \
+                    and current.meta.get("updated_at") == meta.get("updated_at") and meta.get("status", ACTIVE) == ACTIVE:
                 return  # already indexed (refresh windows overlap on purpose)
             self._remove(doc_id)
             if meta.get("status", ACTIVE) != ACTIVE or not document:

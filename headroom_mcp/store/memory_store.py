@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, TypedDict
+from typing import Any, Callable, Iterable, Mapping, TypedDict
 
 import numpy as np
 
@@ -132,15 +132,18 @@ class MemoryStore:
     def _embed_one(self, text: str) -> np.ndarray:
         return self.embedder.embed([text])[0]
 
-    def _readable_records(self, ctx: Context, ids: list[str]) -> dict[str, MemoryRecord]:
-        """The records among ``ids`` the caller may see by id (any scope or status)."""
+    def _records(self, ids: list[str], allowed: Callable[[Mapping[str, Any]], bool]) -> dict[str, MemoryRecord]:
+        """The records among ``ids`` (any scope or status) whose metadata ``allowed`` accepts."""
         got = self.collection.get(ids=ids, include=["documents", "metadatas"])
-        return {i: MemoryRecord.from_chroma(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"]) if ctx.can_read(m)}
+        return {i: MemoryRecord.from_chroma(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"]) if allowed(m)}
 
     def _write(self, records: list[MemoryRecord], vectors: list[Any] | None = None) -> None:
         """Upsert records (with new vectors, or keeping the stored ones) and index them."""
         ids = [r.id for r in records]
-        metas = [r.to_metadata() for r in records]
+        # When this write happened, apart from ``updated_at`` (which an import keeps from the
+        # export): other replicas pull every write since their last look by this time.
+        t = now()
+        metas = [{**r.to_metadata(), "changed_at": t} for r in records]
         docs = [r.content for r in records]
         if vectors is None:
             self.collection.update(ids=ids, metadatas=metas)  # content never changes in place
@@ -149,16 +152,16 @@ class MemoryStore:
         for r, m in zip(records, metas):
             self.lexical.apply(r.id, r.content, m)
 
-    def _readable(self, ctx: Context, memory_id: str) -> MemoryRecord:
-        """One record the caller may see; ``NotFound`` whether it is missing or someone else's."""
+    def _one(self, memory_id: str, allowed: Callable[[Mapping[str, Any]], bool]) -> MemoryRecord:
+        """One record ``allowed`` accepts; ``NotFound`` whether it is missing or someone else's."""
         memory_id = check_id(memory_id)
-        found = self._readable_records(ctx, [memory_id])
+        found = self._records([memory_id], allowed)
         if not found:
             raise NotFound(f"no memory with id {memory_id!r}")
         return found[memory_id]
 
     def refresh_lexical(self) -> int:
-        """Pull records changed since the watermark into the lexical index; return how many.
+        """Pull records written since the watermark into the lexical index; return how many.
 
         The window overlaps the watermark by a few seconds so that writes from another
         replica whose clock or commit lags slightly are not skipped (re-applying is harmless).
@@ -166,7 +169,7 @@ class MemoryStore:
         with self._refresh_lock:
             self._refreshed = time.monotonic()
             since = self.lexical.watermark - 5.0 if self.lexical.watermark else None
-            where = {"updated_at": {"$gte": since}} if since is not None else None
+            where = {"changed_at": {"$gte": since}} if since is not None else None
             seen = 0
             for page in self._pages(where, ["documents", "metadatas"]):
                 self.lexical.apply_many(page["ids"], page["documents"], page["metadatas"])
@@ -255,7 +258,7 @@ class MemoryStore:
         importance = check_importance(importance)
         tags = secrets.screen_tags(check_tags(tags))
         keys = ctx.keys_for(scope)
-        old = self._readable(ctx, supersedes) if supersedes is not None else None
+        old = self._one(supersedes, ctx.can_change) if supersedes is not None else None
         if old is not None and old.status != ACTIVE:
             raise InvalidInput(f"memory {old.id} is already {old.status}")
 
@@ -451,7 +454,7 @@ class MemoryStore:
 
     def get(self, ctx: Context, memory_id: Any) -> dict[str, Any]:
         """A memory the caller may see, by id, with its full provenance and history fields."""
-        return self._readable(ctx, memory_id).to_dict()
+        return self._one(memory_id, ctx.can_read).to_dict()
 
     def _pages(self, where: dict | None, include: list[str]) -> Iterable[dict[str, Any]]:
         """The collection's records matching ``where``, a page of ``_PAGE`` at a time."""
@@ -539,7 +542,7 @@ class MemoryStore:
                 raise InvalidInput("ids must be a non-empty list of memory ids")
             targets = [check_id(x) for x in (ids if ids is not None else [id])]
         targets = list(dict.fromkeys(targets))
-        records = self._readable_records(ctx, targets) if targets else {}
+        records = self._records(targets, ctx.can_change) if targets else {}
         unknown = [t for t in targets if t not in records]
         if unknown:
             raise NotFound(f"no memory with id {', '.join(map(repr, unknown))}; nothing was forgotten")

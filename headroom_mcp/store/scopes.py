@@ -62,15 +62,21 @@ class Context:
     def can_read(self, meta: Mapping[str, Any]) -> bool:
         """May the caller see this record by id (whatever its status)?
 
-        Project memories belong to the project; the rest to their user, and to the admins
-        of the project they were made in.
+        Project memories belong to the project; the rest only to their user.
+        """
+        if meta.get("scope") == "project":
+            return self.may_touch(meta.get("project") or "")
+        return meta.get("user_id") == self.user_id
+
+    def can_change(self, meta: Mapping[str, Any]) -> bool:
+        """May the caller forget or supersede this record (the role is checked apart)?
+
+        What it can read, and for an admin also teammates' session, agent and turn
+        memories made in its projects (to clean up), never their ``user`` memories.
         """
         project = meta.get("project") or ""
-        if meta.get("scope") == "project":
-            return self.may_touch(project)
-        if meta.get("user_id") == self.user_id:
-            return True
-        return self.role == "admin" and bool(project) and self.may_touch(project)
+        admin_reach = self.role == "admin" and meta.get("scope") != "user" and bool(project) and self.may_touch(project)
+        return self.can_read(meta) or admin_reach
 
     def require_write(self) -> None:
         """Raise ``Forbidden`` unless the caller may write."""
