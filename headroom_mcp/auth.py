@@ -45,6 +45,8 @@ from .tokens import Grant, TokenFile
 IDENTITY_KEY = "headroom.identity"
 PROJECT_HEADER = "x-headroom-project"
 PUBLIC_PATHS = frozenset({"/healthz"})
+#: Where MCP sessions are opened (streamable HTTP, SSE).
+MCP_PATHS = frozenset({"/mcp", "/sse"})
 #: A streamable HTTP session with no request for this long is closed by the SDK, seconds.
 SESSION_IDLE = 1800.0
 _SSE_SESSION = re.compile(rb"session_id=([0-9a-fA-F]{32})")
@@ -183,7 +185,7 @@ class Gate:
                          {"retry-after": str(max(1, math.ceil(wait)))})
             return
         session = session_of(scope, headers)
-        opening = not session and (scope["path"] == "/sse" or scope["method"] == "POST")
+        opening = not session and scope["path"] in MCP_PATHS
         if opening and not self.sessions.may_open(grant.id):
             await answer(send, 429, "too_many_sessions", f"this token has {self.sessions.per_token} MCP sessions open; "
                          "close some (or wait for idle ones to expire)", {"retry-after": "60"})

@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=["session-start", "prompt"])
     p.add_argument("--agent", help="the agent the hook runs in (claude, codex, gemini)")
     p.add_argument("--data-dir", help="store location (HEADROOM_MCP_DATA_DIR)")
+    p.add_argument("--url", help="read from this team server (its MCP endpoint) instead of the local store")
+    p.add_argument("--token-env", help="with --url: the environment variable holding the token (HEADROOM_MCP_TOKEN)")
+    p.add_argument("--project", help="with --url: the project to read (else the token's only one)")
 
     p = sub.add_parser("remember", help="store a fact")
     _common(p)
@@ -181,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "hook":
         from .hooks import run_hook
 
-        print(json.dumps(run_hook(args.kind, sys.stdin.read(), agent=args.agent, data_dir=args.data_dir), ensure_ascii=False))
+        print(json.dumps(run_hook(args.kind, sys.stdin.read(), agent=args.agent, data_dir=args.data_dir, url=args.url,
+                                  token_env=args.token_env, project=args.project), ensure_ascii=False))
         return 0
     from .api import SyncMemory
 

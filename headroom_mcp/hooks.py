@@ -7,7 +7,8 @@ Claude Code and Codex call ``SessionStart`` and ``UserPromptSubmit`` hooks, Gemi
 ``{"hookSpecificOutput": {"hookEventName": ..., "additionalContext": ...}}``.
 
 Hooks run on every prompt, so they talk to the warm daemon and never import Chroma or
-load the model. They must never break the agent: any failure prints ``{}`` (Gemini CLI
+load the model; an agent registered with a team server (``install --url``) gets hooks that
+ask that server instead (``remote.RemoteClient``). They must never break the agent: any failure prints ``{}`` (Gemini CLI
 wants JSON only on stdout), logs to ``hooks.log`` in the data dir, and exits 0.
 """
 
@@ -21,6 +22,7 @@ from typing import Any, Mapping
 
 from . import injection
 from .config import Settings
+from .errors import HeadroomError
 
 #: The event name each client uses for a prompt hook, when stdin does not say.
 PROMPT_EVENTS = {"gemini": "BeforeAgent"}
@@ -86,8 +88,13 @@ def hook_output(event: str, text: str) -> dict[str, Any]:
     return {"hookSpecificOutput": {"hookEventName": event, "additionalContext": text}} if text else {}
 
 
-def run_hook(kind: str, stdin_text: str, agent: str | None = None, data_dir: str | None = None) -> dict[str, Any]:
-    """Everything ``headroom-mcp hook`` does, minus printing; never raises."""
+def run_hook(kind: str, stdin_text: str, agent: str | None = None, data_dir: str | None = None,
+             url: str | None = None, token_env: str | None = None, project: str | None = None) -> dict[str, Any]:
+    """Everything ``headroom-mcp hook`` does, minus printing; never raises.
+
+    With ``url`` the memories come from that team server, as the user whose token is in
+    the environment variable ``token_env``, in ``project`` when given.
+    """
     try:
         payload = json.loads(stdin_text) if stdin_text.strip() else {}
         if not isinstance(payload, dict):
@@ -100,6 +107,15 @@ def run_hook(kind: str, stdin_text: str, agent: str | None = None, data_dir: str
         from .client import DaemonClient
 
         settings = Settings.resolve(data_dir=data_dir, agent_id=agent, cwd=payload.get("cwd") or None)
+        if url:
+            from .remote import DEFAULT_TOKEN_ENV, RemoteClient
+
+            variable = token_env or DEFAULT_TOKEN_ENV
+            token = os.environ.get(variable)
+            if not token:
+                raise HeadroomError(f"{variable} is not set: the hook has no token for {url}")
+            remote = RemoteClient(url, token, project or "", timeout=HOOK_REQUEST_TIMEOUT)
+            return hook_output(event, context_for(kind, payload, settings, remote))
         with DaemonClient(settings, start_timeout=HOOK_START_TIMEOUT, request_timeout=HOOK_REQUEST_TIMEOUT) as client:
             return hook_output(event, context_for(kind, payload, settings, client))
     except Exception as exc:  # never break the agent

@@ -28,12 +28,14 @@ from .config import Settings
 from .daemon import Daemon
 from .errors import HeadroomError, StoreLocked
 from .metrics import Metrics
-from .server import Backend, build_server
+from .server import Backend, MemoryTools, build_server
 from .tokens import TokenFile
 
 log = logging.getLogger("headroom_mcp.hosting")
 
 DEFAULT_PORT = 8765
+#: What ``POST /api/call`` serves: the reads the agents' hooks make beside the MCP session.
+API_METHODS = frozenset({"context", "recall"})
 #: The loopback names the MCP SDK's DNS-rebinding protection covers.
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _WILDCARDS = ("0.0.0.0", "::", "")
@@ -152,6 +154,24 @@ def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str 
         body = {"status": "ok" if count is not None else "unavailable", "version": __version__, "transport": transport,
                 "auth": tokens is not None, "store": "chroma-server" if settings.chroma_url else "embedded"}
         return JSONResponse(body, status_code=200 if count is not None else 503)
+
+    api = MemoryTools(backend, settings, metrics, team=tokens is not None)
+
+    @server.custom_route("/api/call", methods=["POST"])
+    async def api_call(request: Request) -> Response:
+        """``{"method": "context"|"recall", "params": {...}}`` as the token's identity: what
+        ``headroom-mcp hook --url`` asks, so team agents get memory context too."""
+        try:
+            body = await request.json()
+            method, params = body["method"], body.get("params") or {}
+            if method not in API_METHODS or not isinstance(params, dict):
+                raise ValueError(f"method must be one of {', '.join(sorted(API_METHODS))} with object params")
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": "invalid_request", "error_description": str(exc)}, status_code=400)
+        try:
+            return JSONResponse(await api.run(method, params, lambda: api.context_of(request, ""), HeadroomError))
+        except HeadroomError as exc:
+            return JSONResponse({"error": "invalid_request", "error_description": str(exc)}, status_code=400)
 
     @server.custom_route("/metrics", methods=["GET"])
     async def metrics_route(request: Request) -> Response:

@@ -38,6 +38,7 @@ import tomlkit
 
 from .errors import InvalidInput
 from .project import project_id
+from .remote import DEFAULT_TOKEN_ENV
 
 SERVER_NAME = "headroom"
 CLIENTS = ("claude", "codex", "gemini")
@@ -47,8 +48,6 @@ HOOK_EVENTS = {
     "codex": (("session-start", "SessionStart"), ("prompt", "UserPromptSubmit")),
     "gemini": (("session-start", "SessionStart"), ("prompt", "BeforeAgent")),
 }
-#: The environment variable that holds a team server's token unless ``token_env`` names another.
-DEFAULT_TOKEN_ENV = "HEADROOM_MCP_TOKEN"
 #: Tells a team server which project the agent works in (written for project-scope installs only).
 PROJECT_HEADER = "X-Headroom-Project"
 #: Keys of a server entry that only one transport uses, per client. Re-installing as the other
@@ -83,8 +82,17 @@ class Target:
     def token_variable(self) -> str:
         return self.token_env or DEFAULT_TOKEN_ENV
 
+    @property
+    def project(self) -> str:
+        """The project a team entry names (project scope only; user scope leaves it to the token)."""
+        return project_id(self.project_root) if self.url and self.scope == "project" else ""
+
     def args(self, *verb: str, agent: str) -> list[str]:
-        extra = ["--data-dir", self.data_dir] if self.data_dir else []
+        """Our command line: the store to use, or for hooks of a team entry, the server to ask."""
+        if self.url:
+            extra = ["--url", self.url, "--token-env", self.token_variable, *(["--project", self.project] if self.project else [])]
+        else:
+            extra = ["--data-dir", self.data_dir] if self.data_dir else []
         return [*verb, "--agent", agent, *extra]
 
     def hook_command(self, kind: str, agent: str) -> str:
@@ -189,11 +197,11 @@ def _is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
 
 
-def _check_team_target(target: Target, hooks: bool = False) -> None:
+def _check_team_target(target: Target) -> None:
     """Refuse a team-server target that could not work, or would put a secret in a file.
 
-    Hooks run on this machine and read the local store, not the team server's, so they do
-    not go with ``url``; neither does ``data_dir``, since the team server keeps the store.
+    ``data_dir`` does not go with ``url``: the team server keeps the store (its hooks ask
+    the server too).
     """
     if target.url is None:
         if target.token_env is not None:
@@ -208,9 +216,6 @@ def _check_team_target(target: Target, hooks: bool = False) -> None:
     if not _ENV_NAME.fullmatch(target.token_variable):
         raise InvalidInput(f"--token-env takes the NAME of an environment variable (letters, digits, _), "
                            f"not {target.token_variable!r}; the token itself never goes in a file (nothing was changed)")
-    if hooks:
-        raise InvalidInput("--hooks cannot go with --url: hooks run on this machine and read the local store, "
-                           "not the team server's; install without --hooks (nothing was changed)")
     if target.data_dir:
         raise InvalidInput("--data-dir does not apply with --url: the team server keeps the store (nothing was changed)")
 
@@ -220,7 +225,7 @@ def _server_entry(target: Target, client: str) -> dict[str, Any]:
     if target.url is None:
         entry: dict[str, Any] = {"command": target.executable, "args": target.args("serve", agent=client)}
         return {"type": "stdio", **entry, "env": {}} if client == "claude" else entry
-    project = {PROJECT_HEADER: project_id(target.project_root)} if target.scope == "project" else {}
+    project = {PROJECT_HEADER: target.project} if target.project else {}
     if client == "codex":
         return {"url": target.url, "bearer_token_env_var": target.token_variable, **({"http_headers": project} if project else {})}
     headers = {"Authorization": f"Bearer ${{{target.token_variable}}}", **project}  # both clients expand ${VAR}
@@ -310,7 +315,7 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
     if target.scope not in ("user", "project"):
         raise InvalidInput(f"scope must be user or project, got {target.scope!r}")
     if install:
-        _check_team_target(target, hooks)
+        _check_team_target(target)
     user = target.scope == "user"
     entry = _server_entry(target, client) if install else None
     want_hooks = install and hooks

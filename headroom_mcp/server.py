@@ -14,7 +14,7 @@ import functools
 import json
 import re
 import time
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Callable, Literal, Protocol
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context as MCPContext
@@ -123,22 +123,31 @@ class MemoryTools:
                 request = ctx.request_context.request
             except Exception:  # outside a request: no session to ask
                 pass
+        return self.context_of(request, agent)
+
+    def context_of(self, request: Any, agent: str) -> dict[str, Any]:
+        """Who an HTTP request (or, with None, the local caller) is, as a store context."""
         identity = identity_of(request)
         if identity is None:
             if self.team:  # fail closed: never fall back to the server's own (all-projects) identity
                 raise HeadroomError("no authenticated identity for this request")
             return {**self.settings.context().to_mapping(), "agent_id": agent or "unknown"}
         grant = identity.grant
-        return Context(grant.user_id, identity.project, identity.session or self.settings.session_id, agent or "unknown",
+        return Context(grant.user_id, identity.project, identity.session, agent or "unknown",
                        role=grant.role, projects=grant.projects).to_mapping()
 
     async def call(self, method: str, params: dict[str, Any], ctx: MCPContext | None,
                    failure: type[Exception] = ToolError) -> dict[str, Any]:
         """Run ``method`` as the request's identity; a refusal becomes ``failure`` with its message."""
+        return await self.run(method, params, functools.partial(self._context, ctx), failure)
+
+    async def run(self, method: str, params: dict[str, Any], context: Callable[[], dict[str, Any]],
+                  failure: type[Exception] = ToolError) -> dict[str, Any]:
+        """Run ``method`` on the backend as ``context()``, timed and counted in the metrics."""
         params = {k: v for k, v in params.items() if v is not None}
         started, outcome = time.perf_counter(), "ok"
         try:
-            return await anyio.to_thread.run_sync(functools.partial(self.backend.call, method, params, self._context(ctx)))
+            return await anyio.to_thread.run_sync(functools.partial(self.backend.call, method, params, context()))
         except HeadroomError as exc:
             outcome = type(exc).__name__
             raise failure(str(exc)) from None

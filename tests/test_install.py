@@ -194,6 +194,17 @@ def test_install_url_registers_the_team_server_with_the_token_left_in_the_enviro
     assert json.loads((home / ".gemini" / "settings.json").read_text()) == GEMINI_SETTINGS
 
 
+def test_team_hooks_ask_the_team_server(home, tmp_path):
+    repo = git_repo(tmp_path / "atlas")
+    out = cli(home, "install", "claude", "--scope", "project", "--url", TEAM_URL, "--token-env", "ACME_MEMORY_TOKEN", "--hooks", cwd=repo)
+    assert out.returncode == 0, out.stderr
+    settings = json.loads((repo / ".claude" / "settings.json").read_text())
+    command = settings["hooks"]["SessionStart"][0]["hooks"][0]["command"]
+    assert command.endswith(f"hook session-start --agent claude --url {TEAM_URL} --token-env ACME_MEMORY_TOKEN "
+                            "--project github.com/acme/atlas")
+    assert "--data-dir" not in json.dumps(settings)
+
+
 def test_project_scope_url_names_the_project_so_teammates_agree(home, tmp_path):
     repo = git_repo(tmp_path / "atlas")
     (repo / "src").mkdir()
@@ -260,7 +271,6 @@ def test_reinstalling_switches_between_stdio_and_http_keeping_the_users_addition
     (["--url", TEAM_URL, "--token-env", "hmcp_abc-def"], "NAME of an environment variable"),
     (["--url", TEAM_URL, "--token-env", "1TOKEN"], "NAME of an environment variable"),
     (["--token-env", "ACME_TOKEN"], "only applies with --url"),
-    (["--url", TEAM_URL, "--hooks"], "--hooks cannot go with --url"),
     (["--url", TEAM_URL, "--data-dir", "/tmp/store"], "--data-dir does not apply with --url"),
 ])
 def test_a_bad_team_install_is_refused_before_anything_is_written(home, args, message):

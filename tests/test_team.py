@@ -333,3 +333,24 @@ def test_sigterm_stops_the_server_cleanly(team):
     proc.terminate()
     assert proc.wait(timeout=30) == 0  # the store worker drained, the lock released, the socket removed
     assert not (team.data_dir / "daemon.sock").exists()
+
+
+def test_hooks_of_a_team_install_inject_the_team_servers_memories(team, tmp_path):
+    url = team.start("http")
+    anyio.run(call, url, team.headers("alice"), "remember", {"content": "the payments service deploys only on Tuesdays", "importance": 0.9})
+    anyio.run(call, url, team.headers("alice"), "remember", {"content": "alice prefers vim keybindings", "scope": "user"})
+
+    def hook(kind: str, user: str, payload: dict, *extra: str) -> dict:
+        env = {**os.environ, "HEADROOM_MCP_DATA_DIR": str(tmp_path / f"{user}-local"), "TEAM_TOKEN": team.token[user]}
+        out = subprocess.run([EXE, "hook", kind, "--agent", "claude", "--url", url, "--token-env", "TEAM_TOKEN", *extra],
+                             input=json.dumps(payload), capture_output=True, text=True, timeout=60, env=env)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    start = hook("session-start", "bob", {"session_id": "b1", "hook_event_name": "SessionStart"}, "--project", P)
+    text = start["hookSpecificOutput"]["additionalContext"]
+    assert "the payments service deploys only on Tuesdays" in text and "vim" not in text  # the team's, not alice's own
+    prompt = hook("prompt", "bob", {"session_id": "b2", "prompt": "when can the payments service deploy?"})
+    assert "Tuesdays" in prompt["hookSpecificOutput"]["additionalContext"]
+    assert hook("session-start", "eve", {"session_id": "e1"}, "--project", P) == {}  # not her project: nothing, quietly
+    assert "403" in (tmp_path / "eve-local" / "hooks.log").read_text()

@@ -1,0 +1,52 @@
+"""Reading a team server from this machine: what ``headroom-mcp hook --url`` uses.
+
+Hooks start a new process for every prompt, so this is plain ``urllib`` (no MCP session,
+nothing heavy to import): one POST to the server's ``/api/call`` carrying the bearer token,
+and the project header the agent's MCP entry sends too.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any, Mapping
+from urllib.parse import urljoin
+
+from .errors import HeadroomError
+
+#: The environment variable that holds a team server's token unless one is named.
+DEFAULT_TOKEN_ENV = "HEADROOM_MCP_TOKEN"
+
+
+def api_url(mcp_url: str) -> str:
+    """``https://host/team/mcp`` (or ``.../sse``) → ``https://host/team/api/call``."""
+    return urljoin(mcp_url, "api/call")
+
+
+class RemoteClient:
+    """Calls the team server's read methods (``context``, ``recall``) as the token's identity."""
+
+    def __init__(self, url: str, token: str, project: str = "", timeout: float = 5.0):
+        """``url``: the server's MCP endpoint, as in the agent's config."""
+        self.url = api_url(url)
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        if project:
+            self.headers["X-Headroom-Project"] = project
+        self.timeout = timeout
+
+    def call(self, method: str, params: Mapping[str, Any] | None = None, context: Any = None) -> dict[str, Any]:
+        """One method; ``context`` is ignored: the server takes the identity from the token."""
+        body = json.dumps({"method": method, "params": dict(params or {})}).encode()
+        request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                detail = json.loads(exc.read()).get("error_description", "")
+            except ValueError:
+                detail = ""
+            raise HeadroomError(f"{self.url} answered {exc.code} {detail}".strip()) from None
+        except (urllib.error.URLError, TimeoutError, ValueError) as exc:
+            raise HeadroomError(f"cannot reach {self.url}: {exc}") from None
