@@ -36,6 +36,7 @@ log = logging.getLogger("headroom_mcp.hosting")
 DEFAULT_PORT = 8765
 #: What ``POST /api/call`` serves: the reads the agents' hooks make beside the MCP session.
 API_METHODS = frozenset({"context", "recall"})
+MAX_API_LIMIT = 50
 #: The loopback names the MCP SDK's DNS-rebinding protection covers.
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _WILDCARDS = ("0.0.0.0", "::", "")
@@ -168,6 +169,8 @@ def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str 
                 raise ValueError(f"method must be one of {', '.join(sorted(API_METHODS))} with object params")
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": "invalid_request", "error_description": str(exc)}, status_code=400)
+        if type(params.get("limit")) is int:
+            params["limit"] = min(params["limit"], MAX_API_LIMIT)  # the same cap as the recall tool's
         try:
             return JSONResponse(await api.run(method, params, lambda: api.context_of(request, ""), HeadroomError))
         except HeadroomError as exc:

@@ -354,3 +354,19 @@ def test_hooks_of_a_team_install_inject_the_team_servers_memories(team, tmp_path
     assert "Tuesdays" in prompt["hookSpecificOutput"]["additionalContext"]
     assert hook("session-start", "eve", {"session_id": "e1"}, "--project", P) == {}  # not her project: nothing, quietly
     assert "403" in (tmp_path / "eve-local" / "hooks.log").read_text()
+
+
+def test_the_hooks_api_serves_reads_only_and_as_the_token(team):
+    url = team.start("http")
+    api = url.rsplit("/", 1)[0] + "/api/call"
+    for n in range(3):
+        anyio.run(call, url, team.headers("alice"), "remember", {"content": f"service {n} listens on port {8000 + n}"})
+    assert httpx.post(api, json={"method": "recall", "params": {"query": "port"}}).status_code == 401
+    refused = httpx.post(api, headers=team.headers("alice"), json={"method": "remember", "params": {"content": "x"}})
+    assert refused.status_code == 400 and "must be one of context, recall" in refused.text
+    assert httpx.post(api, headers=team.headers("alice"), content=b"not json").status_code == 400
+    bad = httpx.post(api, headers=team.headers("alice"), json={"method": "recall", "params": {"query": "port", "bogus": 1}})
+    assert bad.status_code == 400 and "unknown parameter" in bad.text
+    found = httpx.post(api, headers=team.headers("bob"), json={"method": "recall", "params": {"query": "which port", "limit": 10**9}})
+    assert found.status_code == 200 and len(found.json()["results"]) == 3
+    assert httpx.post(api, headers=team.headers("eve"), json={"method": "context", "params": {}}).json()["memories"] == []
