@@ -19,6 +19,16 @@ from .errors import HeadroomError
 DEFAULT_TOKEN_ENV = "HEADROOM_MCP_TOKEN"
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib would follow a redirect with the Authorization header, to any host: refuse."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
+        raise urllib.error.HTTPError(req.full_url, code, f"redirect to {newurl} refused", headers, fp)
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def api_url(mcp_url: str) -> str:
     """``https://host/team/mcp`` (or ``.../sse``) → ``https://host/team/api/call``."""
     return urljoin(mcp_url, "api/call")
@@ -40,7 +50,7 @@ class RemoteClient:
         body = json.dumps({"method": method, "params": dict(params or {})}).encode()
         request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with _OPENER.open(request, timeout=self.timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
             try:

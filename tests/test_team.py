@@ -370,3 +370,35 @@ def test_the_hooks_api_serves_reads_only_and_as_the_token(team):
     found = httpx.post(api, headers=team.headers("bob"), json={"method": "recall", "params": {"query": "which port", "limit": 10**9}})
     assert found.status_code == 200 and len(found.json()["results"]) == 3
     assert httpx.post(api, headers=team.headers("eve"), json={"method": "context", "params": {}}).json()["memories"] == []
+
+
+def test_the_hook_client_never_follows_a_redirect_with_the_token():
+    """urllib would resend Authorization to wherever a redirect points; ours stops at the first answer."""
+    import http.server
+    import threading
+
+    from headroom_mcp.errors import HeadroomError
+    from headroom_mcp.remote import RemoteClient
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Redirecting(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{self.server.server_port}/elsewhere")
+            self.end_headers()
+
+        do_GET = do_POST
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(HeadroomError, match="302"):
+            RemoteClient(f"http://127.0.0.1:{server.server_port}/mcp", "hmcp_secret").call("context", {})
+    finally:
+        server.shutdown()
+    assert seen == [("/api/call", "Bearer hmcp_secret")]
