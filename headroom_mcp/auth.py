@@ -124,12 +124,13 @@ class SessionBudget:
 
 
 def session_of(scope: Scope, headers: Headers) -> str:
-    """The MCP session a request belongs to: streamable HTTP's header or SSE's query (its
-    last value, as the SDK routes it)."""
-    sid = headers.get("mcp-session-id")
-    if sid:
-        return sid
-    return (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_id") or [""])[-1]
+    """The MCP session a request belongs to, where the SDK looks for it: streamable HTTP's
+    header on ``/mcp``, the query of SSE's ``/messages/`` (its last value); else none."""
+    if scope["path"] == "/mcp":
+        return headers.get("mcp-session-id", "")
+    if scope["path"].startswith("/messages"):
+        return (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_id") or [""])[-1]
+    return ""
 
 
 async def answer(send: Send, status: int, error: str, message: str, headers: dict[str, str] | None = None) -> None:

@@ -109,11 +109,13 @@ def run_hook(kind: str, stdin_text: str, agent: str | None = None, data_dir: str
         settings = Settings.resolve(data_dir=data_dir, agent_id=agent, cwd=payload.get("cwd") or None)
         if url:
             from .remote import DEFAULT_TOKEN_ENV, RemoteClient
+            from .tokens import looks_like_token
 
             variable = token_env or DEFAULT_TOKEN_ENV
-            token = os.environ.get(variable)
-            if not token:
-                raise HeadroomError(f"{variable} is not set: the hook has no token for {url}")
+            token = os.environ.get(variable, "").strip()
+            if not looks_like_token(token):  # never echo it: it could be a secret pasted wrong
+                raise HeadroomError(f"{variable} is {'not set' if not token else 'not a headroom-mcp token'}: "
+                                    f"the hook has no token for {url}")
             remote = RemoteClient(url, token, project or "", timeout=HOOK_REQUEST_TIMEOUT)
             return hook_output(event, context_for(kind, payload, settings, remote))
         with DaemonClient(settings, start_timeout=HOOK_START_TIMEOUT, request_timeout=HOOK_REQUEST_TIMEOUT) as client:

@@ -12,6 +12,7 @@ one team when they share a Chroma server (``chroma_url``) and a tokens file.
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import time
@@ -20,7 +21,7 @@ from typing import Any, Literal
 
 import anyio
 import uvicorn
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 
 from . import __version__
 from .auth import SESSION_IDLE, Gate
@@ -95,6 +96,19 @@ class _Uvicorn(uvicorn.Server):
         self._captured_signals.clear()
 
 
+async def _bounded_body(request: Any, limit: int) -> bytes | None:
+    """The request body, or None past ``limit`` bytes (read no further than that)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 def _tokens_for(settings: Settings, host: str, no_auth: bool) -> TokenFile | None:
     """The tokens to check, or None when serving without auth (loopback and said so only)."""
     if no_auth:
@@ -157,19 +171,31 @@ def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str 
         return JSONResponse(body, status_code=200 if count is not None else 503)
 
     api = MemoryTools(backend, settings, metrics, team=tokens is not None)
+    security = transport_security(host, limits)
+    # Our own routes get the transports' Host/Origin and content-type checks too.
+    guard = TransportSecurityMiddleware(security)
 
     @server.custom_route("/api/call", methods=["POST"])
     async def api_call(request: Request) -> Response:
         """``{"method": "context"|"recall", "params": {...}}`` as the token's identity: what
-        ``headroom-mcp hook --url`` asks, so team agents get memory context too."""
+        ``headroom-mcp hook --url`` asks, so team agents get memory context too. No browser
+        needs it, so a request carrying an Origin is refused."""
+        refused = await guard.validate_request(request, is_post=True)
+        if refused is not None:
+            return refused
+        if request.headers.get("origin"):
+            return JSONResponse({"error": "forbidden", "error_description": "not for browsers"}, status_code=403)
+        raw = await _bounded_body(request, limits.max_body)
+        if raw is None:
+            return JSONResponse({"error": "too_large", "error_description": f"body over {limits.max_body} bytes"}, status_code=413)
         try:
-            body = await request.json()
+            body = json.loads(raw)
             method, params = body["method"], body.get("params") or {}
-            if method not in API_METHODS or not isinstance(params, dict):
+            if not isinstance(method, str) or method not in API_METHODS or not isinstance(params, dict):
                 raise ValueError(f"method must be one of {', '.join(sorted(API_METHODS))} with object params")
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": "invalid_request", "error_description": str(exc)}, status_code=400)
-        if type(params.get("limit")) is int:
+        if method == "recall" and type(params.get("limit")) is int:
             params["limit"] = min(params["limit"], MAX_API_LIMIT)  # the same cap as the recall tool's
         try:
             return JSONResponse(await api.run(method, params, lambda: api.context_of(request, ""), HeadroomError))
@@ -178,10 +204,12 @@ def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str 
 
     @server.custom_route("/metrics", methods=["GET"])
     async def metrics_route(request: Request) -> Response:
+        refused = await guard.validate_request(request)
+        if refused is not None:
+            return refused
         text = await anyio.to_thread.run_sync(metrics.render, memories)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
-    security = transport_security(host, limits)
     if transport == "sse":
         app = server.sse_app(transport_security=security, max_request_body_size=limits.max_body, host=host)
     else:

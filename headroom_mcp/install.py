@@ -96,7 +96,10 @@ class Target:
         return [*verb, "--agent", agent, *extra]
 
     def hook_command(self, kind: str, agent: str) -> str:
-        return " ".join(_quote(p) for p in [self.executable, *self.args("hook", kind, agent=agent)])
+        # A team's project files are committed for everyone: name the command, not this
+        # machine's path to it (each teammate has headroom-mcp on PATH).
+        executable = "headroom-mcp" if self.url and self.scope == "project" else self.executable
+        return " ".join(_quote(p) for p in [executable, *self.args("hook", kind, agent=agent)])
 
 
 @dataclass

@@ -8,10 +8,11 @@ and the project header the agent's MCP entry sends too.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any, Mapping
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from .errors import HeadroomError
 
@@ -29,16 +30,23 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirects)
 
 
+#: The most a hook reads of an answer; context and recall answers are a few KB.
+MAX_ANSWER = 4 * 1024 * 1024
+
+
 def api_url(mcp_url: str) -> str:
-    """``https://host/team/mcp`` (or ``.../sse``) → ``https://host/team/api/call``."""
-    return urljoin(mcp_url, "api/call")
+    """``https://host/team/mcp`` (or ``.../sse``, with or without a trailing slash or query)
+    → ``https://host/team/api/call``."""
+    parts = urlsplit(mcp_url)
+    return urljoin(urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", "")), "api/call")
 
 
 class RemoteClient:
     """Calls the team server's read methods (``context``, ``recall``) as the token's identity."""
 
     def __init__(self, url: str, token: str, project: str = "", timeout: float = 5.0):
-        """``url``: the server's MCP endpoint, as in the agent's config."""
+        """``url``: the server's MCP endpoint, as in the agent's config; ``timeout``: for the
+        whole call (a hook must not hold up a prompt, however slowly a server answers)."""
         self.url = api_url(url)
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         if project:
@@ -49,9 +57,15 @@ class RemoteClient:
         """One method; ``context`` is ignored: the server takes the identity from the token."""
         body = json.dumps({"method": method, "params": dict(params or {})}).encode()
         request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
+        deadline = time.monotonic() + self.timeout
         try:
             with _OPENER.open(request, timeout=self.timeout) as response:
-                return json.loads(response.read())
+                answer = bytearray()
+                while chunk := response.read1(65536):
+                    answer += chunk
+                    if len(answer) > MAX_ANSWER or time.monotonic() > deadline:
+                        raise HeadroomError(f"{self.url} answered too much or too slowly; gave up")
+                return json.loads(answer)
         except urllib.error.HTTPError as exc:
             try:
                 detail = json.loads(exc.read()).get("error_description", "")

@@ -35,6 +35,11 @@ _USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 MAX_PROJECT_CHARS = 512
 
 
+def looks_like_token(value: str) -> bool:
+    """Is ``value`` shaped like a token ``create`` makes (``hmcp_<id>_<secret>``)?"""
+    return bool(_TOKEN.match(value))
+
+
 @dataclass(frozen=True)
 class Grant:
     """What a valid token allows: the identity and permissions a request is made with."""

@@ -200,8 +200,9 @@ def test_team_hooks_ask_the_team_server(home, tmp_path):
     assert out.returncode == 0, out.stderr
     settings = json.loads((repo / ".claude" / "settings.json").read_text())
     command = settings["hooks"]["SessionStart"][0]["hooks"][0]["command"]
-    assert command.endswith(f"hook session-start --agent claude --url {TEAM_URL} --token-env ACME_MEMORY_TOKEN "
-                            "--project github.com/acme/atlas")
+    # Committed for the whole team: the command by name, not this machine's path to it.
+    assert command == (f"headroom-mcp hook session-start --agent claude --url {TEAM_URL} --token-env ACME_MEMORY_TOKEN "
+                       "--project github.com/acme/atlas")
     assert "--data-dir" not in json.dumps(settings)
 
 

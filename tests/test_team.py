@@ -269,6 +269,7 @@ def test_a_session_opened_with_one_token_refuses_another(team):
     # One token cannot fill the server's session table: past its budget, new sessions get 429.
     more = [httpx.post(url, headers={**accept, **team.headers("alice")}, json=init).status_code for _ in range(3)]
     assert more == [200, 200, 429], more
+    assert httpx.post(f"{url}?session_id=whatever", headers={**accept, **team.headers("alice")}, json=init).status_code == 429
     assert httpx.delete(url, headers={**accept, **team.headers("alice"), "mcp-session-id": sid}).status_code == 200
     assert httpx.post(url, headers={**accept, **team.headers("alice")}, json=init).status_code == 200  # a closed one frees a place
     assert httpx.post(url, headers={**accept, **team.headers("bob")}, json=init).status_code == 200  # others have their own
@@ -370,6 +371,14 @@ def test_the_hooks_api_serves_reads_only_and_as_the_token(team):
     found = httpx.post(api, headers=team.headers("bob"), json={"method": "recall", "params": {"query": "which port", "limit": 10**9}})
     assert found.status_code == 200 and len(found.json()["results"]) == 3
     assert httpx.post(api, headers=team.headers("eve"), json={"method": "context", "params": {}}).json()["memories"] == []
+    # The transports' limits hold here too: body size, Host, Origin (no browser needs this API).
+    huge = httpx.post(api, headers={**team.headers("bob"), "Content-Type": "application/json"}, content=b"{" + b" " * 300_000 + b"}")
+    assert huge.status_code == 413
+    ask = {"method": "context", "params": {}}
+    assert httpx.post(api, headers={**team.headers("bob"), "Host": "evil.example"}, json=ask).status_code == 421
+    assert httpx.post(api, headers={**team.headers("bob"), "Origin": f"http://127.0.0.1:{api.split(':')[2].split('/')[0]}"},
+                      json=ask).status_code == 403
+    assert httpx.post(api, headers={**team.headers("bob"), "Content-Type": "text/plain"}, content=json.dumps(ask)).status_code == 400
 
 
 def test_the_hook_client_never_follows_a_redirect_with_the_token():
@@ -402,3 +411,14 @@ def test_the_hook_client_never_follows_a_redirect_with_the_token():
     finally:
         server.shutdown()
     assert seen == [("/api/call", "Bearer hmcp_secret")]
+
+
+def test_sse_streams_count_against_the_session_budget(team):
+    url = team.start("sse", "--sessions-per-token", "2")
+    with httpx.stream("GET", url, headers=team.headers("alice"), timeout=10) as first, \
+            httpx.stream("GET", url, headers=team.headers("alice"), timeout=10) as second:
+        lines = [first.iter_lines(), second.iter_lines()]  # kept: closing an iterator ends its stream
+        assert all(any(line.startswith("data:") for line in it) for it in lines)
+        third = httpx.get(url, headers=team.headers("alice"), timeout=10)
+        sneaky = httpx.get(f"{url}?session_id=0", headers=team.headers("alice"), timeout=10)
+        assert third.status_code == 429 and sneaky.status_code == 429

@@ -14,6 +14,7 @@ from pathlib import Path
 from scripted_model import ScriptedModel
 from test_agents_e2e import run_agent
 from test_install import CLIS, cli, git_repo, needs_clis
+from test_server import EXE
 from test_team import P, TeamServer
 
 
@@ -31,8 +32,10 @@ def test_alices_claude_remembers_and_bobs_gemini_recalls_through_the_team_server
         out = cli(home, "install", "all", "--scope", "project", "--url", url, "--hooks", cwd=project)
         assert out.returncode == 0, out.stderr
         assert json.loads((project / ".mcp.json").read_text())["mcpServers"]["headroom"]["headers"]["X-Headroom-Project"] == P
+        # The committed hooks call `headroom-mcp` by name: each teammate has it on PATH.
+        path = f"{Path(EXE).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         env = {**os.environ, "HOME": str(home), "DISABLE_TELEMETRY": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-               "DISABLE_AUTOUPDATER": "1"}
+               "DISABLE_AUTOUPDATER": "1", "PATH": path}
 
         def claude_turn(user: str, content: str) -> list[dict]:
             """A Claude Code turn as ``user`` whose model calls remember; the model requests it made."""
