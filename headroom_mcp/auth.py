@@ -145,8 +145,8 @@ async def answer(send: Send, status: int, error: str, message: str, headers: dic
 class Gate:
     """Authenticate, authorise the project, rate-limit, budget sessions, count answers."""
 
-    def __init__(self, app: ASGIApp, tokens: TokenFile | None, metrics: Metrics, rate_per_minute: float = 0.0,
-                 sessions_per_token: int = 64):
+    def __init__(self, app: ASGIApp, tokens: TokenFile | None, metrics: Metrics, rate_per_minute: float,
+                 sessions_per_token: int):
         """``tokens`` None: no authentication (loopback with ``--no-auth``); ``rate_per_minute`` 0: no limit."""
         self.app = app
         self.tokens = tokens

@@ -12,6 +12,7 @@ import sys
 from typing import Any, Sequence
 
 from .errors import HeadroomError
+from .store.scopes import ROLES
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--user", required=True, help="the user id every request with this token acts as")
             q.add_argument("--project", dest="projects", action="append", required=True,
                            help="a project id it may touch (repeatable; '*' for every project)")
-            q.add_argument("--role", choices=["read", "write", "admin"], default="write",
+            q.add_argument("--role", choices=ROLES, default="write",
                            help="read: recall only; write: also remember and forget (default); admin: also manage teammates' memories")
             q.add_argument("--name", default="", help="a label, e.g. the machine or agent it is for")
         elif action == "revoke":
@@ -322,8 +323,10 @@ def _run_install(args: argparse.Namespace) -> int:
 def _plain_http_beyond_loopback(url: str) -> bool:
     from urllib.parse import urlsplit
 
+    from .config import LOOPBACK
+
     parts = urlsplit(url)
-    return parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "::1", "localhost")
+    return parts.scheme == "http" and parts.hostname not in LOOPBACK
 
 
 def _run_token(args: argparse.Namespace) -> int:
@@ -331,7 +334,6 @@ def _run_token(args: argparse.Namespace) -> int:
     from .tokens import TokenFile
 
     settings = Settings.resolve(data_dir=args.data_dir, tokens_file=args.tokens_file)
-    assert settings.tokens_file is not None
     tokens = TokenFile(settings.tokens_file)
     if args.action == "create":
         secret, grant = tokens.create(args.user, args.projects, args.role, args.name)

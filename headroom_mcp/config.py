@@ -19,6 +19,9 @@ from .store.scopes import Context
 APP_NAME = "headroom-mcp"
 #: The daemon exits after this many seconds with no clients and no requests.
 DEFAULT_IDLE_TIMEOUT = 900.0
+#: The loopback names: where an HTTP server may run without tokens (the ones the MCP SDK's
+#: DNS-rebinding protection covers), and where plain http is not worth a warning.
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def default_data_dir() -> Path:
@@ -48,13 +51,14 @@ class Settings:
     turn_ttl: float = 3600.0
     #: What a write holding a credential gets: "redact" (default) or "refuse".
     secrets: str = "redact"
-    #: Team mode's bearer tokens (see ``tokens``); replicas can share one file.
-    tokens_file: Path | None = None
+    #: Team mode's bearer tokens when not ``tokens.json`` in the data dir (see ``tokens_file``).
+    tokens_override: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
-    def __post_init__(self) -> None:
-        if self.tokens_file is None:
-            self.tokens_file = self.data_dir / "tokens.json"
+    @property
+    def tokens_file(self) -> Path:
+        """Team mode's bearer tokens (see ``tokens``); replicas can share one file."""
+        return self.tokens_override or self.data_dir / "tokens.json"
 
     @classmethod
     def resolve(
@@ -87,7 +91,7 @@ class Settings:
             idle_timeout=float(env.get("HEADROOM_MCP_IDLE_TIMEOUT") or DEFAULT_IDLE_TIMEOUT),
             turn_ttl=float(env.get("HEADROOM_MCP_TURN_TTL") or 3600.0),
             secrets=env.get("HEADROOM_MCP_SECRETS") or "redact",
-            tokens_file=Path(tokens).expanduser() if tokens else None,
+            tokens_override=Path(tokens).expanduser() if tokens else None,
             env=env,
         )
 

@@ -103,7 +103,6 @@ def run_doctor(args: argparse.Namespace) -> int:
     except HeadroomError as exc:
         checks.append(_check("store", False, f"{exc} (see {paths.log})"))
     checks.append(_check("project", True, settings.project or "(none: memories default to user scope)"))
-    assert settings.tokens_file is not None
     tokens = tokens_check(settings.tokens_file)
     if tokens is not None:
         checks.append(tokens)

@@ -22,14 +22,16 @@ from typing import Any, Literal
 import anyio
 import uvicorn
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from . import __version__
 from .auth import SESSION_IDLE, Gate
-from .config import Settings
+from .config import LOOPBACK, Settings
 from .daemon import Daemon
 from .errors import HeadroomError, StoreLocked
 from .metrics import Metrics
-from .server import Backend, MemoryTools, build_server
+from .server import MAX_RECALL, Backend, MemoryTools, build_server
 from .tokens import TokenFile
 
 log = logging.getLogger("headroom_mcp.hosting")
@@ -37,9 +39,6 @@ log = logging.getLogger("headroom_mcp.hosting")
 DEFAULT_PORT = 8765
 #: What ``POST /api/call`` serves: the reads the agents' hooks make beside the MCP session.
 API_METHODS = frozenset({"context", "recall"})
-MAX_API_LIMIT = 50
-#: The loopback names the MCP SDK's DNS-rebinding protection covers.
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _WILDCARDS = ("0.0.0.0", "::", "")
 
 
@@ -76,7 +75,7 @@ def transport_security(host: str, limits: Limits) -> TransportSecuritySettings:
     """
     if "*" in limits.allowed_hosts:
         return TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    names = {"127.0.0.1", "localhost", "::1", *limits.allowed_hosts}
+    names = {*LOOPBACK, *limits.allowed_hosts}
     names |= {socket.gethostname(), socket.getfqdn()} if host in _WILDCARDS else {host}
     hosts = []
     for name in sorted(names):
@@ -96,7 +95,7 @@ class _Uvicorn(uvicorn.Server):
         self._captured_signals.clear()
 
 
-async def _bounded_body(request: Any, limit: int) -> bytes | None:
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
     """The request body, or None past ``limit`` bytes (read no further than that)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -109,6 +108,11 @@ async def _bounded_body(request: Any, limit: int) -> bytes | None:
     return bytes(body)
 
 
+def _refusal(status: int, error: str, description: str) -> JSONResponse:
+    """An error answer of our own routes, shaped like the gate's (``auth.answer``)."""
+    return JSONResponse({"error": error, "error_description": description}, status_code=status)
+
+
 def _tokens_for(settings: Settings, host: str, no_auth: bool) -> TokenFile | None:
     """The tokens to check, or None when serving without auth (loopback and said so only)."""
     if no_auth:
@@ -116,7 +120,6 @@ def _tokens_for(settings: Settings, host: str, no_auth: bool) -> TokenFile | Non
             raise HeadroomError(f"refusing --no-auth on {host}: without tokens anyone who reaches the port reads and "
                                 f"writes every memory; bind to {' or '.join(LOOPBACK)}, or create tokens and drop --no-auth")
         return None
-    assert settings.tokens_file is not None
     tokens = TokenFile(settings.tokens_file)
     if not tokens:
         raise HeadroomError(f"no tokens in {settings.tokens_file}: create one with "
@@ -127,9 +130,6 @@ def _tokens_for(settings: Settings, host: str, no_auth: bool) -> TokenFile | Non
 def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                no_auth: bool = False, limits: Limits | None = None) -> int:
     """Serve MCP over SSE or streamable HTTP until interrupted."""
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, PlainTextResponse, Response
-
     limits = limits or Limits()
     tokens = _tokens_for(settings, host, no_auth)
     daemon = Daemon(settings)
@@ -150,17 +150,20 @@ def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str 
         backend = DaemonClient(settings)
     metrics = Metrics()
     server = build_server(backend, settings, metrics, team=tokens is not None)
-    counted: list[float] = [0.0, -1.0]  # when, how many (-1: unknown)
+    count: int | None = None
+    counted_at = -1.0
 
     def memories(max_age: float = 0.0) -> int | None:
-        """The store's record count; at most ``max_age`` seconds old (health checks are public and frequent)."""
-        if time.monotonic() - counted[0] >= max_age:
+        """The store's record count (None: no answer); at most ``max_age`` seconds old
+        (health checks are public and frequent)."""
+        nonlocal count, counted_at
+        if counted_at < 0 or time.monotonic() - counted_at >= max_age:
             try:
-                counted[1] = int(backend.call("ping", {}, settings.context().to_mapping())["records"])
+                count = int(backend.call("ping", {}, settings.context().to_mapping())["records"])
             except Exception:
-                counted[1] = -1
-            counted[0] = time.monotonic()
-        return None if counted[1] < 0 else int(counted[1])
+                count = None
+            counted_at = time.monotonic()
+        return count
 
     @server.custom_route("/healthz", methods=["GET"])
     async def healthz(request: Request) -> Response:
@@ -184,23 +187,23 @@ def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str 
         if refused is not None:
             return refused
         if request.headers.get("origin"):
-            return JSONResponse({"error": "forbidden", "error_description": "not for browsers"}, status_code=403)
+            return _refusal(403, "forbidden", "not for browsers")
         raw = await _bounded_body(request, limits.max_body)
         if raw is None:
-            return JSONResponse({"error": "too_large", "error_description": f"body over {limits.max_body} bytes"}, status_code=413)
+            return _refusal(413, "too_large", f"body over {limits.max_body} bytes")
         try:
             body = json.loads(raw)
             method, params = body["method"], body.get("params") or {}
             if not isinstance(method, str) or method not in API_METHODS or not isinstance(params, dict):
                 raise ValueError(f"method must be one of {', '.join(sorted(API_METHODS))} with object params")
         except (ValueError, KeyError, TypeError) as exc:
-            return JSONResponse({"error": "invalid_request", "error_description": str(exc)}, status_code=400)
+            return _refusal(400, "invalid_request", str(exc))
         if method == "recall" and type(params.get("limit")) is int:
-            params["limit"] = min(params["limit"], MAX_API_LIMIT)  # the same cap as the recall tool's
+            params["limit"] = min(params["limit"], MAX_RECALL)  # the same cap as the recall tool's
         try:
             return JSONResponse(await api.run(method, params, lambda: api.context_of(request, ""), HeadroomError))
         except HeadroomError as exc:
-            return JSONResponse({"error": "invalid_request", "error_description": str(exc)}, status_code=400)
+            return _refusal(400, "invalid_request", str(exc))
 
     @server.custom_route("/metrics", methods=["GET"])
     async def metrics_route(request: Request) -> Response:

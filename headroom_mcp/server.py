@@ -48,6 +48,8 @@ one of them, call `remember` again with `supersedes` set to its id.
 """
 
 Scope = Literal["user", "project", "session", "agent", "turn"]
+#: Most results one recall returns over MCP (the tool's schema and the hooks' API).
+MAX_RECALL = 50
 
 
 def _flat(schema: dict[str, Any]) -> None:
@@ -191,7 +193,7 @@ def build_server(backend: Backend, settings: Settings, metrics: Metrics | None =
     )
     async def recall(
         query: Annotated[str, Field(description="What you want to know, in words or keywords (an error code, a file name).")],
-        limit: Annotated[int, Field(description="Most results to return (1-50).", ge=1, le=50)] = 5,
+        limit: Annotated[int, Field(description=f"Most results to return (1-{MAX_RECALL}).", ge=1, le=MAX_RECALL)] = 5,
         scope: Annotated[Scope | None, _optional("Only memories of this scope.")] = None,
         tags: Annotated[list[str] | None, _optional("Only memories carrying all of these tags.")] = None,
         agent: Annotated[str | None, _optional("Only memories asserted by this agent (claude, codex, gemini...).")] = None,

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import InvalidInput, NotFound
-from .store.scopes import ALL_PROJECTS, ROLES
+from .store.scopes import ALL_PROJECTS, ROLES, covers
 
 PREFIX = "hmcp_"
 _TOKEN = re.compile(r"^hmcp_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
@@ -52,7 +52,7 @@ class Grant:
     created_at: float = 0.0
 
     def may_touch(self, project: str) -> bool:
-        return ALL_PROJECTS in self.projects or project in self.projects
+        return covers(self.projects, project)
 
     def default_project(self) -> str:
         """The project a request names none for: the token's only one, else none."""

@@ -40,7 +40,7 @@ from .records import (
     new_id,
     now,
 )
-from .scopes import SCOPE_KEYS, Context, Visibility
+from .scopes import SCOPE_KEYS, Context, Visibility, owner_clause
 
 MAX_RECALL_LIMIT = 100
 #: Dense and lexical candidate pool per recall, as a multiple of ``limit`` (at least 50).
@@ -66,12 +66,8 @@ class RememberResult(TypedDict, total=False):
 
 
 def _domain(scope: str, user_id: str, keys: dict[str, str]) -> dict[str, Any]:
-    """Where a new fact's twin can be: active, same scope and keys, and the same user,
-    except in ``project`` scope, whose memories the whole team shares."""
-    domain: dict[str, Any] = {"status": ACTIVE, "scope": scope, **keys}
-    if scope != "project":
-        domain["user_id"] = user_id
-    return domain
+    """Where a new fact's twin can be: active, same scope and keys, and the same owner."""
+    return {"status": ACTIVE, "scope": scope, **keys, **owner_clause(scope, user_id)}
 
 
 class MemoryStore:

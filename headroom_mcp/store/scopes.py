@@ -25,6 +25,17 @@ ROLES = ("read", "write", "admin")
 #: In ``Context.projects``: every project.
 ALL_PROJECTS = "*"
 
+
+def covers(projects: tuple[str, ...], project: str) -> bool:
+    """Does a grant of ``projects`` (``*`` for all) cover ``project``?"""
+    return ALL_PROJECTS in projects or project in projects
+
+
+def owner_clause(scope: str, user_id: str) -> dict[str, str]:
+    """The user a memory of ``scope`` belongs to, as filter pairs: none for ``project``,
+    whose memories the whole team shares."""
+    return {} if scope == "project" else {"user_id": user_id}
+
 #: For each scope, the context fields a memory of that scope is keyed by.
 SCOPE_KEYS: dict[str, tuple[str, ...]] = {
     "user": (),
@@ -57,7 +68,7 @@ class Context:
 
     def may_touch(self, project: str) -> bool:
         """Is ``project`` one this caller's grant covers?"""
-        return ALL_PROJECTS in self.projects or project in self.projects
+        return covers(self.projects, project)
 
     def can_read(self, meta: Mapping[str, Any]) -> bool:
         """May the caller see this record by id (whatever its status)?
@@ -144,10 +155,9 @@ class Visibility:
                 pairs.update(self.context.keys_for(scope))
             except InvalidInput:
                 continue
-            if scope != "project":
-                pairs["user_id"] = self.context.user_id
-            elif not self.context.may_touch(pairs["project"]):
+            if scope == "project" and not self.context.may_touch(pairs["project"]):
                 continue
+            pairs.update(owner_clause(scope, self.context.user_id))
             clauses.append(pairs)
         return clauses
 
