@@ -8,8 +8,9 @@ Claude Code and Codex call ``SessionStart`` and ``UserPromptSubmit`` hooks, Gemi
 
 Hooks run on every prompt, so they talk to the warm daemon and never import Chroma or
 load the model; an agent registered with a team server (``install --url``) gets hooks that
-ask that server instead (``remote.RemoteClient``). They must never break the agent: any failure prints ``{}`` (Gemini CLI
-wants JSON only on stdout), logs to ``hooks.log`` in the data dir, and exits 0.
+ask that server instead (``remote.RemoteClient``). They must never break the agent: any
+failure prints ``{}`` (Gemini CLI wants JSON only on stdout), logs to ``hooks.log`` in the
+data dir, and exits 0.
 """
 
 from __future__ import annotations
