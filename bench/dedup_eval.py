@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from headroom_mcp.store.dedup import Facts, judge  # noqa: E402
-from headroom_mcp.store.embedder import OnnxEmbedder  # noqa: E402
+from headroom_mcp.store.embedder import Embedder, embedder_from_env  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -30,7 +30,7 @@ def load(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def evaluate(pairs: list[dict], embedder: OnnxEmbedder) -> list[tuple[dict, bool, float, str]]:
+def evaluate(pairs: list[dict], embedder: Embedder) -> list[tuple[dict, bool, float, str]]:
     vectors = embedder.embed([p["a"] for p in pairs] + [p["b"] for p in pairs])
     n = len(pairs)
     out = []
@@ -58,7 +58,7 @@ def main() -> int:
     parser.add_argument("--by-kind", action="store_true")
     args = parser.parse_args()
     files = args.files or sorted(DATA.glob("dedup_pairs*.jsonl"))
-    embedder = OnnxEmbedder()
+    embedder = embedder_from_env()
     print("| set | pairs | precision | recall | false merges | missed merges |")
     print("|---|---|---|---|---|---|")
     everything = []

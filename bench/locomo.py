@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from headroom_mcp.store import lexical, ranking  # noqa: E402
-from headroom_mcp.store.embedder import OnnxEmbedder  # noqa: E402
+from headroom_mcp.store.embedder import embedder_from_env  # noqa: E402
 from headroom_mcp.store.memory_store import MemoryStore  # noqa: E402
 from headroom_mcp.store.records import MemoryRecord, now  # noqa: E402
 from headroom_mcp.store.scopes import Context  # noqa: E402
@@ -103,7 +103,7 @@ def summarise(rows: list[tuple[str, bool, bool]]) -> dict[str, tuple[float, floa
 
 
 def run(conv_ids: list[str], weights: ranking.Weights, sweep: bool) -> tuple[list, list[Question], dict]:
-    embedder = OnnxEmbedder()
+    embedder = embedder_from_env()  # honours HEADROOM_MCP_EMBED_MODEL_DIR / _URL
     rows, asked, timing = [], [], {"ingest_s": 0.0, "turns": 0, "recall_ms": []}
     for conv_id in conv_ids:
         conversation = json.loads((DATA / f"{conv_id}.json").read_text())

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from headroom_mcp.errors import InvalidInput, NotFound
 from headroom_mcp.store.lexical import LexicalIndex
 from headroom_mcp.store.memory_store import MemoryStore
 from headroom_mcp.store.records import SUPERSEDED
@@ -28,7 +29,54 @@ def test_same_fact_from_two_agents_is_stored_once_with_provenance(store, ctx):
     assert second["agents"] == ["claude", "codex"]
     m = store.get(ctx, first["id"])
     assert m["seen_count"] == 2 and m["created_by"] == "claude" and m["tags"] == ["tooling"]
-    assert store.count() == 1
+    assert [x["id"] for x in store.list(ctx)] == [first["id"]]
+    # The restatement's words are kept as the memory's history, not thrown away.
+    assert [(h["id"], h["content"], h["agents"]) for h in m["restatements"]] == [
+        (second["restatement"], "The repository uses uv instead of pip.", ["codex"])]
+
+
+def test_a_restatement_is_searchable_and_a_wrong_merge_can_be_undone(store, ctx):
+    first = store.remember(ctx, "this repo uses uv, not pip")
+    second = store.remember(ctx.with_(agent_id="codex"), "The repository uses uv instead of pip.")
+    # Words only the restatement has find the memory (lexically and by its own vector).
+    assert [r["id"] for r in store.recall(ctx, "instead of pip")][:1] == [first["id"]]
+    undone = store.unmerge(ctx, second["restatement"])
+    assert undone == {"id": second["restatement"], "status": "unmerged", "unmerged_from": first["id"]}
+    kept = store.get(ctx, first["id"])
+    assert kept["seen_count"] == 1 and kept["agents"] == ["claude"] and kept["restatements"] == []
+    restored = store.get(ctx, second["restatement"])
+    assert restored["status"] == "active" and restored["content"] == "The repository uses uv instead of pip."
+    assert restored["agents"] == ["codex"] and restored["merged_into"] == ""
+    assert {m["id"] for m in store.list(ctx)} == {first["id"], second["restatement"]}
+    assert store.check(repair=False)["missing"] == 0 and store.check(repair=False)["extra"] == 0
+    with pytest.raises(InvalidInput, match="not a merged restatement"):
+        store.unmerge(ctx, first["id"])  # changes nothing
+    with pytest.raises(NotFound):
+        store.unmerge(ctx, "mem_nope")
+    assert store.get(ctx, first["id"])["seen_count"] == 1
+
+
+def test_exact_repeat_by_the_same_agent_only_counts(store, ctx):
+    first = store.remember(ctx, "Deploys go through make deploy")
+    again = store.remember(ctx, "deploys go through make deploy.")
+    assert again["status"] == "merged" and "restatement" not in again
+    assert store.get(ctx, first["id"])["restatements"] == []
+
+
+def test_a_new_value_in_the_same_slot_is_a_conflict_not_a_merge(store, ctx):
+    old = store.remember(ctx, "The API server listens on port 8080")
+    new = store.remember(ctx, "The API server listens on port 9090")
+    assert new["status"] == "created" and new["id"] != old["id"]
+    assert [c["id"] for c in new["conflicts"]] == [old["id"]]
+    assert "similar" not in new or old["id"] not in [s["id"] for s in new["similar"]]
+    # Both match a question about the port: the newer one comes first.
+    assert [r["id"] for r in store.recall(ctx, "which port does the API server listen on?")][:2] == [new["id"], old["id"]]
+
+
+def test_the_same_words_from_two_speakers_are_two_memories(store, ctx):
+    a = store.remember(ctx, "Caroline: I went to the support group yesterday.")
+    b = store.remember(ctx, "Melanie: I went to the support group yesterday.")
+    assert b["status"] == "created" and b["id"] != a["id"]
 
 
 def test_exact_repeat_merges_and_counts(store, ctx):
@@ -42,10 +90,17 @@ def test_exact_repeat_merges_and_counts(store, ctx):
     ("Always squash-merge pull requests", "Never squash-merge pull requests"),
     ("the API rate limit is 100 requests/min", "the API rate limit is 1000 requests/min"),
 ])
-def test_different_facts_that_look_alike_are_kept_and_reported_as_similar(store, ctx, a, b):
+def test_a_fact_with_one_slot_changed_is_kept_and_reported_as_a_conflict(store, ctx, a, b):
     first = store.remember(ctx, a)
     second = store.remember(ctx, b)
     assert second["status"] == "created" and second["id"] != first["id"]
+    assert [s["id"] for s in second["conflicts"]] == [first["id"]] and "similar" not in second
+
+
+def test_a_different_fact_about_another_subject_is_similar_not_a_conflict(store, ctx):
+    first = store.remember(ctx, "the api service caches sessions in Redis")
+    second = store.remember(ctx, "the scheduler service caches sessions in Redis")
+    assert second["status"] == "created" and "conflicts" not in second
     assert [s["id"] for s in second["similar"]] == [first["id"]]
 
 

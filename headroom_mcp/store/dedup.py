@@ -96,6 +96,8 @@ def _vocabulary() -> frozenset[str]:
     return frozenset(w for w in vocab if w.isalpha() and not w.startswith("##"))
 
 
+#: A transcript label: one or two capitalised words and a colon opening the text.
+_SPEAKER = re.compile(r"^\s*([A-Z][\w'-]*(?: [A-Z][\w'-]*)?):\s")
 _IDENT_SHAPE = re.compile(r"\b(?:[A-Za-z0-9]*(?:[_./:\\@$#-][A-Za-z0-9]+)+|[A-Za-z][a-z]*[A-Z]\w*|[A-Z]{2,}\w*)")
 
 
@@ -135,6 +137,8 @@ class Facts:
     numbers: tuple[tuple[str, str], ...]
     negations: int
     names: frozenset[str]
+    #: The "Name:" a transcript line starts with ("Caroline: I went hiking"), folded; "" if none.
+    speaker: str = ""
 
     @property
     def terms(self) -> frozenset[str]:
@@ -168,7 +172,9 @@ class Facts:
             names.update(p for p in re.split(r"[^a-z0-9]+", ident) if p and not p.isdigit() and p not in STOP_WORDS)
         names.update(_proper_nouns(text))
         negs = sum(1 for w in raw if _is_negation(w))
-        return cls(text, tuple(raw), sequence, tuple(sorted(numbers(text))), negs, frozenset(canonical(n) for n in names))
+        label = _SPEAKER.match(text)
+        return cls(text, tuple(raw), sequence, tuple(sorted(numbers(text))), negs, frozenset(canonical(n) for n in names),
+                   fold(label.group(1)) if label else "")
 
 
 def _is_negation(word: str) -> bool:
@@ -278,10 +284,29 @@ class Verdict:
     similar: bool
     reason: str
     fuzzy: float
+    #: Not the same fact but the same statement with one slot filled differently (a version,
+    #: a port, a tool, a direction): the new memory likely replaces the old one.
+    conflict: bool = False
+
+
+def _same_subject(a: Facts, b: Facts) -> bool:
+    """Is the statement about the same thing, its first content word not replaced by another?
+
+    "the api uses Redis" / "the scheduler uses Redis" are about different subjects; "always
+    squash-merge" / "never squash-merge" (a word dropped) and "port 8080" / "port 9090"
+    (a later slot) are about the same one.
+    """
+    if not a.sequence or not b.sequence:
+        return False
+    first = SequenceMatcher(a=a.sequence, b=b.sequence, autojunk=False).get_opcodes()[0]
+    return not (first[0] == "replace" and first[1] == 0 and first[3] == 0
+                and not _equivalent("".join(a.sequence[first[1]:first[2]]), "".join(b.sequence[first[3]:first[4]])))
 
 
 def judge(new: Facts, old: Facts, cosine: float) -> Verdict:
-    """Decide merge / similar / unrelated for a candidate at embedding ``cosine``."""
+    """Decide merge / conflict / similar / unrelated for a candidate at embedding ``cosine``."""
+    if new.speaker and old.speaker and new.speaker != old.speaker:  # "Ann: ..." / "Bob: ...": not one person's words
+        return Verdict(False, cosine >= SIMILAR_COSINE, "different speakers", 0.0)
     fuzzy = fuzz.token_set_ratio(normalize(new.text), normalize(old.text))
     same_terms = new.terms == old.terms and cosine >= SAME_TERMS_MIN_COSINE
     close = same_terms or cosine >= MERGE_COSINE or (fuzzy >= MERGE_FUZZY and cosine >= FUZZY_MIN_COSINE)
@@ -289,5 +314,5 @@ def judge(new: Facts, old: Facts, cosine: float) -> Verdict:
         return Verdict(False, cosine >= SIMILAR_COSINE, "not similar enough", fuzzy)
     reason = blocking_guard(new, old)
     if reason:
-        return Verdict(False, True, reason, fuzzy)
+        return Verdict(False, True, reason, fuzzy, conflict=_same_subject(new, old))
     return Verdict(True, True, "same fact", fuzzy)

@@ -115,7 +115,9 @@ class OnnxEmbedder:
         self.warm()
         assert self._tokenizer is not None and self._session is not None
         if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
+            # The model's width, not MiniLM's 384: any sentence-embedding model may be configured.
+            width = self._session.get_outputs()[0].shape[-1]
+            return np.zeros((0, width if isinstance(width, int) else self.embed(["width probe"]).shape[1]), dtype=np.float32)
         encodings = self._tokenizer.encode_batch(list(texts))
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         out: list[np.ndarray | None] = [None] * len(texts)

@@ -15,7 +15,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from .records import ACTIVE
+from .records import ACTIVE, MERGED
+
+#: Statuses the index holds: active memories, and restatements searched on their behalf.
+INDEXED = (ACTIVE, MERGED)
 from .text import index_terms
 
 #: BM25 term-frequency saturation and length normalisation. Memories are short and of
@@ -54,16 +57,22 @@ class LexicalIndex:
         with self._lock:
             return set(self._docs)
 
+    def meta(self, doc_id: str) -> Mapping[str, Any]:
+        """The metadata an indexed memory was indexed with (empty when it is not indexed)."""
+        with self._lock:
+            doc = self._docs.get(doc_id)
+            return doc.meta if doc is not None else {}
+
     def apply(self, doc_id: str, document: str | None, meta: Mapping[str, Any]) -> None:
-        """Add, replace or (for a non-active record) drop one memory."""
+        """Add, replace or (for a retired record) drop one memory."""
         with self._lock:
             self.watermark = max(self.watermark, float(meta.get("changed_at") or meta.get("updated_at") or 0.0))
             current = self._docs.get(doc_id)
             if current is not None and current.meta.get("changed_at") == meta.get("changed_at") \
-                    and current.meta.get("updated_at") == meta.get("updated_at") and meta.get("status", ACTIVE) == ACTIVE:
+                    and current.meta.get("updated_at") == meta.get("updated_at") and meta.get("status", ACTIVE) in INDEXED:
                 return  # already indexed (refresh windows overlap on purpose)
             self._remove(doc_id)
-            if meta.get("status", ACTIVE) != ACTIVE or not document:
+            if meta.get("status", ACTIVE) not in INDEXED or not document:
                 return
             terms = Counter(index_terms(document))
             doc = _Doc(terms, sum(terms.values()), dict(meta))

@@ -8,6 +8,7 @@ instant end with one memory).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -21,11 +22,12 @@ from . import ranking, secrets
 from .chroma import open_client, open_collection
 from .dedup import Facts, judge
 from .embedder import Embedder
-from .lexical import LexicalIndex
+from .lexical import INDEXED, LexicalIndex
 from .migrations import SCHEMA_VERSION, migrate, version_of
 from .records import (
     ACTIVE,
     FORGOTTEN,
+    MERGED,
     SUPERSEDED,
     MemoryRecord,
     check_content,
@@ -61,13 +63,28 @@ class RememberResult(TypedDict, total=False):
     scope: str
     agents: list[str]
     duplicate_of: str
+    restatement: str
     similar: list[dict[str, Any]]
+    conflicts: list[dict[str, Any]]
     redacted: list[str]
 
 
 def _domain(scope: str, user_id: str, keys: dict[str, str]) -> dict[str, Any]:
     """Where a new fact's twin can be: active, same scope and keys, and the same owner."""
     return {"status": ACTIVE, "scope": scope, **keys, **owner_clause(scope, user_id)}
+
+
+def _newer_first(ranked: list[ranking.Scored], replaces: Mapping[str, list[str]]) -> list[ranking.Scored]:
+    """``ranked`` with each memory moved just above any older one it conflicts with.
+
+    When a fact was restated with a new value (its ``conflicts``) and both match a query,
+    the newer statement is the one to believe, whatever their scores.
+    """
+    out: list[ranking.Scored] = []
+    for s in ranked:
+        above = [n for n, placed in enumerate(out) if placed.id in replaces.get(s.id, ())]
+        out.insert(min(above) if above else len(out), s)
+    return out
 
 
 class MemoryStore:
@@ -142,7 +159,10 @@ class MemoryStore:
         metas = [{**r.to_metadata(), "changed_at": t} for r in records]
         docs = [r.content for r in records]
         if vectors is None:
-            self.collection.update(ids=ids, metadatas=metas)  # content never changes in place
+            # Content never changes in place. Chroma merges metadata on update, so a field that
+            # became empty (``merged_into`` after an unmerge) is deleted by naming it with None.
+            cleared = [{**{k: None for k in MemoryRecord.metadata_keys() if k not in m}, **m} for m in metas]
+            self.collection.update(ids=ids, metadatas=cleared)
         else:
             self.collection.upsert(ids=ids, metadatas=metas, documents=docs, embeddings=[list(map(float, v)) for v in vectors])
         for r, m in zip(records, metas):
@@ -187,7 +207,7 @@ class MemoryStore:
         if not isinstance(repair, bool):
             raise InvalidInput(f"repair must be true or false, got {repair!r}")
         self.refresh_lexical()
-        active = {i for page in self._pages({"status": ACTIVE}, []) for i in page["ids"]}
+        active = {i for page in self._pages({"status": {"$in": list(INDEXED)}}, []) for i in page["ids"]}
         indexed = self.lexical.ids()
         missing, extra = sorted(active - indexed), sorted(indexed - active)
         report: dict[str, Any] = {"records": self.collection.count(), "active": len(active), "lexical": len(indexed),
@@ -261,16 +281,20 @@ class MemoryStore:
         vector = self._embed_one(content)
         facts = Facts.of(content)
         similar: list[dict[str, Any]] = []
+        conflicts: list[dict[str, Any]] = []
         if old is None:
             for record, cosine in self._neighbours(vector, _domain(scope, ctx.user_id, keys), content):
                 verdict = judge(facts, Facts.of(record.content), cosine)
                 if verdict.merge:
-                    merged = self._merge(ctx, record, importance, tags)
+                    merged = self._merge(ctx, record, content, vector, importance, tags)
                     if redacted:
                         merged["redacted"] = redacted
                     return merged
-                if verdict.similar:
-                    similar.append({"id": record.id, "content": record.content, "score": round(cosine, 4)})
+                entry = {"id": record.id, "content": record.content, "score": round(cosine, 4)}
+                if verdict.conflict:
+                    conflicts.append(entry)
+                elif verdict.similar:
+                    similar.append(entry)
 
         t = now()
         if scope != "user":  # where it was said, so the project's admins can manage it
@@ -280,7 +304,7 @@ class MemoryStore:
             agents=appended_once([], ctx.agent_id), created_by=ctx.agent_id, created_at=t, updated_at=t,
             importance=0.5 if importance is None else importance, tags=tags,
             supersedes=old.id if old else "", expires_at=t + self.turn_ttl if scope == "turn" else 0.0,
-            **keys,
+            conflicts=[c["id"] for c in conflicts[:5]], **keys,
         )
         self._write([record], [vector])
         if old is not None:
@@ -292,6 +316,8 @@ class MemoryStore:
             result["supersedes"] = old.id  # type: ignore[typeddict-unknown-key]
         if similar:
             result["similar"] = similar[:5]
+        if conflicts:
+            result["conflicts"] = conflicts[:5]
         if redacted:
             result["redacted"] = redacted
         return result
@@ -307,18 +333,78 @@ class MemoryStore:
             out.append((MemoryRecord.from_chroma(doc_id, doc, meta), cosine))
         return out
 
-    def _merge(self, ctx: Context, record: MemoryRecord, importance: float | None, tags: list[str]) -> RememberResult:
-        record.agents = appended_once(record.agents, ctx.agent_id)
-        record.users = appended_once(record.users, ctx.user_id)
-        record.seen_count += 1
-        record.updated_at = now()
-        if importance is not None:
-            record.importance = max(record.importance, importance)
-        record.tags = list(dict.fromkeys(record.tags + tags))
-        if record.scope == "turn":
-            record.expires_at = record.updated_at + self.turn_ttl
-        self._write([record])
-        return {"id": record.id, "status": "merged", "scope": record.scope, "agents": record.agents, "duplicate_of": record.id}
+    def _merge(self, ctx: Context, record: MemoryRecord, content: str, vector: np.ndarray,
+               importance: float | None, tags: list[str]) -> RememberResult:
+        """Fold a restatement of ``record`` into it, keeping the restatement's text as history.
+
+        The same words from an agent and user already on the record add nothing to keep, so
+        they only count; anything else becomes a restatement record (text, agent, user, time)
+        that recall searches on the memory's behalf and ``unmerge`` can restore.
+        """
+        t = now()
+        restatement = MemoryRecord(
+            id=new_id(), content=content, scope=record.scope, user_id=ctx.user_id, users=[ctx.user_id],
+            agents=appended_once([], ctx.agent_id), created_by=ctx.agent_id, created_at=t, updated_at=t,
+            importance=record.importance if importance is None else importance, tags=tags,
+            **{k: getattr(record, k) for k in ("project", "session_id", "agent_id", "turn_id")},
+        )
+        known = content_hash(content) == content_hash(record.content) and ctx.agent_id in record.agents and ctx.user_id in record.users
+        self._fold(record, restatement, None if known else vector)
+        result: RememberResult = {"id": record.id, "status": "merged", "scope": record.scope, "agents": record.agents, "duplicate_of": record.id}
+        if not known:
+            result["restatement"] = restatement.id
+        return result
+
+    def _fold(self, twin: MemoryRecord, restatement: MemoryRecord, vector: Any | None) -> None:
+        """Merge ``restatement`` into ``twin``: provenance, counts, tags; store it as history.
+
+        With ``vector`` None the restatement is only counted, not kept (nothing new in it).
+        """
+        twin.agents = appended_once(twin.agents + restatement.agents, "")
+        twin.users = appended_once(twin.users + restatement.users, "")
+        twin.seen_count += restatement.seen_count
+        twin.importance = max(twin.importance, restatement.importance)
+        twin.tags = list(dict.fromkeys(twin.tags + restatement.tags))
+        twin.updated_at = max(twin.updated_at, restatement.updated_at)
+        if twin.scope == "turn":
+            twin.expires_at = now() + self.turn_ttl
+        if vector is not None:
+            # History first: a crash in between leaves a restatement, never a lost text.
+            restatement.status, restatement.merged_into = MERGED, twin.id
+            self._write([restatement], [vector])
+        self._write([twin])
+
+    def restatements(self, memory_id: str) -> list[MemoryRecord]:
+        """The restatements folded into ``memory_id``, oldest first."""
+        got = self.collection.get(where={"$and": [{"status": MERGED}, {"merged_into": memory_id}]}, include=["documents", "metadatas"])
+        records = [MemoryRecord.from_chroma(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
+        return sorted(records, key=lambda r: r.created_at)
+
+    def unmerge(self, ctx: Context, id: Any) -> dict[str, Any]:
+        """Undo a merge: the restatement ``id`` becomes a memory of its own again.
+
+        The memory it was folded into loses the count, and the agents and users that only
+        this restatement brought. Everything is checked before anything is written.
+        """
+        ctx.require_write()
+        restatement = self._one(id, ctx.can_change)
+        if restatement.status != MERGED:
+            raise InvalidInput(f"memory {restatement.id} is {restatement.status}, not a merged restatement; "
+                               "unmerge takes the id of a restatement (see the memory's restatements)")
+        parent = self._records([restatement.merged_into], lambda m: True).get(restatement.merged_into)
+        t = now()
+        restatement.status, restatement.merged_into, restatement.updated_at = ACTIVE, "", t
+        self._write([restatement])
+        if parent is not None:
+            others = [r for r in self.restatements(parent.id) if r.id != restatement.id]
+            kept_agents = {parent.created_by, *(a for r in others for a in r.agents)}
+            kept_users = {parent.user_id, *(u for r in others for u in r.users)}
+            parent.agents = [a for a in parent.agents if a not in restatement.agents or a in kept_agents]
+            parent.users = [u for u in parent.users if u not in restatement.users or u in kept_users]
+            parent.seen_count = max(1, parent.seen_count - restatement.seen_count)
+            parent.updated_at = t
+            self._write([parent])
+        return {"id": restatement.id, "status": "unmerged", "unmerged_from": parent.id if parent else restatement.id}
 
     def import_records(self, records: list[MemoryRecord], dedup: bool = True, batch: int = 256) -> dict[str, int]:
         """Write whole records (ids, provenance, timestamps kept), embedding in batches.
@@ -335,19 +421,17 @@ class MemoryStore:
         for start in range(0, len(records), batch):
             chunk = records[start : start + batch]
             vectors = self.embedder.embed([r.content for r in chunk])
-            existing = set(self.collection.get(ids=[r.id for r in chunk], include=[])["ids"])
+            found = self.collection.get(ids=[r.id for r in chunk], include=["metadatas"])
+            existing = {i: (m or {}).get("status", ACTIVE) for i, m in zip(found["ids"], found["metadatas"])}
             fresh: list[tuple[MemoryRecord, Any]] = []
             for record, vector in zip(chunk, vectors):
+                if existing.get(record.id) == MERGED:  # imported before and folded into its twin
+                    counts["merged"] += 1
+                    continue
                 if dedup and record.id not in existing and record.status == ACTIVE:
                     twin = self._same_fact(record, vector)
                     if twin is not None:
-                        twin.agents = appended_once(twin.agents + record.agents, "")
-                        twin.users = appended_once(twin.users + record.users, "")
-                        twin.seen_count += record.seen_count
-                        twin.importance = max(twin.importance, record.importance)
-                        twin.tags = list(dict.fromkeys(twin.tags + record.tags))
-                        twin.updated_at = max(twin.updated_at, record.updated_at)
-                        self._write([twin])
+                        self._fold(twin, record, vector)
                         counts["merged"] += 1
                         continue
                 counts["replaced" if record.id in existing else "created"] += 1
@@ -403,7 +487,7 @@ class MemoryStore:
         )
         floor = float(min_score) if min_score is not None else None
         results = []
-        for s in fused:
+        for s in _newer_first(fused, {i: r.conflicts for i, r in records.items()}):
             if floor is not None and s.score < floor:
                 continue
             r = records[s.id]
@@ -426,31 +510,54 @@ class MemoryStore:
         faster than an id + where query.
         """
         vector = self._embed_one(query)
-        hits = self.collection.query(query_embeddings=[list(map(float, vector))], n_results=pool, where=vis.where(), include=["documents", "metadatas", "distances"])
+        searched = dataclasses.replace(vis, restatements=True)
+        hits = self.collection.query(query_embeddings=[list(map(float, vector))], n_results=pool, where=searched.where(), include=["documents", "metadatas", "distances"])
         records: dict[str, MemoryRecord] = {}
         dense: dict[str, float] = {}
+        restated: dict[str, float] = {}  # memory id -> best cosine of its restatements
         for doc_id, doc, meta, dist in zip(hits["ids"][0], hits["documents"][0], hits["metadatas"][0], hits["distances"][0]):
+            cosine = 1.0 - float(dist)
+            if meta.get("status") == MERGED:
+                parent = str(meta.get("merged_into") or "")
+                restated[parent] = max(restated.get(parent, -1.0), cosine)
+                continue
             records[doc_id] = MemoryRecord.from_chroma(doc_id, doc, meta)
-            dense[doc_id] = 1.0 - float(dist)
+            dense[doc_id] = cosine
 
         if time.monotonic() - self._refreshed >= self.refresh_interval:
             self.refresh_lexical()
-        lexical = dict(self.lexical.search(query, vis.matches, pool))
-        missing = [i for i in lexical if i not in dense]
+        lexical: dict[str, float] = {}
+        for doc_id, bm25 in self.lexical.search(query, searched.matches, pool):
+            meta = self.lexical.meta(doc_id)
+            target = str(meta.get("merged_into") or doc_id) if meta.get("status") == MERGED else doc_id
+            lexical[target] = max(lexical.get(target, 0.0), bm25)
+        missing = [i for i in dict.fromkeys([*lexical, *restated]) if i not in dense]
         if missing:
             got = self.collection.get(ids=missing, include=["documents", "metadatas", "embeddings"])
             for doc_id, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
                 if vis.matches(meta):
                     records[doc_id] = MemoryRecord.from_chroma(doc_id, doc, meta)
                     dense[doc_id] = float(np.dot(vector, np.asarray(emb, dtype=np.float32)))
-            lexical = {i: s for i, s in lexical.items() if i in dense}
+        for doc_id, cosine in restated.items():
+            if doc_id in dense:
+                dense[doc_id] = max(dense[doc_id], cosine)
+        lexical = {i: s for i, s in lexical.items() if i in dense}
         return records, dense, lexical
 
     # ---- read ----------------------------------------------------------------------------
 
     def get(self, ctx: Context, memory_id: Any) -> dict[str, Any]:
-        """A memory the caller may see, by id, with its full provenance and history fields."""
-        return self._one(memory_id, ctx.can_read).to_dict()
+        """A memory the caller may see, by id, with its full provenance and history fields.
+
+        ``restatements`` lists what was merged into it (each one can be ``unmerge``d).
+        """
+        record = self._one(memory_id, ctx.can_read)
+        out = record.to_dict()
+        out["restatements"] = [
+            {"id": r.id, "content": r.content, "agents": r.agents, "users": r.users, "created_at": iso(r.created_at)}
+            for r in self.restatements(record.id)
+        ]
+        return out
 
     def _pages(self, where: dict | None, include: list[str]) -> Iterable[dict[str, Any]]:
         """The collection's records matching ``where``, a page of ``_PAGE`` at a time."""
@@ -495,6 +602,8 @@ class MemoryStore:
         by_project: dict[str, int] = {}
         total = retired = 0
         for r in self._iter_where({"user_id": ctx.user_id}):
+            if r.status == MERGED:  # history of another memory, counted there
+                continue
             if r.status != ACTIVE:
                 retired += 1
                 continue
@@ -571,6 +680,8 @@ class MemoryStore:
             {"$and": [{"scope": "turn"}, {"expires_at": {"$lt": t}}]},
         ]}
         doomed = self.collection.get(where=where, include=[])["ids"]
+        if doomed:  # the history of a purged memory goes with it
+            doomed += self.collection.get(where={"$and": [{"status": MERGED}, {"merged_into": {"$in": doomed}}]}, include=[])["ids"]
         for start in range(0, len(doomed), 500):
             chunk = doomed[start : start + 500]
             self.collection.delete(ids=chunk)

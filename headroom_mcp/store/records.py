@@ -26,6 +26,9 @@ MAX_TAG_CHARS = 64
 DEFAULT_IMPORTANCE = 0.5
 
 ACTIVE, SUPERSEDED, FORGOTTEN = "active", "superseded", "forgotten"
+#: A restatement folded into another memory (``merged_into``): kept as that memory's history,
+#: searchable on its behalf, and restorable as a memory of its own (``unmerge``).
+MERGED = "merged"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -159,16 +162,25 @@ class MemoryRecord:
     seen_count: int = 1
     supersedes: str = ""
     superseded_by: str = ""
+    #: For a restatement (status ``merged``): the memory it was folded into.
+    merged_into: str = ""
+    #: Older memories this one replaces in one slot (same subject, a new value), best first.
+    conflicts: list[str] = field(default_factory=list)
     status: str = ACTIVE
     expires_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     _FLOATS = ("created_at", "updated_at", "importance", "expires_at")
-    _LISTS = ("agents", "users", "tags")
+    _LISTS = ("agents", "users", "tags", "conflicts")
 
     def __post_init__(self) -> None:
         if not self.users and self.user_id:  # records from before team provenance
             self.users = [self.user_id]
+
+    @classmethod
+    def metadata_keys(cls) -> tuple[str, ...]:
+        """The metadata keys a record's fields map to (``to_metadata`` drops the empty ones)."""
+        return tuple(k for k in cls.__dataclass_fields__ if k not in ("id", "content", "extra"))
 
     def to_metadata(self) -> dict[str, Any]:
         """Chroma metadata: empty strings and lists dropped, the content hash added."""

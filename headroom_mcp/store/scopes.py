@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import Any, Mapping
 
 from ..errors import Forbidden, InvalidInput
-from .records import ACTIVE, SCOPES
+from .records import ACTIVE, MERGED, SCOPES
 
 ROLES = ("read", "write", "admin")
 #: In ``Context.projects``: every project.
@@ -142,6 +142,13 @@ class Visibility:
     tags: tuple[str, ...] = ()
     agent: str = ""
     now: float = 0.0
+    #: Also match restatements (status ``merged``), which recall searches on behalf of the
+    #: memory they were folded into; everything else sees active memories only.
+    restatements: bool = False
+
+    @property
+    def statuses(self) -> tuple[str, ...]:
+        return (ACTIVE, MERGED) if self.restatements else (ACTIVE,)
 
     def scope_clauses(self) -> list[dict[str, Any]]:
         """One equality clause set per visible scope (scopes whose keys are unknown drop out).
@@ -171,7 +178,7 @@ class Visibility:
         scope_clauses = [_eq_all(c) for c in self.scope_clauses()]
         if not scope_clauses:
             return None
-        parts: list[dict[str, Any]] = [{"status": ACTIVE}]
+        parts: list[dict[str, Any]] = [{"status": {"$in": list(self.statuses)}} if self.restatements else {"status": ACTIVE}]
         parts.append(scope_clauses[0] if len(scope_clauses) == 1 else {"$or": scope_clauses})
         if self.tags:
             tag_clauses = [{"tags": {"$contains": t}} for t in self.tags]
@@ -186,7 +193,7 @@ class Visibility:
 
     def matches(self, meta: Mapping[str, Any]) -> bool:
         """The same rule as ``where`` applied to one record's metadata."""
-        if meta.get("status", ACTIVE) != ACTIVE:
+        if meta.get("status", ACTIVE) not in self.statuses:
             return False
         if not any(all(meta.get(k) == v for k, v in c) for c in self._clause_items):
             return False
