@@ -22,10 +22,11 @@ from typing import Iterable
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
-from .text import ALIASES, NUMBER_WORDS, STOP_WORDS, canonical, fold, join_phrases, normalize, numbers, stem, words
+from .quantities import quantities, strip
+from .text import ALIASES, STOP_WORDS, WORD, aliased, canonical, fold, join_phrases, normalize, stem, words
 
 #: Merge when cosine is at least this and no guard fires.
-MERGE_COSINE = 0.80
+MERGE_COSINE = 0.70
 #: ... or when the fuzzy token-set ratio is at least this (typos, re-ordering) with cosine ≥ FUZZY_MIN_COSINE.
 MERGE_FUZZY = 88.0
 FUZZY_MIN_COSINE = 0.65
@@ -50,7 +51,7 @@ EXCLUSIVE_GROUPS: tuple[frozenset[str], ...] = tuple(
         "ascending descending asc desc", "tabs tab spaces space", "sync synchronous async asynchronous",
         "public private internal", "true false", "on off", "minimum maximum min max", "start stop", "open close closed",
         "upper lower uppercase lowercase", "first last", "add remove delete",
-        "increase decrease", "success failure pass fail", "accept reject", "local remote",
+        "increase decrease", "up down", "success failure pass fail", "accept reject", "local remote",
         "required optional", "left right", "above below", "read write", "import export",
         "server client", "frontend backend", "light dark", "merge rebase squash",
         "monday tuesday wednesday thursday friday saturday sunday",
@@ -102,12 +103,19 @@ _IDENT_SHAPE = re.compile(r"\b(?:[A-Za-z0-9]*(?:[_./:\\@$#-][A-Za-z0-9]+)+|[A-Za
 
 
 def _original_identifiers(text: str) -> set[str]:
-    """Identifier-shaped spans (paths, snake_case, camelCase, ALLCAPS, dotted names)."""
+    """Identifier-shaped spans (paths, snake_case, camelCase, ALLCAPS, dotted names).
+
+    An English word in capitals ("IMPORTANT") is emphasis, and a discourse marker ("FYI")
+    is filler: neither names anything.
+    """
     shouting = text.upper() == text
+    vocab = _vocabulary()
     found = set()
     for match in _IDENT_SHAPE.finditer(text):
         token = match.group(0)
         if shouting and token.isalpha():
+            continue
+        if token.isalpha() and token.isupper() and (token.lower() in FILLER or (len(token) > 3 and token.lower() in vocab)):
             continue
         found.add(fold(token).strip(".:-"))
     return found
@@ -127,6 +135,32 @@ def _proper_nouns(text: str) -> set[str]:
     return out
 
 
+#: Discourse markers that add nothing to a fact ("FYI: use uv", "use uv, btw").
+FILLER = frozenset("fyi btw pls plz please imo imho iirc afaik tldr nb ps".split())
+#: Words between two exchanged terms that keep the statement symmetric: "X is the Y" /
+#: "the Y is X", "lint and tests" / "tests and lint". Anything else between them (a verb,
+#: "to", "over", "from", "not") gives each term a role, and exchanging them changes the fact.
+SYMMETRIC = frozenset("is are was were be and or the a an vs versus equals plus both also where which that what".split())
+_PASSIVE = re.compile(
+    r"\b(?:is|are|was|were|be|been|being|gets?|got|getting)\s+(?:\w+ly\s+)?\w+(?:ed|en|wn|ne|lt|pt|ught|ound)\b"
+)
+#: Markdown quote, bullet, heading and list markers at the start of a text.
+_MARKUP = re.compile(r"^\s*(?:[>*+#-]+|\d+[.)])\s+")
+#: The team as subject, spelled as the team or as "we": one subject.
+_TEAM = re.compile(r"\b(?:our|the|my) team\b", re.IGNORECASE)
+
+
+def _token_key(word: str) -> str:
+    """A raw word's key for role comparison: canonical, but a possessive stays marked."""
+    possessive = word.endswith(("'s", "s'")) and len(word) > 3
+    return canonical(word) + ("'s" if possessive else "")
+
+
+_WORD_OR_COMMA = re.compile(WORD.pattern + r"|[,;]")
+_COPULA = frozenset("is are was were".split())
+_ARTICLES = frozenset("the a an , ;".split())
+
+
 @dataclass(frozen=True)
 class Facts:
     """What the guards compare, precomputed once per text."""
@@ -134,32 +168,68 @@ class Facts:
     text: str
     raw: tuple[str, ...]
     sequence: tuple[str, ...]
-    numbers: tuple[tuple[str, str], ...]
+    #: Canonical quantities stated ("time:0.25", "clock:17:00", "n:3.12"), in order.
+    numbers: tuple[str, ...]
     negations: int
     names: frozenset[str]
     #: The "Name:" a transcript line starts with ("Caroline: I went hiking"), folded; "" if none.
     speaker: str = ""
+    #: Every word in order as (key, content?): quantities as their canonical form, possessives
+    #: marked. What the role comparison reads.
+    tokens: tuple[tuple[str, bool], ...] = ()
+    #: Written in the passive voice ("the worker is called by the api").
+    passive: bool = False
 
     @property
     def terms(self) -> frozenset[str]:
         return frozenset(self.sequence)
 
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return tuple(k for k, content in self.tokens if content)
+
+    @property
+    def markers(self) -> tuple[tuple[str, ...], ...]:
+        """For each role, the function words (and commas) between it and the role before it."""
+        out, since = [], []
+        for key, content in self.tokens:
+            if content:
+                out.append(tuple(since))
+                since = []
+            else:
+                since.append(key)
+        return tuple(out)
+
     @classmethod
     def of(cls, text: str) -> "Facts":
-        raw = words(text)
+        label = _SPEAKER.match(text)
+        plain = _TEAM.sub("we", _MARKUP.sub("", text))
+        stated = quantities(plain)
+        plain = strip(plain)  # each quantity is now the word "qty"
+        raw = [w for w in words(plain) if w not in FILLER]
         vocab = _vocabulary()
-        # Content words in order; numbers and negations have guards of their own, and "the
+        # Content words in order; quantities and negations have guards of their own, and "the
         # user" is the implied subject of most memories ("I use neovim" / "the user uses neovim").
-        sequence = tuple(
-            term for term in (
-                canonical(w) for w in raw
-                if w not in STOP_WORDS and not _is_negation(w) and not w.isdigit() and w not in NUMBER_WORDS
-            ) if term != "user"
-        )
+        tokens: list[tuple[str, bool]] = []
+        pending = iter(stated)
+        for w in _WORD_OR_COMMA.findall(normalize(plain)):
+            if w in FILLER:
+                continue
+            if w == "qty":
+                tokens.append((next(pending, "qty"), True))
+                continue
+            stop = w in STOP_WORDS or w.split("'")[0] in STOP_WORDS or aliased(w) in STOP_WORDS or w in ",;"
+            key = w if w in ",;" or stop else _token_key(w)
+            tokens.append((key, not stop and not _is_negation(w) and key not in ("user", "user's")))
+        sequence = tuple(canonical(w) for w in raw if w != "qty" and not (
+            w in STOP_WORDS or w.split("'")[0] in STOP_WORDS or aliased(w) in STOP_WORDS or _is_negation(w)
+        ) and canonical(w) != "user")
         names: set[str] = set()
         for w in raw:
             bare = w.replace("'", "")
             base = ALIASES.get(bare, bare)
+            if w == "qty":
+                continue
             if w in NAMED_WORDS or base in NAMED_WORDS:
                 names.add(base)
             elif any(c.isdigit() for c in w) and not w.isdigit():
@@ -168,13 +238,92 @@ class Facts:
                 continue  # a known abbreviation of an ordinary word
             elif w.isalpha() and len(w) >= 3 and vocab and not {w, stem(w), stem(w) + "e"} & vocab:
                 names.add(base)
-        for ident in _original_identifiers(join_phrases(text)):
-            names.update(p for p in re.split(r"[^a-z0-9]+", ident) if p and not p.isdigit() and p not in STOP_WORDS)
-        names.update(_proper_nouns(text))
+        for ident in _original_identifiers(join_phrases(plain)):
+            parts = [p for p in re.split(r"[^a-z0-9]+", ident) if p and not p.isdigit() and p not in STOP_WORDS and p != "qty"]
+            if "-" in ident and not re.search(r"[_./:\\@$#]", ident) and vocab and all(p in vocab for p in parts):
+                continue  # "on-call", "code-first", "heads-up": an English compound, not an identifier
+            if ident.isalpha() and ident.upper() == ident and vocab and ident.lower() in vocab and len(ident) > 3:
+                continue  # "IMPORTANT": shouting, not an acronym
+            names.update(parts)
+        names.update(_proper_nouns(plain))
+        names.discard("qty")
         negs = sum(1 for w in raw if _is_negation(w))
-        label = _SPEAKER.match(text)
-        return cls(text, tuple(raw), sequence, tuple(sorted(numbers(text))), negs, frozenset(canonical(n) for n in names),
-                   fold(label.group(1)) if label else "")
+        return cls(text, tuple(raw), sequence, tuple(stated), negs, frozenset(canonical(n) for n in names),
+                   fold(label.group(1)) if label else "", tuple(tokens), bool(_PASSIVE.search(fold(plain))))
+
+
+def _roles_exchanged(a: Facts, b: Facts) -> bool:
+    """Do the texts say the same words with two parts exchanged so that their roles change?
+
+    "the api calls the worker" / "the worker calls the api", "from X to Y" / "from Y to X",
+    "prefer X over Y" / "prefer Y over X": same words, reverse fact. The same words moved
+    are the same fact when a part keeps the little words that mark its role ("in staging,
+    X" / "X in staging"), when the parts sit around a symmetric link ("X is the Y" / "the Y
+    is X", lists "A, B and C"), and when one text is in the passive voice.
+    """
+    ra, rb = a.roles, b.roles
+    if ra == rb or a.passive != b.passive or _copular_inversion(a, b):
+        return False
+    if sorted(ra) != sorted(rb):
+        # "Carol reviews Dave's PRs" / "Dave reviews Carol's PRs": the possessive moved.
+        bare_a, bare_b = [r.removesuffix("'s") for r in ra], [r.removesuffix("'s") for r in rb]
+        owners_a, owners_b = {r for r in ra if r.endswith("'s")}, {r for r in rb if r.endswith("'s")}
+        return sorted(bare_a) == sorted(bare_b) and bool(owners_a) and bool(owners_b) and owners_a != owners_b
+    n = len(ra)
+    for k in range(1, n):  # the whole statement rotated: a clause moved from front to back
+        if rb == ra[k:] + ra[:k]:
+            return _markers_changed(a, b, (0, n - k), (k, 0)) and not _symmetric_link(a, b, k, n - k)
+    p = 0
+    while ra[p] == rb[p]:
+        p += 1
+    s = 0
+    while ra[n - 1 - s] == rb[n - 1 - s]:
+        s += 1
+    # Shared words at the edges may belong to the exchanged parts ("REDIS url" / "DATABASE url").
+    for p2 in range(p, -1, -1):
+        for s2 in range(s, -1, -1):
+            mid_a, mid_b = ra[p2:n - s2], rb[p2:n - s2]
+            m = len(mid_a)
+            for x in range(1, min(4, m)):
+                for y in range(1, min(4, m - x + 1)):
+                    if mid_a[:x] == mid_b[m - x:] and mid_a[m - y:] == mid_b[:y] and mid_a[x:m - y] == mid_b[y:m - x]:
+                        if m > x + y:  # something stays between the exchanged parts
+                            return not _listed(a, p2 + x, p2 + m - y)
+                        return _markers_changed(a, b, (p2, p2 + y), (p2 + x, p2)) and not _symmetric_link(a, b, p2 + x, p2 + y)
+    return False
+
+
+def _norm(markers: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(w for w in markers if w not in _ARTICLES)
+
+
+def _markers_changed(a: Facts, b: Facts, *moves: tuple[int, int]) -> bool:
+    """Does a moved part (role index in ``a``, index in ``b``) lose or gain its role words?"""
+    ma, mb = a.markers, b.markers
+    return any(_norm(ma[i]) != _norm(mb[j]) for i, j in moves)
+
+
+def _symmetric_link(a: Facts, b: Facts, i: int, j: int) -> bool:
+    """Is the second part introduced by symmetric words only ("is the", "and") in either text?"""
+    return any(words_ and all(w in SYMMETRIC or w in ",;" for w in words_) for words_ in (a.markers[i], b.markers[j]))
+
+
+def _listed(a: Facts, start: int, end: int) -> bool:
+    """Are the roles from ``start`` to ``end`` (inclusive) in ``a`` items of a list ("A, B and C")?"""
+    return all(any(w in (",", ";", "and", "or") for w in a.markers[i]) for i in range(start, end + 1))
+
+
+def _copular_inversion(a: Facts, b: Facts) -> bool:
+    """"X is the Y" / "the Y is X": what stands on each side of "is" changes sides."""
+    def sides(f: Facts) -> tuple[frozenset[str], frozenset[str]] | None:
+        for i, markers in enumerate(f.markers):
+            if _COPULA & set(markers):
+                bare = [r.removesuffix("'s") for r in f.roles]
+                return frozenset(bare[:i]), frozenset(bare[i:])
+        return None
+
+    sa, sb = sides(a), sides(b)
+    return bool(sa and sb and sa[0] and sa[1] and sa[0] == sb[1] and sa[1] == sb[0])
 
 
 def _is_negation(word: str) -> bool:
@@ -249,19 +398,18 @@ def _swapped_slot(a: Facts, b: Facts) -> tuple[str, str] | None:
 
 def blocking_guard(a: Facts, b: Facts) -> str | None:
     """The reason two texts are different facts despite looking alike, or None."""
-    nums_a, nums_b = {v for v, _ in a.numbers}, {v for v, _ in b.numbers}
-    if nums_a != nums_b:
+    if set(a.numbers) != set(b.numbers):
         return "numbers differ"
-    units_a, units_b = dict(a.numbers), dict(b.numbers)
-    for value in nums_a:
-        if units_a.get(value) and units_b.get(value) and units_a[value] != units_b[value]:
-            return "units differ"
     if a.negations % 2 != b.negations % 2:
         return "negation differs"
-    only_a, only_b = a.terms - b.terms, b.terms - a.terms
+    raw_a, raw_b = {stem(w) for w in a.raw}, {stem(w) for w in b.raw}  # stop words too: "on" / "off"
+    only_a = (a.terms - b.terms) | (raw_a - raw_b)
+    only_b = (b.terms - a.terms) | (raw_b - raw_a)
     for group in EXCLUSIVE_GROUPS:
         if (only_a & group) and (only_b & group):
             return "exclusive alternatives differ"
+    if _roles_exchanged(a, b):
+        return "roles exchanged"
     if _unmatched_names(a, b) or _unmatched_names(b, a):
         return "names or identifiers differ"
     swap = _swapped_slot(a, b)

@@ -1,7 +1,7 @@
 """Word-level text analysis shared by deduplication and the lexical index.
 
 Kept dependency-free and deterministic: a tokenizer, a light English suffix stripper,
-stop words, abbreviations, and the number extractor that tells "3.12" from "3.11".
+stop words and abbreviations (numbers and units are read by ``quantities``).
 """
 
 from __future__ import annotations
@@ -66,14 +66,6 @@ PHRASES = tuple((re.compile(pattern, re.IGNORECASE), repl) for pattern, repl in 
     (r"\bset[- ]up\b", "setup"), (r"\bsign[- ]in\b", "login"), (r"\blog[- ]in\b", "login"),
 ))
 
-NUMBER_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
-    "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "hundred": 100, "thousand": 1000,
-    "once": 1, "twice": 2, "single": 1, "double": 2, "dozen": 12,
-}
-
-
 def stem(word: str) -> str:
     """A light suffix stripper (plural, -ing, -ed, -ly): enough to match uses/use, tests/test."""
     w = word
@@ -133,48 +125,3 @@ def index_terms(text: str) -> list[str]:
     dedup guards keep the lighter ``stem``, whose conservative merges they were tuned on.
     """
     return [_SNOWBALL.stemWord(aliased(w)) for w in words(text) if w not in STOP_WORDS]
-
-
-# ---- numbers -------------------------------------------------------------------------------
-
-_UNITS = {
-    "s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s",
-    "ms": "ms", "millisecond": "ms", "milliseconds": "ms",
-    "m": "min", "min": "min", "mins": "min", "minute": "min", "minutes": "min",
-    "h": "h", "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
-    "d": "d", "day": "d", "days": "d", "w": "wk", "week": "wk", "weeks": "wk",
-    "kb": "kb", "mb": "mb", "gb": "gb", "tb": "tb", "k": "k", "%": "%", "percent": "%",
-    "x": "x", "px": "px", "em": "em", "rem": "rem",
-}
-_NUM = re.compile(
-    r"(?<![A-Za-z])v?(\d+(?:[.,_]\d+)*)(k\b)?\s*(?:/|per\s+|an?\s+)?\s*(%|[A-Za-z]+)?"
-)
-
-
-def numbers(text: str) -> list[tuple[str, str]]:
-    """(value, unit) pairs: digits, versions and number words, unit normalised ('' if none).
-
-    "100/min", "100 per minute" and "a hundred a minute" all give ("100", "min").
-    """
-    folded = fold(text)
-    found: list[tuple[str, str]] = []
-    for match in _NUM.finditer(folded):
-        raw, kilo, unit = match.group(1), match.group(2), (match.group(3) or "")
-        value = raw.replace(",", "").replace("_", "") if re.fullmatch(r"\d{1,3}(,\d{3})+", raw) or "_" in raw else raw
-        if kilo:
-            try:
-                value = str(int(float(value) * 1000))
-            except ValueError:
-                pass
-        found.append((value, _UNITS.get(unit, "")))
-    tokens = words(folded)
-    for i, token in enumerate(tokens):
-        if token in NUMBER_WORDS and token not in ("once", "single"):
-            value = NUMBER_WORDS[token]
-            if token in ("hundred", "thousand") and i > 0 and tokens[i - 1] in NUMBER_WORDS:
-                continue  # "two hundred" is counted below
-            if i + 1 < len(tokens) and tokens[i + 1] in ("hundred", "thousand"):
-                value *= NUMBER_WORDS[tokens[i + 1]]
-            unit = _UNITS.get(tokens[i + 2] if i + 2 < len(tokens) and tokens[i + 1] in ("per", "a", "an") else (tokens[i + 1] if i + 1 < len(tokens) else ""), "")
-            found.append((str(value), unit))
-    return found
