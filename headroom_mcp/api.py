@@ -96,7 +96,7 @@ class SyncMemory:
         supersedes: str | None = None,
         turn_id: str = "",
     ) -> dict[str, Any]:
-        """Remember a fact: ``{id, status, scope, agents, duplicate_of?, similar?}``."""
+        """Remember a fact: ``{id, status, scope, agents, duplicate_of?, restatement?, similar?, conflicts?}``."""
         return self._call("remember", turn_id, content=content, scope=scope, importance=importance,
                           tags=list(tags) if tags is not None else None, supersedes=supersedes)
 
@@ -113,6 +113,11 @@ class SyncMemory:
         """The visible memories that best match ``query``, best first (empty when none is relevant)."""
         return self._call("recall", turn_id, query=query, limit=limit, scope=scope,
                           tags=list(tags) if tags is not None else None, agent=agent, min_score=min_score)["results"]
+
+    def unmerge(self, id: str) -> dict[str, Any]:
+        """Undo a merge: restatement ``id`` (a merged result's ``restatement``, or one listed
+        in ``get(memory)["restatements"]``) becomes a memory of its own again."""
+        return self._call("unmerge", id=id)
 
     def get(self, memory_id: str) -> dict[str, Any]:
         """One memory by id, with provenance and history fields."""
@@ -184,6 +189,7 @@ class Memory:
 
     save = _in_thread(SyncMemory.save)
     search = _in_thread(SyncMemory.search)
+    unmerge = _in_thread(SyncMemory.unmerge)
     get = _in_thread(SyncMemory.get)
     get_all = _in_thread(SyncMemory.get_all)
     delete = _in_thread(SyncMemory.delete)

@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query")
     p.add_argument("--yes", action="store_true", help="confirm forgetting by query")
 
+    p = sub.add_parser("unmerge", help="undo a wrong merge: a restatement becomes a memory of its own again")
+    _common(p)
+    p.add_argument("id", help="the restatement's id (shown by remember, and by show MEMORY_ID)")
+
     p = sub.add_parser("list", help="list visible memories, newest first")
     _common(p)
     p.add_argument("--scope", choices=["user", "project", "session", "agent", "turn"])
@@ -197,9 +201,15 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "remember":
             r = memory.save(args.content, scope=args.scope, importance=args.importance, tags=args.tags, supersedes=args.supersedes)
             text = f"{r['status']} {r['id']} [{r['scope']}] agents: {', '.join(r['agents'])}"
-            for s in r.get("similar", []):
-                text += f"\n  similar {s['id']} ({s['score']:.2f}): {s['content']}"
+            if r.get("restatement"):
+                text += f"\n  kept as restatement {r['restatement']} (undo: headroom-mcp unmerge {r['restatement']})"
+            for key in ("conflicts", "similar"):
+                for s in r.get(key, []):
+                    text += f"\n  {key.rstrip('s')} {s['id']} ({s['score']:.2f}): {s['content']}"
             _print(args, r, text)
+        elif args.command == "unmerge":
+            r = memory.unmerge(args.id)
+            _print(args, r, f"unmerged {r['id']} from {r['unmerged_from']}")
         elif args.command == "recall":
             results = memory.search(args.query, limit=args.limit, scope=args.scope, tags=args.tags, agent=args.by_agent, min_score=args.min_score)
             _print(args, {"results": results}, _table(results) or "(nothing relevant)")

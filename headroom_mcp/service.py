@@ -39,6 +39,7 @@ METHODS: dict[str, tuple[Callable[..., Any], frozenset[str]]] = {
     "remember": (MemoryStore.remember, frozenset({"content", "scope", "importance", "tags", "supersedes"})),
     "recall": (lambda s, c, **p: {"results": s.recall(c, **p)}, frozenset({"query", "limit", "scope", "tags", "agent", "min_score"})),
     "forget": (MemoryStore.forget, frozenset({"id", "ids", "query", "confirm", "limit"})),
+    "unmerge": (MemoryStore.unmerge, frozenset({"id"})),
     "get": (MemoryStore.get, frozenset({"memory_id"})),
     "list": (lambda s, c, **p: {"memories": s.list(c, **p)}, frozenset({"scope", "tags", "agent", "limit"})),
     "context": (lambda s, c, **p: {"memories": s.context(c, **p)}, frozenset({"limit"})),

@@ -73,3 +73,18 @@ def test_doctor_reports_the_team_tokens_file(data_dir):
     (data_dir / "tokens.json").chmod(0o644)
     tokens = {c["check"]: c for c in json.loads(cli("doctor", "--json").stdout)["checks"]}["team tokens"]
     assert tokens["status"] == "warn" and "should be 0o600" in tokens["detail"]
+
+
+def test_a_merge_shows_its_restatement_and_unmerge_undoes_it(data_dir):
+    first = json.loads(cli("remember", "this repo uses uv, not pip", "--agent", "claude", "--json").stdout)
+    text = cli("remember", "The repository uses uv instead of pip.", "--agent", "codex").stdout
+    assert text.startswith(f"merged {first['id']}") and "headroom-mcp unmerge mem_" in text
+    restatement = text.split("headroom-mcp unmerge ")[1].split(")")[0]
+    shown = json.loads(cli("show", first["id"], "--json").stdout)
+    assert [r["id"] for r in shown["restatements"]] == [restatement] and shown["agents"] == ["claude", "codex"]
+    out = cli("unmerge", restatement)
+    assert out.returncode == 0 and out.stdout.strip() == f"unmerged {restatement} from {first['id']}"
+    listed = {m["id"]: m for m in json.loads(cli("list", "--json").stdout)["memories"]}
+    assert set(listed) == {first["id"], restatement} and listed[first["id"]]["agents"] == ["claude"]
+    again = cli("unmerge", restatement)
+    assert again.returncode == 1 and "not a merged restatement" in again.stderr

@@ -109,10 +109,16 @@ class LexicalIndex:
             self.watermark = 0.0
 
     def search(self, query: str, allowed: Callable[[Mapping[str, Any]], bool], limit: int) -> list[tuple[str, float]]:
-        """The ``limit`` best (id, BM25 score) among documents whose metadata ``allowed`` accepts.
+        """The ``limit`` best (id, coverage) among documents whose metadata ``allowed`` accepts.
 
-        Document frequencies are global (all users): they describe the language of the
-        store, and per-user statistics would leak nothing useful either way.
+        Coverage is BM25 divided by the query's own best score: the sum of its terms' IDF,
+        which a memory holding every query term once at average length reaches. So a memory
+        sharing one common word ("service", "tests") of a five-word question scores low
+        whatever the other candidates score, and a memory matching every rare term scores
+        about 1 (a little more for repeated terms or a short text). Dividing by the best
+        candidate instead gave a weak match the full lexical bonus whenever nothing matched
+        better. Document frequencies are global (all users): they describe the language of
+        the store, and per-user statistics would leak nothing useful either way.
         """
         terms = set(index_terms(query))
         with self._lock:
@@ -122,11 +128,13 @@ class LexicalIndex:
             avg = self._total_length / n or 1.0
             scores: dict[str, float] = defaultdict(float)
             verdict: dict[str, bool] = {}
+            best = 0.0
             for term in terms:
                 posting = self._postings.get(term)
                 if not posting:
                     continue
                 idf = math.log(1 + (n - len(posting) + 0.5) / (len(posting) + 0.5))
+                best += idf
                 for doc_id in posting:
                     ok = verdict.get(doc_id)
                     if ok is None:
@@ -136,4 +144,5 @@ class LexicalIndex:
                     doc = self._docs[doc_id]
                     tf = doc.terms[term]
                     scores[doc_id] += idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * doc.length / avg))
-        return sorted(scores.items(), key=lambda kv: kv[1], reverse=True)[:limit]
+        ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)[:limit]
+        return [(doc_id, score / best) for doc_id, score in ranked] if best > 0 else []

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 class Weights:
     """How candidates are scored; the defaults were tuned on LoCoMo (bench/locomo.py --sweep)."""
 
-    #: Weight of the lexical score: (BM25 / best BM25 among the candidates) ** exponent.
+    #: Weight of the lexical score: (BM25 / the query's own best BM25) ** exponent.
     lexical: float = 0.5
     #: Above 1, a partial keyword match counts for much less than the best one: a shared
     #: common word should not outrank a close paraphrase.
@@ -53,13 +53,13 @@ def fuse(
     """Fused, boosted and floored candidates, best first.
 
     ``dense`` must hold a cosine for every candidate (lexical-only ones are scored densely
-    by the caller); ``lexical`` holds raw BM25 for those that matched a query term.
+    by the caller); ``lexical`` holds the query coverage (BM25 over the query's own best,
+    see ``LexicalIndex.search``) of those that matched a query term.
     """
     w = weights
-    top = max(lexical.values(), default=0.0)
     out = []
     for doc_id, cosine in dense.items():
-        lex = (lexical.get(doc_id, 0.0) / top) ** w.lexical_exponent if top > 0 else 0.0
+        lex = min(1.0, lexical.get(doc_id, 0.0)) ** w.lexical_exponent
         if lex == 0.0 and cosine < w.dense_only_floor:
             continue
         score = cosine + w.lexical * lex
