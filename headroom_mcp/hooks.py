@@ -27,9 +27,6 @@ from .errors import HeadroomError
 
 #: The event name each client uses for a prompt hook, when stdin does not say.
 PROMPT_EVENTS = {"gemini": "BeforeAgent"}
-#: A memory must score at least this to be injected into a prompt (recall's own floor is
-#: lower: an agent asking can judge a weak match, an unasked injection should not be one).
-PROMPT_MIN_SCORE = 0.45
 #: Hooks sit on the agent's critical path: a slow or starting daemon costs a prompt at most
 #: this long (the first hook of the day starts the daemon and loads the model, ~2 s).
 HOOK_START_TIMEOUT = 8.0
@@ -76,7 +73,7 @@ def context_for(kind: str, payload: Mapping[str, Any], settings: Settings, clien
         prompt = str(payload.get("prompt") or "").strip()
         if not prompt:
             return ""
-        results = client.call("recall", {"query": prompt[:2000], "limit": 5, "min_score": PROMPT_MIN_SCORE}, context)["results"]
+        results = client.call("recall", {"query": prompt[:2000], "limit": 5, "min_score": injection.PROMPT_MIN_SCORE}, context)["results"]
         memories = [m for m in results if m["id"] not in shown]
         budget, heading = injection.PROMPT_BUDGET, injection.PROMPT_HEADING
     chosen = injection.fit(memories, budget)

@@ -15,6 +15,10 @@ from typing import Any, Iterable, Mapping
 #: Default budgets, in estimated tokens.
 SESSION_BUDGET = 600
 PROMPT_BUDGET = 300
+#: Prompt-time recall (the prompt hook, ``with_memory``) injects only results scoring at
+#: least this on recall's own scale (cosine + lexical coverage, see ``store.ranking``):
+#: stricter than recall's floor, because these land in the context unasked on every prompt.
+PROMPT_MIN_SCORE = 0.45
 RESOURCE_BUDGET = 1000
 #: Headings of the block: context in general, and memories relevant to one prompt.
 HEADING = "Memory (headroom-mcp)"

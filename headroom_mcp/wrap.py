@@ -35,8 +35,6 @@ log = logging.getLogger("headroom_mcp.wrap")
 
 HEADING = injection.HEADING
 OPEN, CLOSE = "<memory>", "</memory>"
-#: Recalled memories must score at least this to be injected (as for the prompt hook).
-MIN_SCORE = 0.45
 EXTRACTION = (
     "If the user's message states something durable worth remembering in later conversations "
     "(a preference, a decision, a fact about them or their work), end your reply with a block "
@@ -188,7 +186,7 @@ class MemoryClient:
         parts = []
         if latest.strip():
             try:
-                results = self._store.search(latest[:2000], limit=5, min_score=MIN_SCORE)
+                results = self._store.search(latest[:2000], limit=5, min_score=injection.PROMPT_MIN_SCORE)
                 parts.append(injection.render(results, self._budget, heading=HEADING))
             except Exception as exc:  # memory must never break the call
                 log.warning("recall failed: %s", exc)
