@@ -4,6 +4,7 @@
     .venv/bin/python bench/locomo.py --mode dense         # cosine only (lexical weight 0)
     .venv/bin/python bench/locomo.py --sweep              # tune the fusion weights
     .venv/bin/python bench/locomo.py --bm25 1.2 0.75      # try other BM25 parameters
+    .venv/bin/python bench/locomo.py --lexical 1.0 3.0    # try another lexical weight and exponent
     .venv/bin/python bench/locomo.py --write              # also write bench/results/locomo.md
 
 Protocol (../shared/bench/README.md): per conversation a fresh store; every dialogue turn
@@ -163,12 +164,15 @@ def main() -> int:
     parser.add_argument("--mode", choices=("hybrid", "dense", "lexical"), default="hybrid")
     parser.add_argument("--bm25", nargs=2, type=float, metavar=("K1", "B"), help="BM25 parameters to try instead of the index's")
     parser.add_argument("--sweep", action="store_true", help="re-score cached candidates over a grid of weights")
+    parser.add_argument("--lexical", nargs=2, type=float, metavar=("WEIGHT", "EXPONENT"), help="lexical weight and exponent to try")
     parser.add_argument("--write", action="store_true", help=f"write {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
     args = parser.parse_args()
 
     if args.bm25:
         lexical.K1, lexical.B = args.bm25
     weights = ranking.DEFAULT
+    if args.lexical:
+        weights = dataclasses.replace(weights, lexical=args.lexical[0], lexical_exponent=args.lexical[1])
     if args.mode == "dense":
         weights = dataclasses.replace(weights, lexical=0.0)
     elif args.mode == "lexical":  # rank by BM25 alone: cosine only breaks ties
