@@ -64,7 +64,8 @@ def test_user_scope_crosses_sessions_and_agents(data_dir):
         hits = codex.search("who owns billing?")
         assert [h["content"] for h in hits] == ["the user's name is Priya and she owns the billing service"]
         assert hits[0]["agents"] == ["claude"]
-        assert codex.search("invoice refactor progress") == []  # session scope stayed in its session
+        # session scope stayed in its session (a weak user-scope match may still come back)
+        assert "we are halfway through the invoice refactor" not in [h["content"] for h in codex.search("invoice refactor progress")]
 
 
 def test_embedded_import_round_trip_keeps_ids_provenance_and_times(tmp_path):

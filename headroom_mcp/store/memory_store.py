@@ -74,15 +74,21 @@ def _domain(scope: str, user_id: str, keys: dict[str, str]) -> dict[str, Any]:
     return {"status": ACTIVE, "scope": scope, **keys, **owner_clause(scope, user_id)}
 
 
+#: A newer memory moves above an older one it conflicts with when it scores within this of it.
+CONFLICT_MARGIN = 0.1
+
+
 def _newer_first(ranked: list[ranking.Scored], replaces: Mapping[str, list[str]]) -> list[ranking.Scored]:
     """``ranked`` with each memory moved just above any older one it conflicts with.
 
-    When a fact was restated with a new value (its ``conflicts``) and both match a query,
-    the newer statement is the one to believe, whatever their scores.
+    When a fact was restated with a new value (its ``conflicts``) and both match a query
+    about as well, the newer statement is the one to believe. A much better match stays
+    first: "shard B00042" must not yield to a newer note about another shard.
     """
     out: list[ranking.Scored] = []
     for s in ranked:
-        above = [n for n, placed in enumerate(out) if placed.id in replaces.get(s.id, ())]
+        above = [n for n, placed in enumerate(out)
+                 if placed.id in replaces.get(s.id, ()) and placed.score - s.score <= CONFLICT_MARGIN]
         out.insert(min(above) if above else len(out), s)
     return out
 
