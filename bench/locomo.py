@@ -5,6 +5,7 @@
     .venv/bin/python bench/locomo.py --sweep              # tune the fusion weights
     .venv/bin/python bench/locomo.py --bm25 1.2 0.75      # try other BM25 parameters
     .venv/bin/python bench/locomo.py --lexical 1.0 3.0    # try another lexical weight and exponent
+    .venv/bin/python bench/locomo.py --dedup              # turns stored one by one with remember: merges counted
     .venv/bin/python bench/locomo.py --write              # also write bench/results/locomo.md
 
 Protocol (../shared/bench/README.md): per conversation a fresh store; every dialogue turn
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from headroom_mcp.store import lexical, ranking  # noqa: E402
 from headroom_mcp.store.embedder import embedder_from_env  # noqa: E402
 from headroom_mcp.store.memory_store import MemoryStore  # noqa: E402
-from headroom_mcp.store.records import MemoryRecord, now  # noqa: E402
+from headroom_mcp.store.records import MemoryRecord, content_hash, now  # noqa: E402
 from headroom_mcp.store.scopes import Context  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "locomo"
@@ -68,8 +69,8 @@ def turns(conversation: dict) -> list[tuple[str, str, str]]:
     return out
 
 
-def ingest(store: MemoryStore, conv_id: str, conversation: dict) -> dict[str, str]:
-    """Store every turn; return memory id -> dia_id."""
+def ingest(store: MemoryStore, conv_id: str, conversation: dict) -> dict[str, set[str]]:
+    """Store every turn as it is; return memory id -> {dia_id}."""
     t = now()
     records, by_id = [], {}
     for dia_id, content, date in turns(conversation):
@@ -77,8 +78,30 @@ def ingest(store: MemoryStore, conv_id: str, conversation: dict) -> dict[str, st
         records.append(MemoryRecord(id=rid, content=content, scope="user", user_id=CTX.user_id, agents=["locomo"],
                                     created_by="locomo", created_at=t, updated_at=t,
                                     extra={"dia_id": dia_id, "date": date}))
-        by_id[rid] = dia_id
+        by_id[rid] = {dia_id}
     store.import_records(records, dedup=False)
+    return by_id
+
+
+def ingest_remembering(store: MemoryStore, conversation: dict, merges: dict[str, int]) -> dict[str, set[str]]:
+    """Store every turn with ``remember`` (dedup on), as an agent would, one at a time.
+
+    Returns memory id -> the dia_ids it holds (a merged turn counts for the memory it was
+    merged into) and counts in ``merges``: turns merged, merged across speakers, and merged
+    turns whose words were not kept (neither the same text nor a restatement).
+    """
+    by_id: dict[str, set[str]] = {}
+    first: dict[str, str] = {}
+    for dia_id, content, _ in turns(conversation):
+        result = store.remember(CTX, content, scope="user")
+        by_id.setdefault(result["id"], set()).add(dia_id)
+        if result["status"] != "merged":
+            first[result["id"]] = content
+            continue
+        merges["merged"] += 1
+        kept = first[result["id"]]
+        merges["across speakers"] += kept.split(":", 1)[0] != content.split(":", 1)[0]
+        merges["text lost"] += "restatement" not in result and content_hash(kept) != content_hash(content)
     return by_id
 
 
@@ -89,8 +112,8 @@ def questions(conv_id: str, conversation: dict) -> list[Question]:
     ]
 
 
-def recall_at(ranked: list[str], by_id: dict[str, str], evidence: set[str], k: int) -> bool:
-    return any(by_id.get(i) in evidence for i in ranked[:k])
+def recall_at(ranked: list[str], by_id: dict[str, set[str]], evidence: set[str], k: int) -> bool:
+    return any(by_id.get(i, set()) & evidence for i in ranked[:k])
 
 
 def summarise(rows: list[tuple[str, bool, bool]]) -> dict[str, tuple[float, float, int]]:
@@ -103,18 +126,19 @@ def summarise(rows: list[tuple[str, bool, bool]]) -> dict[str, tuple[float, floa
     return out
 
 
-def run(conv_ids: list[str], weights: ranking.Weights, sweep: bool) -> tuple[list, list[Question], dict]:
+def run(conv_ids: list[str], weights: ranking.Weights, sweep: bool, dedup: bool = False) -> tuple[list, list[Question], dict]:
     embedder = embedder_from_env()  # honours HEADROOM_MCP_EMBED_MODEL_DIR / _URL
-    rows, asked, timing = [], [], {"ingest_s": 0.0, "turns": 0, "recall_ms": []}
+    rows, asked = [], []
+    timing: dict = {"ingest_s": 0.0, "turns": 0, "recall_ms": [], "merges": {"merged": 0, "across speakers": 0, "text lost": 0}}
     for conv_id in conv_ids:
         conversation = json.loads((DATA / f"{conv_id}.json").read_text())
         with tempfile.TemporaryDirectory() as tmp:
             store = MemoryStore.open(embedder, Path(tmp))
             store.weights = weights
             t = time.perf_counter()
-            by_id = ingest(store, conv_id, conversation)
+            by_id = ingest_remembering(store, conversation, timing["merges"]) if dedup else ingest(store, conv_id, conversation)
             timing["ingest_s"] += time.perf_counter() - t
-            timing["turns"] += len(by_id)
+            timing["turns"] += sum(map(len, by_id.values()))
             for q in questions(conv_id, conversation):
                 t = time.perf_counter()
                 ranked = [m["id"] for m in store.recall(CTX, q.text, limit=10)]
@@ -125,7 +149,7 @@ def run(conv_ids: list[str], weights: ranking.Weights, sweep: bool) -> tuple[lis
                     q.candidates = ({i: by_id[i] for i in dense}, dense, lexical)
                 asked.append(q)
             del store
-        print(f"  conversation {conv_id}: {len(by_id)} turns", file=sys.stderr)
+        print(f"  conversation {conv_id}: {sum(map(len, by_id.values()))} turns in {len(by_id)} memories", file=sys.stderr)
     return rows, asked, timing
 
 
@@ -135,7 +159,7 @@ def rescore(asked: list[Question], weights: ranking.Weights) -> list[tuple[str, 
         dia, dense, lexical = q.candidates
         fused = ranking.fuse(dense, lexical, {}, {}, weights)
         ranked = [dia[s.id] for s in fused[:10]]
-        rows.append((q.conversation, any(d in q.evidence for d in ranked[:5]), any(d in q.evidence for d in ranked)))
+        rows.append((q.conversation, any(d & q.evidence for d in ranked[:5]), any(d & q.evidence for d in ranked)))
     return rows
 
 
@@ -164,6 +188,7 @@ def main() -> int:
     parser.add_argument("--mode", choices=("hybrid", "dense", "lexical"), default="hybrid")
     parser.add_argument("--bm25", nargs=2, type=float, metavar=("K1", "B"), help="BM25 parameters to try instead of the index's")
     parser.add_argument("--sweep", action="store_true", help="re-score cached candidates over a grid of weights")
+    parser.add_argument("--dedup", action="store_true", help="store turns one by one with remember (dedup on) and count the merges")
     parser.add_argument("--lexical", nargs=2, type=float, metavar=("WEIGHT", "EXPONENT"), help="lexical weight and exponent to try")
     parser.add_argument("--write", action="store_true", help=f"write {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
     args = parser.parse_args()
@@ -177,7 +202,7 @@ def main() -> int:
         weights = dataclasses.replace(weights, lexical=0.0)
     elif args.mode == "lexical":  # rank by BM25 alone: cosine only breaks ties
         weights = dataclasses.replace(weights, lexical=100.0, dense_only_floor=2.0, floor=0.0)
-    rows, asked, timing = run(args.conversations, weights, args.sweep)
+    rows, asked, timing = run(args.conversations, weights, args.sweep, args.dedup)
     summary = summarise(rows)
     lat = sorted(timing["recall_ms"])
     report = [
@@ -186,6 +211,9 @@ def main() -> int:
         f"ingest: {timing['turns']} turns in {timing['ingest_s']:.1f}s ({timing['turns'] / timing['ingest_s']:.0f} turns/s); "
         f"recall latency p50 {statistics.median(lat):.1f} ms, p95 {lat[int(len(lat) * 0.95)]:.1f} ms over {len(lat)} questions",
     ]
+    if args.dedup:
+        m = timing["merges"]
+        report.append(f"dedup: {m['merged']} turns merged, {m['across speakers']} across speakers, {m['text lost']} merged turns' words not kept")
     if args.sweep:
         report += ["", "Sweep (best 10 on the tuning split):", "",
                    "| lexical | exponent | floor | dense-only floor | tuning R@5 | tuning R@10 | held-out R@5 | held-out R@10 |",

@@ -46,6 +46,7 @@ def test_precision_and_recall_goal(path, embedder):
     ("prefer composition over inheritance", "prefer inheritance over composition", "roles"),
     ("Carol reviews Dave's PRs", "Dave reviews Carol's PRs", "roles"),
     ("telemetry is on by default", "telemetry is off by default", "exclusive"),
+    ("the billing service is deployed by make deploy-billing", "the search service is deployed by make deploy-search", "a word"),
     ("Always squash-merge", "Never squash-merge", "negation"),
     ("the linter runs on pre-commit", "the linter does not run on pre-commit", "negation"),
     ("telemetry is enabled in staging", "telemetry is disabled in staging", "exclusive"),

@@ -379,14 +379,16 @@ def _swapped_slot(a: Facts, b: Facts) -> tuple[str, str] | None:
 
     "the cache TTL for sessions is short" / "... for tokens is short": same sentence, one
     slot filled differently, so a different fact, however close the embeddings are.
-    Paraphrases change more than one slot, or swap words the aliases make equal.
+    The same word replaced the same way in several places is still one slot ("the billing
+    service ... deploy-billing" / "the search service ... deploy-search"). Paraphrases
+    change more than one slot, or swap words the aliases make equal.
     """
     matcher = SequenceMatcher(a=a.sequence, b=b.sequence, autojunk=False)
     changes = [op for op in matcher.get_opcodes() if op[0] != "equal"]
-    if len(changes) != 1 or changes[0][0] != "replace":
+    swaps = {(a.sequence[i1:i2], b.sequence[j1:j2]) for op, i1, i2, j1, j2 in changes}
+    if not changes or any(op != "replace" for op, *_ in changes) or len(swaps) != 1:
         return None
-    _, i1, i2, j1, j2 = changes[0]
-    old, new = a.sequence[i1:i2], b.sequence[j1:j2]
+    old, new = swaps.pop()
     if len(old) > 2 or len(new) > 2 or len(a.sequence) - len(old) < 1:
         return None
     joined_old, joined_new = "".join(old), "".join(new)

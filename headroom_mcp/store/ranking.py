@@ -22,6 +22,11 @@ class Weights:
     #: Above 1, a partial keyword match counts for much less than a full one: a shared
     #: common word should not outrank a close paraphrase.
     lexical_exponent: float = 2.0
+    #: How much the lexical score is relative to the best lexical candidate rather than to
+    #: the query: the lexical part is (coverage / best coverage) ** exponent * best
+    #: coverage ** ``lexical_trust``. Equal to ``lexical_exponent``, it is coverage **
+    #: exponent; 0 ranks by the best candidate alone whatever it covers.
+    lexical_trust: float = 2.0
     #: Results whose fused score is below this are noise and are not returned. Set where they
     #: cost at most about one point of R@5 on the blind dev split: on MiniLM the best wrong
     #: candidate of an unanswerable coding question scores like a paraphrased right one, so
@@ -60,9 +65,11 @@ def fuse(
     see ``LexicalIndex.search``) of those that matched a query term.
     """
     w = weights
+    best = min(1.0, max(lexical.values(), default=0.0))
+    scale = best ** w.lexical_trust
     out = []
     for doc_id, cosine in dense.items():
-        lex = min(1.0, lexical.get(doc_id, 0.0)) ** w.lexical_exponent
+        lex = (min(1.0, lexical.get(doc_id, 0.0)) / best) ** w.lexical_exponent * scale if best > 0 else 0.0
         if lex == 0.0 and cosine < w.dense_only_floor:
             continue
         score = cosine + w.lexical * lex

@@ -1,0 +1,71 @@
+"""Choose the fusion weights on tuning data only: the blind coding dev split and LoCoMo's tuning split.
+
+    .venv/bin/python bench/fusion_sweep.py [--quick]
+
+Caches every question's candidates once (cosine and lexical coverage), then re-scores them
+under a grid of ``ranking.Weights`` and prints, for each setting, the coding dev split's
+R@1 / R@5 / MRR and LoCoMo tuning R@5 / R@10 next to dense cosine alone. Held-out and test
+splits are not read here: they are for reporting, not for choosing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import locomo  # noqa: E402
+import recall_eval  # noqa: E402
+from headroom_mcp.store import ranking  # noqa: E402
+from headroom_mcp.store.embedder import embedder_from_env  # noqa: E402
+from headroom_mcp.store.memory_store import MemoryStore  # noqa: E402
+
+CODING_DEV = Path(__file__).resolve().parent / "data" / "recall_blind_dev"
+
+
+def coding_cache(embedder) -> tuple[list, dict, dict]:
+    memories, questions = recall_eval.load(CODING_DEV)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = MemoryStore.open(embedder, Path(tmp))
+        ids = recall_eval.build(store, memories)
+        cached = []
+        for q in questions:
+            records, dense, lexical = store.candidates(q["query"], store.visibility(recall_eval.context(q["project"])), 100)
+            cached.append((q, ({i: r.content for i, r in records.items()}, dense, lexical)))
+        del store
+    return cached, ids, {m["id"]: m for m in memories}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="two LoCoMo tuning conversations instead of five")
+    args = parser.parse_args()
+    embedder = embedder_from_env()
+    cached, ids, by_id = coding_cache(embedder)
+    conversations = list(locomo.TUNING[:2] if args.quick else locomo.TUNING)
+    _, asked, _ = locomo.run(conversations, ranking.DEFAULT, sweep=True)
+    grid = [ranking.Weights(lexical=0.0, floor=0.0, dense_only_floor=0.0, importance=0.0, recency=0.0)]
+    for lex, exponent, trust in itertools.product((0.2, 0.3, 0.5, 0.75, 1.0), (1.0, 1.5, 2.0), (0.0, 0.5, 1.0, 2.0)):
+        grid.append(dataclasses.replace(ranking.DEFAULT, lexical=lex, lexical_exponent=exponent, lexical_trust=trust,
+                                        floor=0.0, dense_only_floor=0.0, importance=0.0, recency=0.0))
+    rows = []
+    for w in grid:
+        s, _ = recall_eval.score(recall_eval.rescored(cached, w), ids, by_id)
+        lo = locomo.summarise(locomo.rescore(asked, w))["tuning"]
+        rows.append((w, s, lo))
+    rows.sort(key=lambda r: -(r[1].r1 + r[1].r5 + r[2][0] + r[2][1]))
+    print("| lexical | exponent | trust | coding R@1 | coding R@5 | coding MRR | LoCoMo R@5 | LoCoMo R@10 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for w, s, lo in rows:
+        print(f"| {w.lexical} | {w.lexical_exponent} | {w.lexical_trust} | {s.r1:.3f} | {s.r5:.3f} | {s.mrr:.3f} | {lo[0]:.3f} | {lo[1]:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
