@@ -15,17 +15,20 @@ from dataclasses import dataclass
 class Weights:
     """How candidates are scored (bench/recall_eval.py --sweep, bench/locomo.py --sweep)."""
 
-    #: Weight of the lexical score: (BM25 / the query's own best BM25) ** exponent. A
-    #: compromise (README, Quality): on the blind coding dev split 0.2 ranks best, on LoCoMo
-    #: 1.0; 0.5 keeps exact identifiers and names first.
-    lexical: float = 0.5
-    #: Above 1, a partial keyword match counts for much less than a full one: a shared
-    #: common word should not outrank a close paraphrase.
+    #: Weight of the lexical part. Chosen with bench/fusion_sweep.py on the tuning splits
+    #: (the blind coding dev split and LoCoMo's tuning conversations): of the settings at
+    #: least as good as dense cosine alone on every split, the best on LoCoMo. More weight
+    #: helps LoCoMo (names, rare words shared with the question) and loses to dense alone
+    #: on paraphrased coding questions (README, Quality).
+    lexical: float = 0.2
+    #: The lexical part is (coverage / best coverage) ** exponent * best coverage ** trust,
+    #: where coverage is BM25 over the query's own best score (``LexicalIndex.search``).
+    #: The first factor ranks lexical matches against each other; the second says how much
+    #: the best of them is worth: little when it shares one common word with the query,
+    #: so that a weak keyword match cannot outrank a close paraphrase.
     lexical_exponent: float = 2.0
-    #: How much the lexical score is relative to the best lexical candidate rather than to
-    #: the query: the lexical part is (coverage / best coverage) ** exponent * best
-    #: coverage ** ``lexical_trust``. Equal to ``lexical_exponent``, it is coverage **
-    #: exponent; 0 ranks by the best candidate alone whatever it covers.
+    #: See ``lexical_exponent``: equal to it, the lexical part is coverage ** exponent; at 0
+    #: the best lexical candidate gets the full weight whatever it covers.
     lexical_trust: float = 2.0
     #: Results whose fused score is below this are noise and are not returned. Set where they
     #: cost at most about one point of R@5 on the blind dev split: on MiniLM the best wrong
