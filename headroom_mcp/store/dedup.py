@@ -210,6 +210,11 @@ class Facts:
 
     @classmethod
     def of(cls, text: str) -> "Facts":
+        """The facts of ``text``, cached: a stored memory is compared again at every write near it."""
+        return _facts_of(text)
+
+    @classmethod
+    def _read(cls, text: str) -> "Facts":
         label = _SPEAKER.match(text)
         plain = _TEAM.sub("we", _MARKUP.sub("", text))
         stated = quantities(plain)
@@ -258,6 +263,11 @@ class Facts:
         negs = sum(1 for w in raw if _is_negation(w))
         return cls(text, tuple(raw), sequence, tuple(stated), negs, frozenset(canonical(n) for n in names),
                    fold(label.group(1)) if label else "", tuple(tokens), bool(_PASSIVE.search(fold(plain))))
+
+
+@lru_cache(maxsize=4096)
+def _facts_of(text: str) -> Facts:
+    return Facts._read(text)
 
 
 def _roles_exchanged(a: Facts, b: Facts) -> bool:
