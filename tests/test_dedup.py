@@ -46,6 +46,7 @@ def test_precision_and_recall_goal(path, embedder):
     ("prefer composition over inheritance", "prefer inheritance over composition", "roles"),
     ("Carol reviews Dave's PRs", "Dave reviews Carol's PRs", "roles"),
     ("telemetry is on by default", "telemetry is off by default", "exclusive"),
+    ("use a blocking socket for the uplink", "use a non-blocking socket for the uplink", "negation"),
     ("the billing service is deployed by make deploy-billing", "the search service is deployed by make deploy-search", "a word"),
     ("Always squash-merge", "Never squash-merge", "negation"),
     ("the linter runs on pre-commit", "the linter does not run on pre-commit", "negation"),
@@ -82,6 +83,9 @@ def test_guards_block_look_alike_facts(a, b, reason):
     ("the stack is React, Node and Postgres", "the stack is Postgres, Node and React"),
     ("We're on call in weekly rotations", "Our team is on call in weekly rotations"),
     ("use uv instead of pip", "FYI: use uv instead of pip, btw"),
+    ("keep p99 latency under half a second", "keep p99 latency under 500 ms"),
+    ("integration tests need REDIS_URL and DATABASE_URL set", "integration tests need DATABASE_URL and REDIS_URL set"),
+    ("the ML pipeline stores features in S3", "the machine learning pipeline stores features in S3"),
 ])
 def test_guards_let_paraphrases_through(a, b):
     assert blocking_guard(Facts.of(a), Facts.of(b)) is None

@@ -44,7 +44,7 @@ SAME_TERMS_MIN_COSINE = 0.40
 SIMILAR_COSINE = 0.60
 
 NEGATIONS = frozenset(
-    "not no never none nothing neither nor without cannot cant dont doesnt didnt isnt arent wasnt "
+    "not no non never none nothing neither nor without cannot cant dont doesnt didnt isnt arent wasnt "
     "werent wont wouldnt shouldnt couldnt mustnt neednt havent hasnt instead rather avoid avoids "
     "avoided avoiding disallow disallowed forbid forbidden prohibited stop stopped dislike dislikes "
     "disliked hate hates hated".split()
@@ -164,7 +164,8 @@ def _token_key(word: str) -> str:
     return canonical(word) + ("'s" if possessive else "")
 
 
-_WORD_OR_COMMA = re.compile(WORD.pattern + r"|[,;]")
+#: Words for the role comparison: identifiers stay whole (REDIS_URL, train.py), commas count.
+_WORD_OR_COMMA = re.compile(r"[A-Za-z0-9]+(?:[_.][A-Za-z0-9]+)*(?:['’][A-Za-z]+)?|[,;]")
 _COPULA = frozenset("is are was were".split())
 _ARTICLES = frozenset("the a an , ;".split())
 
@@ -366,8 +367,11 @@ def _spelled_out_in(word: str, raw: tuple[str, ...]) -> bool:
     """True when ``word`` joins or abbreviates consecutive words of the other text.
 
     "backend" / "back end", "timezone" / "time zone" (joined); "semver" / "semantic
-    versioning", "gha" / "github actions" (prefixes of two to four consecutive words).
+    versioning", "gha" / "github actions" (prefixes of two to four consecutive words);
+    "ml" / "machine learning" (a two-letter word only as the initials of two words).
     """
+    if len(word) == 2:
+        return any(a[:1] + b[:1] == word for a, b in zip(raw, raw[1:]))
     if len(word) < 3:
         return False
     for i in range(len(raw)):

@@ -38,6 +38,7 @@ _unit("size", 1024**4, "tb", "tib", "terabyte", "terabytes")
 _unit("percent", 1, "%", "percent", "pct")
 _unit("ratio", 1, "x")
 _unit("px", 1, "px")
+_unit("per-time", 1, "hz")
 
 NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
@@ -102,7 +103,7 @@ def _scan(text: str) -> list[tuple[int, int, str]]:
                 continue  # "one of the", "half the team": not a stated quantity without a unit
         if unit:
             dimension, factor = _UNITS[unit.lower()] if unit.lower() in _UNITS else _UNITS[unit]
-            if per:  # 100 per minute, 100/min, a hundred a minute: a rate
+            if per and not (per.strip() in ("a", "an") and value < 1):  # 100/min, a hundred a minute; not "half a second"
                 found.append((m.start(), m.end(), f"per-{dimension}:{_format(value / factor)}"))
             else:
                 found.append((m.start(), m.end(), f"{dimension}:{_format(value * factor)}"))
