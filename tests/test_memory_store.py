@@ -238,3 +238,67 @@ def test_lexical_index_follows_writes_made_by_another_store_object(tmp_path, emb
     assert [m["content"] for m in b.recall(ctx, "zorblax")] == ["the flaky test is test_zorblax_retry in tests/e2e"]
     a.forget(ctx, query="zorblax", confirm=True)
     assert b.recall(ctx, "zorblax") == []
+
+
+def test_unmerge_cannot_reach_another_users_memory_and_import_takes_no_restatements(store, ctx):
+    from headroom_mcp.store.records import MemoryRecord
+
+    alice = ctx.with_(user_id="alice")
+    mine = store.remember(alice, "Alice prefers dark mode in the editor", scope="user")
+    again = store.remember(alice.with_(agent_id="codex"), "alice likes the editor in dark mode", scope="user")
+    bob = ctx.with_(user_id="bob")
+    with pytest.raises(NotFound):
+        store.unmerge(bob, again["restatement"])
+    forged = MemoryRecord(id="mem_forged", content="whatever", scope="user", user_id="bob", status="merged", merged_into=mine["id"])
+    with pytest.raises(InvalidInput, match="restatement"):
+        store.import_records([forged])
+    assert store.get(alice, mine["id"])["seen_count"] == 2
+
+
+def test_a_memory_restated_many_times_does_not_crowd_others_out_of_recall(store, ctx):
+    deploy = store.remember(ctx, "Deploys go through the staging pipeline first")
+    for n in range(30):
+        assert store.remember(ctx.with_(agent_id=f"agent{n}"), "deploys go through the staging pipeline first")["id"] == deploy["id"]
+    release = store.remember(ctx, "Releases to production require sign-off from the release manager")
+    got = [r["id"] for r in store.recall(ctx, "who signs off a production release?", limit=5)]
+    assert release["id"] in got and got.count(deploy["id"]) <= 1
+
+
+def test_unmerge_keeps_agents_the_memory_had_before(store, ctx):
+    from headroom_mcp.store.records import MemoryRecord, now
+
+    t = now()
+    store.import_records([MemoryRecord(id="mem_both", content="the CLI is released with goreleaser", scope="project",
+                                       user_id=ctx.user_id, project=ctx.project, agents=["claude", "codex"], seen_count=5,
+                                       created_at=t, updated_at=t)])
+    again = store.remember(ctx.with_(agent_id="codex"), "The CLI gets released using goreleaser.")
+    assert again["id"] == "mem_both"
+    store.unmerge(ctx, again["restatement"])
+    kept = store.get(ctx, "mem_both")
+    assert kept["agents"] == ["claude", "codex"] and kept["seen_count"] == 5
+
+
+def test_importing_twice_keeps_what_merging_added(store, ctx):
+    from headroom_mcp.store.records import MemoryRecord, now
+
+    t = now()
+
+    def records():  # the same two lines of a file, read afresh each time
+        return [MemoryRecord(id=i, content=c, scope="project", user_id=ctx.user_id, project=ctx.project, agents=[a],
+                             created_at=t, updated_at=t)
+                for i, c, a in (("mem_b", "this repo uses uv, not pip", "claude"), ("mem_c", "The repository uses uv instead of pip.", "codex"))]
+
+    assert store.import_records(records()) == {"created": 1, "merged": 1, "replaced": 0, "redacted": 0}
+    first = store.get(ctx, "mem_b")
+    assert store.import_records(records()) == {"created": 0, "merged": 1, "replaced": 1, "redacted": 0}
+    again = store.get(ctx, "mem_b")
+    assert (again["agents"], again["seen_count"]) == (first["agents"], first["seen_count"]) == (["claude", "codex"], 2)
+
+
+def test_a_turn_memorys_restatement_lives_as_long_as_it(store, ctx):
+    turn = ctx.with_(turn_id="t1")
+    first = store.remember(turn, "the failing test is test_login_redirect", scope="turn")
+    again = store.remember(turn.with_(agent_id="codex"), "The failing test is test_login_redirect.", scope="turn")
+    assert again["id"] == first["id"] and "restatement" in again
+    store.purge()
+    assert [r["id"] for r in store.get(turn, first["id"])["restatements"]] == [again["restatement"]]

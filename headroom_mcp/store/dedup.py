@@ -40,6 +40,8 @@ MERGE_FUZZY = 88.0
 FUZZY_MIN_COSINE = 0.65
 #: ... or when both say the same content words once aliases are applied ("PRs" / "pull requests").
 SAME_TERMS_MIN_COSINE = 0.40
+#: Longest word read as the joined or abbreviated form of several words ("semver", "backend").
+MAX_ABBREVIATION = 12
 #: Report as ``similar`` (close but not merged) from this cosine up.
 SIMILAR_COSINE = 0.60
 
@@ -372,8 +374,8 @@ def _spelled_out_in(word: str, raw: tuple[str, ...]) -> bool:
     """
     if len(word) == 2:
         return any(a[:1] + b[:1] == word for a, b in zip(raw, raw[1:]))
-    if len(word) < 3:
-        return False
+    if len(word) < 3 or len(word) > MAX_ABBREVIATION:
+        return False  # an abbreviation is short (and the blend search is exponential in length)
     for i in range(len(raw)):
         for n in (2, 3, 4):
             span = raw[i:i + n]

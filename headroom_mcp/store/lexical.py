@@ -42,6 +42,8 @@ class LexicalIndex:
         self._docs: dict[str, _Doc] = {}
         self._postings: dict[str, set[str]] = defaultdict(set)
         self._total_length = 0
+        #: Indexed restatements (status ``merged``): recall looks for them only when there are some.
+        self.restatements: set[str] = set()
         self._lock = threading.RLock()
         #: Highest write time (``changed_at``, else ``updated_at``) seen; the next refresh asks
         #: the collection for records written since.
@@ -77,6 +79,8 @@ class LexicalIndex:
             terms = Counter(index_terms(document))
             doc = _Doc(terms, sum(terms.values()), dict(meta))
             self._docs[doc_id] = doc
+            if meta.get("status") == MERGED:
+                self.restatements.add(doc_id)
             self._total_length += doc.length
             for term in terms:
                 self._postings[term].add(doc_id)
@@ -91,6 +95,7 @@ class LexicalIndex:
 
     def _remove(self, doc_id: str) -> None:
         doc = self._docs.pop(doc_id, None)
+        self.restatements.discard(doc_id)
         if doc is None:
             return
         self._total_length -= doc.length
@@ -104,6 +109,7 @@ class LexicalIndex:
     def clear(self) -> None:
         with self._lock:
             self._docs.clear()
+            self.restatements.clear()
             self._postings.clear()
             self._total_length = 0
             self.watermark = 0.0

@@ -47,6 +47,8 @@ from .scopes import SCOPE_KEYS, Context, Visibility, owner_clause
 MAX_RECALL_LIMIT = 100
 #: Dense and lexical candidate pool per recall, as a multiple of ``limit`` (at least 50).
 POOL_FACTOR = 10
+#: Restatements looked at per recall (each counts for the memory it was folded into).
+RESTATEMENT_POOL = 20
 #: Candidates checked for a duplicate on every remember.
 DEDUP_CANDIDATES = 8
 #: Turn-scoped memories live this long (seconds) unless configured otherwise.
@@ -366,6 +368,9 @@ class MemoryStore:
 
         With ``vector`` None the restatement is only counted, not kept (nothing new in it).
         """
+        # What this restatement brings to the memory, so that unmerge takes back only that.
+        restatement.extra["added_agents"] = [a for a in restatement.agents if a and a not in twin.agents] or ["-"]
+        restatement.extra["added_users"] = [u for u in restatement.users if u and u not in twin.users] or ["-"]
         twin.agents = appended_once(twin.agents + restatement.agents, "")
         twin.users = appended_once(twin.users + restatement.users, "")
         twin.seen_count += restatement.seen_count
@@ -375,8 +380,9 @@ class MemoryStore:
         if twin.scope == "turn":
             twin.expires_at = now() + self.turn_ttl
         if vector is not None:
-            # History first: a crash in between leaves a restatement, never a lost text.
-            restatement.status, restatement.merged_into = MERGED, twin.id
+            # History first: a crash in between leaves a restatement, never a lost text. It
+            # lives as long as the memory it belongs to (a turn memory expires).
+            restatement.status, restatement.merged_into, restatement.expires_at = MERGED, twin.id, twin.expires_at
             self._write([restatement], [vector])
         self._write([twin])
 
@@ -397,16 +403,20 @@ class MemoryStore:
         if restatement.status != MERGED:
             raise InvalidInput(f"memory {restatement.id} is {restatement.status}, not a merged restatement; "
                                "unmerge takes the id of a restatement (see the memory's restatements)")
-        parent = self._records([restatement.merged_into], lambda m: True).get(restatement.merged_into)
+        parent = self._records([restatement.merged_into], ctx.can_change).get(restatement.merged_into)
         t = now()
+        added_agents = set(restatement.extra.get("added_agents") or ()) - {"-"}
+        added_users = set(restatement.extra.get("added_users") or ()) - {"-"}
+        restatement.extra.update(added_agents=None, added_users=None)  # None deletes the keys
         restatement.status, restatement.merged_into, restatement.updated_at = ACTIVE, "", t
+        restatement.expires_at = t + self.turn_ttl if restatement.scope == "turn" else 0.0
         self._write([restatement])
         if parent is not None:
             others = [r for r in self.restatements(parent.id) if r.id != restatement.id]
-            kept_agents = {parent.created_by, *(a for r in others for a in r.agents)}
-            kept_users = {parent.user_id, *(u for r in others for u in r.users)}
-            parent.agents = [a for a in parent.agents if a not in restatement.agents or a in kept_agents]
-            parent.users = [u for u in parent.users if u not in restatement.users or u in kept_users]
+            still = {a for r in others for a in r.extra.get("added_agents", ())}
+            parent.agents = [a for a in parent.agents if a not in added_agents or a in still]
+            still = {u for r in others for u in r.extra.get("added_users", ())}
+            parent.users = [u for u in parent.users if u not in added_users or u in still]
             parent.seen_count = max(1, parent.seen_count - restatement.seen_count)
             parent.updated_at = t
             self._write([parent])
@@ -420,20 +430,28 @@ class MemoryStore:
         id already exists is replaced, so importing an export twice changes nothing.
         """
         counts = {"created": 0, "merged": 0, "replaced": 0, "redacted": 0}
-        for n, record in enumerate(records, 1):  # screened before anything is written
+        for n, record in enumerate(records, 1):  # checked and screened before anything is written
+            if record.status == MERGED or record.merged_into:
+                raise InvalidInput(f"record {n} ({record.id}) is a restatement of another memory; "
+                                   "import takes memories (history is rebuilt by merging); nothing was imported")
             record.content, kinds = secrets.screen(record.content, self.secrets_policy, what=f"record {n} ({record.id})")
             counts["redacted"] += bool(kinds)
             secrets.screen_tags(record.tags, what=f"record {n} ({record.id}): ", outcome="nothing was imported")
         for start in range(0, len(records), batch):
             chunk = records[start : start + batch]
             vectors = self.embedder.embed([r.content for r in chunk])
-            found = self.collection.get(ids=[r.id for r in chunk], include=["metadatas"])
-            existing = {i: (m or {}).get("status", ACTIVE) for i, m in zip(found["ids"], found["metadatas"])}
+            found = self.collection.get(ids=[r.id for r in chunk], include=["documents", "metadatas"])
+            existing = {i: MemoryRecord.from_chroma(i, d, m) for i, d, m in zip(found["ids"], found["documents"], found["metadatas"])}
             fresh: list[tuple[MemoryRecord, Any]] = []
             for record, vector in zip(chunk, vectors):
-                if existing.get(record.id) == MERGED:  # imported before and folded into its twin
+                before = existing.get(record.id)
+                if before is not None and before.status == MERGED:  # imported before and folded into its twin
                     counts["merged"] += 1
                     continue
+                if before is not None:  # a replaced memory keeps what merges added since
+                    record.agents = appended_once(record.agents + before.agents, "")
+                    record.users = appended_once(record.users + before.users, "")
+                    record.seen_count = max(record.seen_count, before.seen_count)
                 if dedup and record.id not in existing and record.status == ACTIVE:
                     twin = self._same_fact(record, vector)
                     if twin is not None:
@@ -516,27 +534,32 @@ class MemoryStore:
         faster than an id + where query.
         """
         vector = self._embed_one(query)
-        searched = dataclasses.replace(vis, restatements=True)
-        hits = self.collection.query(query_embeddings=[list(map(float, vector))], n_results=pool, where=searched.where(), include=["documents", "metadatas", "distances"])
+        query_vector = [list(map(float, vector))]
+        hits = self.collection.query(query_embeddings=query_vector, n_results=pool, where=vis.where(), include=["documents", "metadatas", "distances"])
         records: dict[str, MemoryRecord] = {}
         dense: dict[str, float] = {}
-        restated: dict[str, float] = {}  # memory id -> best cosine of its restatements
         for doc_id, doc, meta, dist in zip(hits["ids"][0], hits["documents"][0], hits["metadatas"][0], hits["distances"][0]):
-            cosine = 1.0 - float(dist)
-            if meta.get("status") == MERGED:
-                parent = str(meta.get("merged_into") or "")
-                restated[parent] = max(restated.get(parent, -1.0), cosine)
-                continue
             records[doc_id] = MemoryRecord.from_chroma(doc_id, doc, meta)
-            dense[doc_id] = cosine
+            dense[doc_id] = 1.0 - float(dist)
 
         if time.monotonic() - self._refreshed >= self.refresh_interval:
             self.refresh_lexical()
+        # Restatements are searched on behalf of the memory they were folded into, in a pool of
+        # their own, so that a memory restated sixty times cannot crowd out the others.
+        restated: dict[str, float] = {}  # memory id -> best cosine of its restatements
+        if self.lexical.restatements:
+            hits = self.collection.query(query_embeddings=query_vector, n_results=RESTATEMENT_POOL,
+                                         where=vis.where((MERGED,)), include=["metadatas", "distances"])
+            for meta, dist in zip(hits["metadatas"][0], hits["distances"][0]):
+                parent = str(meta.get("merged_into") or "")
+                restated[parent] = max(restated.get(parent, -1.0), 1.0 - float(dist))
+        searched = dataclasses.replace(vis, restatements=bool(self.lexical.restatements))
         lexical: dict[str, float] = {}
-        for doc_id, bm25 in self.lexical.search(query, searched.matches, pool):
+        for doc_id, coverage in self.lexical.search(query, searched.matches, pool + len(self.lexical.restatements)):
             meta = self.lexical.meta(doc_id)
             target = str(meta.get("merged_into") or doc_id) if meta.get("status") == MERGED else doc_id
-            lexical[target] = max(lexical.get(target, 0.0), bm25)
+            lexical[target] = max(lexical.get(target, 0.0), coverage)
+        lexical = dict(sorted(lexical.items(), key=lambda kv: kv[1], reverse=True)[:pool])
         missing = [i for i in dict.fromkeys([*lexical, *restated]) if i not in dense]
         if missing:
             got = self.collection.get(ids=missing, include=["documents", "metadatas", "embeddings"])

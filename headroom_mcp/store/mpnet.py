@@ -19,6 +19,7 @@ import io
 import json
 import math
 import struct
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -231,11 +232,19 @@ def build(dest: Path, quantized: bool = True) -> dict[str, Any]:
     model = encoder_graph(read_safetensors(files["model.safetensors"]), quantized)
     if quantized:
         model = quantize(model)
-    dest.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(model, str(dest / "model.onnx"))
-    (dest / "tokenizer.json").write_bytes(files["tokenizer.json"])
-    digest = hashlib.sha256((dest / "model.onnx").read_bytes()).hexdigest()
-    info = {"model": MODEL_NAME if quantized else "all-mpnet-base-v2-fp32", "source_sha256": SOURCE_SHA256,
-            "model_sha256": digest, "licence": "Apache-2.0 (all-mpnet-base-v2 model card)"}
-    (dest / "SOURCE.json").write_text(json.dumps(info, indent=2) + "\n")
+    # Written beside the destination and renamed into place: a build that dies half way
+    # leaves no half model that a later build would refuse to overwrite.
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}-") as tmp:
+        work = Path(tmp)
+        onnx.save_model(model, str(work / "model.onnx"))
+        (work / "tokenizer.json").write_bytes(files["tokenizer.json"])
+        digest = hashlib.sha256((work / "model.onnx").read_bytes()).hexdigest()
+        info = {"model": MODEL_NAME if quantized else "all-mpnet-base-v2-fp32", "source_sha256": SOURCE_SHA256,
+                "model_sha256": digest, "licence": "Apache-2.0 (all-mpnet-base-v2 model card)"}
+        (work / "SOURCE.json").write_text(json.dumps(info, indent=2) + "\n")
+        if dest.exists():
+            dest.rmdir()  # empty, checked above
+        work.rename(dest)
+        work.mkdir()  # for TemporaryDirectory's cleanup
     return {"dir": str(dest), **info}

@@ -62,7 +62,51 @@ _AMOUNT = re.compile(
 
 
 def _format(value: Fraction) -> str:
-    return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
+    if value.denominator == 1:
+        return str(value.numerator)
+    try:
+        return f"{float(value):g}"
+    except OverflowError:
+        return f"{value.numerator}/{value.denominator}"
+
+
+#: Longer digit runs are ids or hashes, compared as written (and Fraction refuses huge ones).
+_MAX_DIGITS = 30
+
+
+def _amount(digits: str | None, kilo: str | None, word: str | None, word2: str | None,
+            per: str | None, unit: str | None) -> str | None:
+    """The canonical form of one number-with-unit match, or None when it states no quantity."""
+    if digits is not None:
+        plain = digits.replace(",", "").replace("_", "")
+        if len(plain) > _MAX_DIGITS:
+            return f"n:{plain}"
+        value = Fraction(plain)
+        if kilo:
+            value *= 1000
+    else:
+        first = NUMBER_WORDS.get(word.lower())  # the regex matches case-insensitively: "ſix" is not "six"
+        if first is None:
+            return None
+        value = Fraction(first)
+        if word2:
+            second = NUMBER_WORDS.get(word2.lower())
+            if second is None:
+                return None
+            value = value * second if second >= 100 else value + second
+        if not unit and word.lower() in ("half", "double", "twice", "dozen", "one"):
+            return None  # "one of the", "half the team": not a stated quantity without a unit
+    known = _UNITS.get(unit.lower()) or _UNITS.get(unit) if unit else None
+    if unit and known is None:
+        unit, known = None, None
+    if known is not None:
+        dimension, factor = known
+        if per and not (per.strip() in ("a", "an") and value < 1):  # 100/min, a hundred a minute; not "half a second"
+            return f"per-{dimension}:{_format(value / factor)}"
+        return f"{dimension}:{_format(value * factor)}"
+    if digits is not None and "." in digits:
+        return f"n:{digits}"  # 3.10 is not 3.1: versions compare as written
+    return f"n:{_format(value)}"
 
 
 def _scan(text: str) -> list[tuple[int, int, str]]:
@@ -89,29 +133,13 @@ def _scan(text: str) -> list[tuple[int, int, str]]:
     for m in _AMOUNT.finditer(text):
         if not free(m.start(), m.end()):
             continue
-        digits, kilo, word, word2, per, unit = m.groups()
-        if digits is not None:
-            value = Fraction(digits.replace(",", "").replace("_", ""))
-            if kilo:
-                value *= 1000
-        else:
-            value = Fraction(NUMBER_WORDS[word.lower()])
-            if word2:
-                second = Fraction(NUMBER_WORDS[word2.lower()])
-                value = value * second if second >= 100 else value + second
-            if not unit and word.lower() in ("half", "double", "twice", "dozen", "one"):
-                continue  # "one of the", "half the team": not a stated quantity without a unit
-        if unit:
-            dimension, factor = _UNITS[unit.lower()] if unit.lower() in _UNITS else _UNITS[unit]
-            if per and not (per.strip() in ("a", "an") and value < 1):  # 100/min, a hundred a minute; not "half a second"
-                found.append((m.start(), m.end(), f"per-{dimension}:{_format(value / factor)}"))
-            else:
-                found.append((m.start(), m.end(), f"{dimension}:{_format(value * factor)}"))
-        elif digits is not None and "." in digits:
-            found.append((m.start(), m.end(), f"n:{digits}"))  # 3.10 is not 3.1: versions compare as written
-        else:
-            found.append((m.start(), m.end(), f"n:{_format(value)}"))
-        taken.append((m.start(), m.end()))
+        try:
+            canonical = _amount(*m.groups())
+        except (ArithmeticError, ValueError):  # a 5,000-digit "number": no quantity to compare
+            canonical = None
+        if canonical is not None:
+            found.append((m.start(), m.end(), canonical))
+            taken.append((m.start(), m.end()))
     return sorted(found)
 
 

@@ -173,12 +173,14 @@ class Visibility:
         """``scope_clauses`` computed once: ``matches`` runs for every lexical candidate."""
         return tuple(tuple(c.items()) for c in self.scope_clauses())
 
-    def where(self) -> dict[str, Any] | None:
-        """The Chroma filter, or None when nothing at all is visible."""
+    def where(self, statuses: tuple[str, ...] | None = None) -> dict[str, Any] | None:
+        """The Chroma filter (for records of ``statuses``, default ``self.statuses``), or None
+        when nothing at all is visible."""
         scope_clauses = [_eq_all(c) for c in self.scope_clauses()]
         if not scope_clauses:
             return None
-        parts: list[dict[str, Any]] = [{"status": {"$in": list(self.statuses)}} if self.restatements else {"status": ACTIVE}]
+        statuses = statuses or self.statuses
+        parts: list[dict[str, Any]] = [{"status": statuses[0]} if len(statuses) == 1 else {"status": {"$in": list(statuses)}}]
         parts.append(scope_clauses[0] if len(scope_clauses) == 1 else {"$or": scope_clauses})
         if self.tags:
             tag_clauses = [{"tags": {"$contains": t}} for t in self.tags]
