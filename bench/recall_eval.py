@@ -3,7 +3,6 @@
     .venv/bin/python bench/recall_eval.py                       # every set in bench/data/recall_*/
     .venv/bin/python bench/recall_eval.py bench/data/recall_blind_dev --errors
     .venv/bin/python bench/recall_eval.py --mode dense          # rank by cosine alone, no cut-off
-    .venv/bin/python bench/recall_eval.py bench/data/recall_blind_dev --sweep   # tune the fusion weights
 
 A set is a directory with ``memories.jsonl`` ({id, content, scope, project}) and
 ``questions.jsonl`` ({query, project, answers: [memory ids], kind}); a question with no
@@ -61,37 +60,12 @@ def build(store: MemoryStore, memories: list[dict]) -> dict[str, str]:
 
 
 def rescored(cached: list[tuple[dict, tuple]], weights: ranking.Weights, limit: int = 10) -> list[tuple[dict, list[dict], float]]:
-    """Questions answered from cached candidates under other ``weights`` (for --sweep)."""
+    """Questions answered from cached candidates under other ``weights`` (for fusion_sweep.py)."""
     out = []
     for q, (records, dense, lexical) in cached:
         fused = ranking.fuse(dense, lexical, {}, {}, weights)[:limit]
         out.append((q, [{"id": s.id, "content": records[s.id], "score": s.score} for s in fused], 0.0))
     return out
-
-
-def sweep(directory: Path, embedder) -> None:
-    """Re-score every question's candidates over a grid of weights; print the best settings."""
-    memories, questions = load(directory)
-    with tempfile.TemporaryDirectory() as tmp:
-        store = MemoryStore.open(embedder, Path(tmp))
-        ids = build(store, memories)
-        cached = []
-        for q in questions:
-            records, dense, lexical = store.candidates(q["query"], store.visibility(context(q["project"])), 100)
-            cached.append((q, ({i: r.content for i, r in records.items()}, dense, lexical)))
-        del store
-    by_id = {m["id"]: m for m in memories}
-    rows = []
-    for lex in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5):
-        for exponent in (1.0, 2.0):
-            for floor in (0.0, 0.3, 0.35, 0.4, 0.45, 0.5):
-                w = dataclasses.replace(ranking.DEFAULT, lexical=lex, lexical_exponent=exponent, floor=floor, importance=0.0, recency=0.0)
-                s, _ = score(rescored(cached, w), ids, by_id)
-                rows.append((w, s))
-    rows.sort(key=lambda r: -(r[1].r1 + r[1].r5 + r[1].empty / 2))
-    print("| lexical | exponent | floor | R@1 | R@5 | MRR | → nothing |\n|---|---|---|---|---|---|---|")
-    for w, s in rows[:25]:
-        print(f"| {w.lexical} | {w.lexical_exponent} | {w.floor} | {s.r1:.3f} | {s.r5:.3f} | {s.mrr:.3f} | {s.empty:.2f} |")
 
 
 def ask(store: MemoryStore, questions: list[dict], mode: str, limit: int = 10) -> list[tuple[dict, list[dict], float]]:
@@ -175,15 +149,9 @@ def main() -> int:
     parser.add_argument("sets", nargs="*", type=Path)
     parser.add_argument("--mode", choices=("shipped", "dense"), default="shipped")
     parser.add_argument("--errors", action="store_true", help="print every wrong decision (tuning sets only)")
-    parser.add_argument("--sweep", action="store_true", help="re-score cached candidates over a grid of weights (tuning sets only)")
     args = parser.parse_args()
     sets = args.sets or sorted(p for p in DATA.glob("recall_*") if p.is_dir())
     embedder = embedder_from_env()
-    if args.sweep:
-        for directory in sets:
-            print(f"\n{directory.name}\n")
-            sweep(directory, embedder)
-        return 0
     print(f"mode {args.mode}, embedder {embedder.model_id}, weights {dataclasses.asdict(ranking.DEFAULT)}\n")
     print("| set | answerable | R@1 | R@5 | MRR | unanswerable | → nothing | other-project results | recall p50 ms |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -255,14 +255,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_model(args: argparse.Namespace) -> int:
-    import os
     from pathlib import Path
 
-    from .config import default_data_dir
+    from .config import Settings
     from .store import mpnet
 
-    data_dir = Path(args.data_dir or os.environ.get("HEADROOM_MCP_DATA_DIR") or default_data_dir()).expanduser()
-    dest = Path(args.dest).expanduser() if args.dest else mpnet.default_dir(data_dir)
+    dest = Path(args.dest).expanduser() if args.dest else mpnet.default_dir(Settings.resolve(data_dir=args.data_dir).data_dir)
     result = mpnet.build(dest)
     _print(args, result, f"built {result['model']} in {result['dir']}\n"
                          f"use it: export HEADROOM_MCP_EMBED_MODEL_DIR={result['dir']}  (a new data dir, or export and import:"

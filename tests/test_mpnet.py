@@ -38,10 +38,11 @@ def built(tmp_path_factory):
 def test_the_fp32_graph_reproduces_the_pytorch_model(tmp_path):
     import onnx
 
-    model = mpnet.encoder_graph(mpnet.read_safetensors(mpnet.source_files()["model.safetensors"]))
+    files = mpnet.source_files()
+    model = mpnet.encoder_graph(mpnet.read_safetensors(files["model.safetensors"]))
     (tmp_path / "fp32").mkdir()
     onnx.save_model(model, str(tmp_path / "fp32" / "model.onnx"))
-    (tmp_path / "fp32" / "tokenizer.json").write_bytes(mpnet.source_files()["tokenizer.json"])
+    (tmp_path / "fp32" / "tokenizer.json").write_bytes(files["tokenizer.json"])
     vectors = OnnxEmbedder(tmp_path / "fp32").embed(TEXTS)
     assert np.allclose(vectors[:, :8], REFERENCE, atol=2e-3)
     # Padding a batch must not change a text's embedding (positions count real tokens only).

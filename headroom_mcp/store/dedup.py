@@ -16,14 +16,14 @@ import json
 import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Iterable
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
 from .quantities import quantities, strip
-from .text import ALIASES, STOP_WORDS, WORD, aliased, canonical, fold, join_phrases, normalize, stem, words
+from .text import ALIASES, STOP_WORDS, aliased, canonical, fold, join_phrases, normalize, stem, words
 
 #: Merge when cosine is at least this and no guard fires.
 MERGE_COSINE = 0.80
@@ -195,11 +195,11 @@ class Facts:
     def terms(self) -> frozenset[str]:
         return frozenset(self.sequence)
 
-    @property
+    @cached_property
     def roles(self) -> tuple[str, ...]:
         return tuple(k for k, content in self.tokens if content)
 
-    @property
+    @cached_property
     def markers(self) -> tuple[tuple[str, ...], ...]:
         """For each role, the function words (and commas) between it and the role before it."""
         out, since = [], []
@@ -234,12 +234,11 @@ class Facts:
             if w == "qty":
                 tokens.append((next(pending, "qty"), True))
                 continue
-            stop = w in STOP_WORDS or w.split("'")[0] in STOP_WORDS or aliased(w) in STOP_WORDS or w in ",;"
-            key = w if w in ",;" or stop else _token_key(w)
+            stop = w in ",;" or _is_stop(w)
+            key = w if stop else _token_key(w)
             tokens.append((key, not stop and not _is_negation(w) and key not in ("user", "user's")))
-        sequence = tuple(canonical(w) for w in raw if w != "qty" and not (
-            w in STOP_WORDS or w.split("'")[0] in STOP_WORDS or aliased(w) in STOP_WORDS or _is_negation(w)
-        ) and canonical(w) != "user")
+        sequence = tuple(canonical(w) for w in raw if w != "qty" and not _is_stop(w) and not _is_negation(w)
+                         and canonical(w) != "user")
         names: set[str] = set()
         for w in raw:
             bare = w.replace("'", "")
@@ -258,8 +257,6 @@ class Facts:
             parts = [p for p in re.split(r"[^a-z0-9]+", ident) if p and not p.isdigit() and p not in STOP_WORDS and p != "qty"]
             if "-" in ident and not re.search(r"[_./:\\@$#]", ident) and vocab and all(p in vocab for p in parts):
                 continue  # "on-call", "code-first", "heads-up": an English compound, not an identifier
-            if ident.isalpha() and ident.upper() == ident and vocab and ident.lower() in vocab and len(ident) > 3:
-                continue  # "IMPORTANT": shouting, not an acronym
             names.update(parts)
         names.update(_proper_nouns(plain))
         names.discard("qty")
@@ -345,6 +342,11 @@ def _copular_inversion(a: Facts, b: Facts) -> bool:
 
     sa, sb = sides(a), sides(b)
     return bool(sa and sb and sa[0] and sa[1] and sa[0] == sb[1] and sa[1] == sb[0])
+
+
+def _is_stop(word: str) -> bool:
+    """A stop word, also behind an apostrophe ("we're") or an alias."""
+    return word in STOP_WORDS or word.split("'")[0] in STOP_WORDS or aliased(word) in STOP_WORDS
 
 
 def _is_negation(word: str) -> bool:

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from .records import ACTIVE, MERGED
+from .text import index_terms
 
 #: Statuses the index holds: active memories, and restatements searched on their behalf.
 INDEXED = (ACTIVE, MERGED)
-from .text import index_terms
 
 #: BM25 term-frequency saturation and length normalisation. Memories are short and of
 #: similar length, so length matters less than in the textbook defaults (1.2, 0.75);

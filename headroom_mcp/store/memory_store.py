@@ -549,11 +549,12 @@ class MemoryStore:
         restated: dict[str, float] = {}  # memory id -> best cosine of its restatements
         if self.lexical.restatements:
             hits = self.collection.query(query_embeddings=query_vector, n_results=RESTATEMENT_POOL,
-                                         where=vis.where((MERGED,)), include=["metadatas", "distances"])
+                                         where=dataclasses.replace(vis, statuses=(MERGED,)).where(),
+                                         include=["metadatas", "distances"])
             for meta, dist in zip(hits["metadatas"][0], hits["distances"][0]):
                 parent = str(meta.get("merged_into") or "")
                 restated[parent] = max(restated.get(parent, -1.0), 1.0 - float(dist))
-        searched = dataclasses.replace(vis, restatements=bool(self.lexical.restatements))
+        searched = dataclasses.replace(vis, statuses=(ACTIVE, MERGED)) if self.lexical.restatements else vis
         lexical: dict[str, float] = {}
         for doc_id, coverage in self.lexical.search(query, searched.matches, pool + len(self.lexical.restatements)):
             meta = self.lexical.meta(doc_id)

@@ -1,9 +1,9 @@
 """Hybrid ranking: dense cosine fused with normalised BM25, gentle priors, a noise floor.
 
 Weighted score fusion, not rank fusion: equal-weight RRF throws away how close a match is,
-which hurts on short factual memories. The weights were chosen on the blind coding dev split
-and checked on LoCoMo (``bench/recall_eval.py --sweep``, ``bench/locomo.py --sweep``; figures
-in the README's Quality section).
+which hurts on short factual memories. The weights were chosen on the tuning splits of the
+blind coding set and LoCoMo (``bench/fusion_sweep.py``; figures in the README's Quality
+section).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Weights:
-    """How candidates are scored (bench/recall_eval.py --sweep, bench/locomo.py --sweep)."""
+    """How candidates are scored (chosen with bench/fusion_sweep.py)."""
 
     #: Weight of the lexical part. Chosen with bench/fusion_sweep.py on the tuning splits
     #: (the blind coding dev split and LoCoMo's tuning conversations): of the settings at

@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import Any, Mapping
 
 from ..errors import Forbidden, InvalidInput
-from .records import ACTIVE, MERGED, SCOPES
+from .records import ACTIVE, SCOPES
 
 ROLES = ("read", "write", "admin")
 #: In ``Context.projects``: every project.
@@ -142,13 +142,9 @@ class Visibility:
     tags: tuple[str, ...] = ()
     agent: str = ""
     now: float = 0.0
-    #: Also match restatements (status ``merged``), which recall searches on behalf of the
-    #: memory they were folded into; everything else sees active memories only.
-    restatements: bool = False
-
-    @property
-    def statuses(self) -> tuple[str, ...]:
-        return (ACTIVE, MERGED) if self.restatements else (ACTIVE,)
+    #: The record statuses to match: active memories, or (for recall, which searches them on
+    #: behalf of the memory they were folded into) restatements too.
+    statuses: tuple[str, ...] = (ACTIVE,)
 
     def scope_clauses(self) -> list[dict[str, Any]]:
         """One equality clause set per visible scope (scopes whose keys are unknown drop out).
@@ -173,13 +169,12 @@ class Visibility:
         """``scope_clauses`` computed once: ``matches`` runs for every lexical candidate."""
         return tuple(tuple(c.items()) for c in self.scope_clauses())
 
-    def where(self, statuses: tuple[str, ...] | None = None) -> dict[str, Any] | None:
-        """The Chroma filter (for records of ``statuses``, default ``self.statuses``), or None
-        when nothing at all is visible."""
+    def where(self) -> dict[str, Any] | None:
+        """The Chroma filter, or None when nothing at all is visible."""
         scope_clauses = [_eq_all(c) for c in self.scope_clauses()]
         if not scope_clauses:
             return None
-        statuses = statuses or self.statuses
+        statuses = self.statuses
         parts: list[dict[str, Any]] = [{"status": statuses[0]} if len(statuses) == 1 else {"status": {"$in": list(statuses)}}]
         parts.append(scope_clauses[0] if len(scope_clauses) == 1 else {"$or": scope_clauses})
         if self.tags:
