@@ -124,14 +124,21 @@ class SyncMemory:
         return self._call("get", memory_id=memory_id)
 
     def get_all(self, scope: str | None = None, tags: Sequence[str] | None = None, agent: str | None = None,
-                limit: int | None = None) -> list[dict[str, Any]]:
-        """Every visible memory, most recently updated first."""
-        return self._call("list", scope=scope, tags=list(tags) if tags is not None else None, agent=agent, limit=limit)["memories"]
+                limit: int | None = None, forgotten: bool = False) -> list[dict[str, Any]]:
+        """Every visible memory, most recently updated first; with ``forgotten=True`` the
+        forgotten ones that can still be restored (each with ``restorable_until``)."""
+        return self._call("list", scope=scope, tags=list(tags) if tags is not None else None, agent=agent, limit=limit,
+                          forgotten=forgotten)["memories"]
 
     def delete(self, id: str | None = None, ids: Sequence[str] | None = None, query: str | None = None,
                confirm: bool = False) -> dict[str, Any]:
-        """Forget by id, ids, or query (a query only lists matches unless ``confirm=True``)."""
+        """Forget by id, ids, or query. A query takes only what it clearly names and lists the
+        other matches as ``candidates``; without ``confirm=True`` it only lists (``would_forget``)."""
         return self._call("forget", id=id, ids=list(ids) if ids is not None else None, query=query, confirm=confirm)
+
+    def restore(self, ids: Sequence[str]) -> dict[str, Any]:
+        """Bring forgotten memories back (within ``HEADROOM_MCP_FORGET_RETENTION``): ``{restored: [ids]}``."""
+        return self._call("restore", ids=list(ids))
 
     def clear(self, scope: str | None = None) -> dict[str, Any]:
         """Forget every memory visible here (or only those of ``scope``): ``{forgotten: n}``."""
@@ -193,6 +200,7 @@ class Memory:
     get = _in_thread(SyncMemory.get)
     get_all = _in_thread(SyncMemory.get_all)
     delete = _in_thread(SyncMemory.delete)
+    restore = _in_thread(SyncMemory.restore)
     clear = _in_thread(SyncMemory.clear)
     stats = _in_thread(SyncMemory.stats)
     import_records = _in_thread(SyncMemory.import_records)

@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query")
     p.add_argument("--yes", action="store_true", help="confirm forgetting by query")
 
+    p = sub.add_parser("restore", help="bring forgotten memories back (see list --forgotten)")
+    _common(p)
+    p.add_argument("ids", nargs="+", help="memory ids")
+
     p = sub.add_parser("unmerge", help="undo a wrong merge: a restatement becomes a memory of its own again")
     _common(p)
     p.add_argument("id", help="the restatement's id (shown by remember, and by show MEMORY_ID)")
@@ -108,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--scope", choices=["user", "project", "session", "agent", "turn"])
     p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--forgotten", action="store_true", help="forgotten memories that can still be restored")
 
     p = sub.add_parser("show", help="show one memory with its provenance")
     _common(p)
@@ -158,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _print(args: argparse.Namespace, data: Any, text: str) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else text)
+
+
+def _forgot(ids: list[str]) -> str:
+    return f"forgot {' '.join(ids)} (undo: headroom-mcp restore {' '.join(ids)})"
 
 
 def _table(memories: list[dict[str, Any]]) -> str:
@@ -226,15 +235,24 @@ def run(args: argparse.Namespace) -> int:
                 raise HeadroomError("give memory ids or --query, not both")
             if args.query:
                 r = memory.delete(query=args.query, confirm=args.yes)
-                text = "\n".join(f"would forget {m['id']}: {m['content']}" for m in r.get("would_forget", []))
-                text = text + "\n(run again with --yes to forget these)" if text else "forgot " + " ".join(r["forgotten"]) if r["forgotten"] else "(nothing matched)"
+                lines = [f"would forget {m['id']}: {m['content']}" for m in r.get("would_forget", [])]
+                lines += ["(run again with --yes to forget these)"] if lines else []
+                lines += [_forgot(r["forgotten"])] if r["forgotten"] else []
+                if not lines:
+                    lines.append("nothing clearly matched: nothing forgotten" if r.get("candidates") else "(nothing matched)")
+                lines += [f"  candidate {m['id']} ({m['score']:.2f}): {m['content']}" for m in r.get("candidates", [])]
+                lines += ["(candidates are never forgotten by query: forget them by id)"] if r.get("candidates") else []
+                text = "\n".join(lines)
             else:
                 r = memory.delete(ids=args.ids)
-                text = "forgot " + " ".join(r["forgotten"])
+                text = _forgot(r["forgotten"]) if r["forgotten"] else "(already forgotten)"
             _print(args, r, text)
+        elif args.command == "restore":
+            r = memory.restore(args.ids)
+            _print(args, r, "restored " + " ".join(r["restored"]))
         elif args.command == "list":
-            memories = memory.get_all(scope=args.scope, limit=args.limit)
-            _print(args, {"memories": memories}, _table(memories) or "(no memories)")
+            memories = memory.get_all(scope=args.scope, limit=args.limit, forgotten=args.forgotten)
+            _print(args, {"memories": memories}, _table(memories) or ("(nothing forgotten)" if args.forgotten else "(no memories)"))
         elif args.command == "show":
             m = memory.get(args.id)
             _print(args, m, "\n".join(f"{k}: {v}" for k, v in m.items()))

@@ -40,6 +40,7 @@ def spawn_daemon(settings: Settings) -> subprocess.Popen:
         env["HEADROOM_MCP_CHROMA_URL"] = settings.chroma_url
     env["HEADROOM_MCP_IDLE_TIMEOUT"] = str(settings.idle_timeout)
     env["HEADROOM_MCP_TURN_TTL"] = str(settings.turn_ttl)
+    env["HEADROOM_MCP_FORGET_RETENTION"] = str(settings.forget_retention)
     process = subprocess.Popen(
         [sys.executable, "-m", "headroom_mcp", "daemon", "--data-dir", str(paths.data_dir)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

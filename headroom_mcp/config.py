@@ -7,12 +7,15 @@ so two of them started with the same environment agree on the data dir and ident
 from __future__ import annotations
 
 import getpass
+import math
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from .errors import InvalidInput
 from .project import project_id
 from .store.scopes import Context
 
@@ -22,6 +25,22 @@ DEFAULT_IDLE_TIMEOUT = 900.0
 #: The loopback names: where an HTTP server may run without tokens (the ones the MCP SDK's
 #: DNS-rebinding protection covers), and where plain http is not worth a warning.
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+#: Forgotten memories can be restored for this long (seconds) before they are purged.
+DEFAULT_FORGET_RETENTION = 30 * 86400.0
+
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration(text: str, name: str) -> float:
+    """Seconds in ``text``: a number with an optional unit (``90``, ``90s``, ``15m``, ``12h``, ``30d``, ``2w``).
+
+    Raises ``InvalidInput`` naming the variable, so a typo in the environment is reported
+    at start instead of becoming a zero that purges everything at once.
+    """
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text.lower())
+    if not found or not math.isfinite(seconds := float(found[1]) * _UNITS[found[2]]):
+        raise InvalidInput(f"{name} must be a duration such as 3600, 90m, 12h or 30d; got {text!r}")
+    return seconds
 
 
 def default_data_dir() -> Path:
@@ -49,6 +68,7 @@ class Settings:
     chroma_url: str = ""
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     turn_ttl: float = 3600.0
+    forget_retention: float = DEFAULT_FORGET_RETENTION
     #: What a write holding a credential gets: "redact" (default) or "refuse".
     secrets: str = "redact"
     #: Team mode's bearer tokens when not ``tokens.json`` in the data dir (see ``tokens_file``).
@@ -89,7 +109,9 @@ class Settings:
             session_id=pick(session_id, "SESSION") or uuid.uuid4().hex[:16],
             chroma_url=pick(chroma_url, "CHROMA_URL"),
             idle_timeout=float(env.get("HEADROOM_MCP_IDLE_TIMEOUT") or DEFAULT_IDLE_TIMEOUT),
-            turn_ttl=float(env.get("HEADROOM_MCP_TURN_TTL") or 3600.0),
+            turn_ttl=duration(env.get("HEADROOM_MCP_TURN_TTL") or "3600", "HEADROOM_MCP_TURN_TTL"),
+            forget_retention=duration(env.get("HEADROOM_MCP_FORGET_RETENTION") or str(DEFAULT_FORGET_RETENTION),
+                                      "HEADROOM_MCP_FORGET_RETENTION"),
             secrets=env.get("HEADROOM_MCP_SECRETS") or "redact",
             tokens_override=Path(tokens).expanduser() if tokens else None,
             env=env,

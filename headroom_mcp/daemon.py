@@ -42,7 +42,8 @@ def open_store(settings: Settings):
 
     embedder = embedder_from_env(dict(settings.env) or None)
     return MemoryStore.open(embedder, data_dir=settings.data_dir, chroma_url=settings.chroma_url or None,
-                            turn_ttl=settings.turn_ttl, secrets_policy=settings.secrets)
+                            turn_ttl=settings.turn_ttl, secrets_policy=settings.secrets,
+                            forget_retention=settings.forget_retention)
 
 
 def error_payload(exc: BaseException) -> dict[str, str]:

@@ -212,12 +212,12 @@ def build_server(backend: Backend, settings: Settings, metrics: Metrics | None =
     async def forget(
         id: Annotated[str | None, _optional("Id of the memory to forget.")] = None,
         ids: Annotated[list[str] | None, _optional("Ids of several memories to forget.")] = None,
-        query: Annotated[str | None, _optional("Forget the memories matching this query; without confirm=true only lists them.")] = None,
-        confirm: Annotated[bool, Field(description="Set true to really forget what a query matches.")] = False,
+        query: Annotated[str | None, _optional("Forget the memory this query clearly names; without confirm=true only lists it.")] = None,
+        confirm: Annotated[bool, Field(description="Set true to really forget what a query names.", strict=True)] = False,
         ctx: MCPContext | None = None,
     ) -> dict[str, Any]:
-        """Forget memories by id, ids, or query. Use when the user asks to forget something or a memory is wrong (to replace a fact, prefer remember with supersedes). Forgetting by query first lists what would go; call again with confirm=true."""
-        return await tools.call("forget", dict(id=id, ids=ids, query=query, confirm=confirm or None), ctx)
+        """Forget memories by id, ids, or query. Use when the user asks to forget something or a memory is wrong (to replace a fact, prefer remember with supersedes). A query first lists what it would take (would_forget) and other close matches (candidates, never taken): call again with confirm=true, or pass the ids the user meant."""
+        return await tools.call("forget", dict(id=id, ids=ids, query=query, confirm=confirm), ctx)
 
     @server.resource("memory://context", name="context", title="Memory context", mime_type="text/markdown",
                      description="The memories that matter most for this user and project, as reference facts.")

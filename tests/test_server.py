@@ -112,6 +112,8 @@ def test_forget_by_query_needs_confirmation(data_dir):
         async with stdio_session(data_dir, "--agent", "claude") as (session, _):
             saved = (await session.call_tool("remember", {"content": "staging deploys need the VPN"})).structured_content
             dry = (await session.call_tool("forget", {"query": "staging VPN"})).structured_content
+            loose = [await session.call_tool("forget", {"query": "staging VPN", "confirm": c}) for c in (1, "yes", "true")]
+            assert all(r.is_error for r in loose), [r.content[0].text for r in loose]
             still = (await session.call_tool("recall", {"query": "staging VPN"})).structured_content["results"]
             done = (await session.call_tool("forget", {"query": "staging VPN", "confirm": True})).structured_content
             gone = (await session.call_tool("recall", {"query": "staging VPN"})).structured_content["results"]

@@ -53,9 +53,10 @@ RESTATEMENT_POOL = 20
 DEDUP_CANDIDATES = 8
 #: Turn-scoped memories live this long (seconds) unless configured otherwise.
 DEFAULT_TURN_TTL = 3600.0
-#: Forgotten and superseded records are purged this long after they were retired, so that
-#: every process and replica has seen the tombstone first.
-PURGE_AFTER = 3600.0
+#: Forgotten memories stay restorable this long (seconds) before ``purge`` deletes them
+#: (``HEADROOM_MCP_FORGET_RETENTION``): a forget by mistake, or by a query that took more than
+#: the user meant, can be undone for a month.
+DEFAULT_FORGET_RETENTION = 30 * 86400.0
 _PAGE = 1000
 
 
@@ -99,13 +100,14 @@ class MemoryStore:
     """The memory engine over one Chroma collection, an embedder and a lexical index."""
 
     def __init__(self, collection, embedder: Embedder, turn_ttl: float = DEFAULT_TURN_TTL, refresh_interval: float = 0.0,
-                 secrets_policy: str = "redact"):
+                 secrets_policy: str = "redact", forget_retention: float = DEFAULT_FORGET_RETENTION):
         """``refresh_interval``: seconds between lexical refreshes from the collection on recall.
 
         0 (refresh on every recall) when other processes write the same collection (a Chroma
         server shared by replicas); an embedded store's owner sees every write itself, so it
         only needs an occasional safety-net refresh. ``secrets_policy``: what a write holding
-        a credential gets, "redact" or "refuse" (see ``secrets``).
+        a credential gets, "redact" or "refuse" (see ``secrets``). ``forget_retention``: how
+        long a forgotten memory can be restored before ``purge`` deletes it.
         """
         if secrets_policy not in secrets.POLICIES:
             raise InvalidInput(f"secrets policy must be one of {', '.join(secrets.POLICIES)}, got {secrets_policy!r}")
@@ -117,6 +119,7 @@ class MemoryStore:
         self.collection = collection
         self.embedder = embedder
         self.turn_ttl = turn_ttl
+        self.forget_retention = forget_retention
         self.refresh_interval = refresh_interval
         self.lexical = LexicalIndex()
         self.weights = ranking.DEFAULT
@@ -132,6 +135,7 @@ class MemoryStore:
         chroma_url: str | None = None,
         turn_ttl: float = DEFAULT_TURN_TTL,
         secrets_policy: str = "redact",
+        forget_retention: float = DEFAULT_FORGET_RETENTION,
     ) -> "MemoryStore":
         client = open_client(data_dir, chroma_url)
         collection = open_collection(client, embedder.model_id)
@@ -143,7 +147,8 @@ class MemoryStore:
             if not keep.exists():
                 shutil.copytree(Path(data_dir) / "chroma", keep / "chroma")
         migrated = migrate(collection, embedder)
-        store = cls(collection, embedder, turn_ttl, refresh_interval=0.0 if chroma_url else 30.0, secrets_policy=secrets_policy)
+        store = cls(collection, embedder, turn_ttl, refresh_interval=0.0 if chroma_url else 30.0, secrets_policy=secrets_policy,
+                    forget_retention=forget_retention)
         store.migrated = migrated
         store.chroma_dir = None if chroma_url else Path(data_dir) / "chroma"
         return store
@@ -604,13 +609,27 @@ class MemoryStore:
             for i, doc_id in enumerate(page["ids"]):
                 yield MemoryRecord.from_chroma(doc_id, page["documents"][i], page["metadatas"][i])
 
-    def list(self, ctx: Context, scope: Any = None, tags: Any = None, agent: Any = None, limit: Any = None) -> list[dict[str, Any]]:
-        """Visible memories, most recently updated first."""
+    def list(self, ctx: Context, scope: Any = None, tags: Any = None, agent: Any = None, limit: Any = None,
+             forgotten: Any = False) -> list[dict[str, Any]]:
+        """Visible memories, most recently updated first.
+
+        ``forgotten``: the caller's forgotten memories instead, each with ``restorable_until``
+        (after it ``purge`` deletes them), so that ``restore`` can be given their ids.
+        """
         limit = check_limit(limit, 1_000_000, 1_000_000)
-        where = self.visibility(ctx, scope, tags, agent).where()
+        if not isinstance(forgotten, bool):
+            raise InvalidInput(f"forgotten must be true or false, got {forgotten!r}")
+        vis = self.visibility(ctx, scope, tags, agent)
+        if forgotten:
+            vis = dataclasses.replace(vis, statuses=(FORGOTTEN,))
+        where = vis.where()
         records = list(self._iter_where(where)) if where else []
         records.sort(key=lambda r: r.updated_at, reverse=True)
-        return [r.to_dict() for r in records[:limit]]
+        out = [r.to_dict() for r in records[:limit]]
+        if forgotten:
+            for item, r in zip(out, records):
+                item["restorable_until"] = iso(r.updated_at + self.forget_retention)
+        return out
 
     def context(self, ctx: Context, limit: Any = None) -> list[dict[str, Any]]:
         """The visible memories that matter most when there is no query yet (a session start).
@@ -656,10 +675,14 @@ class MemoryStore:
         confirm: Any = False,
         limit: Any = 10,
     ) -> dict[str, Any]:
-        """Retire memories by id, ids, or query (a query only lists matches unless ``confirm``).
+        """Retire memories by id, ids, or query; ``restore`` brings them back within the retention.
 
-        Records are soft-deleted (a tombstone other processes see) and purged later by
-        ``purge``. All ids are checked before any is retired: an unknown id changes nothing.
+        By query only the memories the query clearly names are taken (``ranking.named_by``:
+        well above recall's cut-off, close to the best match and clearly above the next);
+        the others that matched are returned as ``candidates``, never taken, so that a
+        neighbour on the same topic survives. Without ``confirm`` (a real boolean) a query
+        only lists what it would take (``would_forget``); passing those ids back forgets
+        exactly them. All ids are checked before any is retired: an unknown id changes nothing.
         """
         ctx.require_write()
         if not isinstance(confirm, bool):
@@ -667,11 +690,18 @@ class MemoryStore:
         given = [x for x in (id, ids, query) if x is not None]
         if len(given) != 1:
             raise InvalidInput("give exactly one of id, ids or query")
+        candidates: list[dict[str, Any]] = []
         if query is not None:
-            matches = self.recall(ctx, query, limit=limit)
+            limit = check_limit(limit, 10, MAX_RECALL_LIMIT - 1)
+            # One more than asked: whether the last named memory stands clear of the next one
+            # decides whether it is named at all.
+            taken, others = ranking.named_by(self.recall(ctx, query, limit=limit + 1))
+            taken = taken[:limit]
+            candidates = [{"id": m["id"], "content": m["content"], "score": m["score"]} for m in others]
             if not confirm:
-                return {"forgotten": [], "would_forget": [{"id": m["id"], "content": m["content"], "score": m["score"]} for m in matches], "confirm_needed": bool(matches)}
-            targets = [m["id"] for m in matches]
+                return {"forgotten": [], "would_forget": [{"id": m["id"], "content": m["content"], "score": m["score"]} for m in taken],
+                        "candidates": candidates, "confirm_needed": bool(taken)}
+            targets = [m["id"] for m in taken]
         else:
             if ids is not None and (isinstance(ids, str) or not isinstance(ids, (list, tuple)) or not ids):
                 raise InvalidInput("ids must be a non-empty list of memory ids")
@@ -681,13 +711,44 @@ class MemoryStore:
         unknown = [t for t in targets if t not in records]
         if unknown:
             raise NotFound(f"no memory with id {', '.join(map(repr, unknown))}; nothing was forgotten")
+        restated = [t for t in targets if records[t].status == MERGED]
+        if restated:
+            raise InvalidInput(f"{', '.join(map(repr, restated))} {'is a restatement' if len(restated) == 1 else 'are restatements'} of "
+                               f"{', '.join(repr(records[t].merged_into) for t in restated)}: forget that memory, or unmerge "
+                               "the restatement first; nothing was forgotten")
         t = now()
         retired = [records[i] for i in targets if records[i].status == ACTIVE]
         for r in retired:
             r.status, r.updated_at = FORGOTTEN, t
         if retired:
             self._write(retired)
-        return {"forgotten": [r.id for r in retired]}
+        out: dict[str, Any] = {"forgotten": [r.id for r in retired]}
+        if query is not None:
+            out["candidates"] = candidates
+        return out
+
+    def restore(self, ctx: Context, ids: Any) -> dict[str, Any]:
+        """Bring forgotten memories back (until ``purge`` deletes them, ``forget_retention`` after).
+
+        Every id must be a forgotten memory the caller may change, or nothing is restored.
+        Restatements merged into a memory went with it and come back with it.
+        """
+        ctx.require_write()
+        if isinstance(ids, str) or not isinstance(ids, (list, tuple)) or not ids:
+            raise InvalidInput("ids must be a non-empty list of memory ids")
+        targets = list(dict.fromkeys(check_id(x) for x in ids))
+        records = self._records(targets, ctx.can_change)
+        unknown = [i for i in targets if i not in records]
+        if unknown:
+            raise NotFound(f"no memory with id {', '.join(map(repr, unknown))} (purged, or never here); nothing was restored")
+        live = [i for i in targets if records[i].status != FORGOTTEN]
+        if live:
+            raise InvalidInput(f"{', '.join(f'{i!r} is {records[i].status}' for i in live)}, not forgotten; nothing was restored")
+        t = now()
+        for r in records.values():
+            r.status, r.updated_at = ACTIVE, t
+        self._write(list(records.values()))
+        return {"restored": targets}
 
     def clear(self, ctx: Context, scope: Any = None) -> dict[str, Any]:
         """Forget every memory visible to ``ctx`` (optionally one scope)."""
@@ -698,13 +759,13 @@ class MemoryStore:
             forgotten += self.forget(ctx, ids=ids[start : start + 500])["forgotten"]
         return {"forgotten": len(forgotten)}
 
-    def purge(self, older_than: float = PURGE_AFTER) -> int:
-        """Delete forgotten records whose tombstone is old, and expired turn memories.
+    def purge(self, older_than: float | None = None) -> int:
+        """Delete memories forgotten longer ago than ``older_than`` (default the retention), and expired turn memories.
 
         Superseded records stay: they are the history of the fact that replaced them.
         """
         t = now()
-        cutoff = t - older_than
+        cutoff = t - (self.forget_retention if older_than is None else older_than)
         where = {"$or": [
             {"$and": [{"status": FORGOTTEN}, {"updated_at": {"$lt": cutoff}}]},
             {"$and": [{"scope": "turn"}, {"expires_at": {"$lt": t}}]},

@@ -94,3 +94,32 @@ def priority(importance: float, seen_count: int, age_days: float, weights: Weigh
     repeated = min(1.0, math.log1p(max(0, seen_count - 1)) / math.log(10))
     recent = math.exp(-math.log(2) * age_days / weights.recency_half_life_days)
     return importance + 0.3 * repeated + 0.2 * recent
+
+
+
+#: Forget by query takes a memory only when it scores at least this: recall's floor lets
+#: through the best wrong candidate of a question nothing answers, which is fine for a list
+#: but not for a deletion. Chosen with bench/forget_eval.py on the blind dev split.
+FORGET_MIN_SCORE = 0.55
+#: Memories within this of the best match are named together ("forget the staging notes").
+FORGET_MARGIN = 0.02
+#: ... and the next one must score at least this much lower, or the query does not say which
+#: it means: a neighbour on the same topic ("the staging database" for "when do staging
+#: deploys happen?") is left, and so is everything when two are about as close.
+FORGET_GAP = 0.08
+
+
+def named_by(results: list[dict], min_score: float = FORGET_MIN_SCORE, margin: float = FORGET_MARGIN,
+             gap: float = FORGET_GAP) -> tuple[list[dict], list[dict]]:
+    """Split recall ``results`` (best first) into the memories a query clearly names and the rest.
+
+    Forgetting is destructive, so the bar is higher than recall's: at least ``min_score``,
+    within ``margin`` of the best, and clearly above the next. The rest are candidates to
+    show, never to take.
+    """
+    best = results[0]["score"] if results else 0.0
+    taken = [r for r in results if r["score"] >= min_score and best - r["score"] <= margin]
+    rest = results[len(taken):] if taken == results[:len(taken)] else [r for r in results if r not in taken]
+    if taken and rest and taken[-1]["score"] - rest[0]["score"] < gap:
+        return [], results
+    return taken, rest
