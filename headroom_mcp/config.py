@@ -105,7 +105,8 @@ class Settings:
             data_dir=Path(directory).expanduser() if directory else default_data_dir(),
             user_id=pick(user_id, "USER") or _os_user(),
             agent_id=pick(agent_id, "AGENT"),
-            project=pick(project, "PROJECT") or project_id(workdir),
+            # An explicit project, even "" (none: an app serving many users), is used as given.
+            project=project if project is not None else env.get("HEADROOM_MCP_PROJECT") or project_id(workdir),
             session_id=pick(session_id, "SESSION") or uuid.uuid4().hex[:16],
             chroma_url=pick(chroma_url, "CHROMA_URL"),
             idle_timeout=float(env.get("HEADROOM_MCP_IDLE_TIMEOUT") or DEFAULT_IDLE_TIMEOUT),

@@ -10,7 +10,10 @@ become look-alikes (no fake closing tags), and the block says what the facts are
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any, Iterable, Mapping
+
+from .store.records import INVISIBLE
 
 #: Default budgets, in estimated tokens.
 SESSION_BUDGET = 600
@@ -39,9 +42,14 @@ def estimate_tokens(text: str) -> int:
 
 
 def neutralise(content: str, max_chars: int = MAX_MEMORY_CHARS) -> str:
-    """One inert line: whitespace collapsed, tag and fence characters replaced, length capped."""
-    text = " ".join(content.split())
-    text = text.replace("<", "‹").replace(">", "›").replace("```", "'''")
+    """One inert line: whitespace collapsed, tag, fence and image syntax replaced, length capped.
+
+    NFKC first, so that fullwidth and small-form brackets (``＜/memory＞``) are caught as the
+    plain ones; invisible characters (bidi overrides, zero-width) are dropped; ``![..](url)``
+    is broken so that a client rendering markdown fetches no URL a memory chose.
+    """
+    text = " ".join(INVISIBLE.sub("", unicodedata.normalize("NFKC", content)).split())
+    text = text.replace("<", "‹").replace(">", "›").replace("```", "'''").replace("![", "! [")
     if len(text) > max_chars:
         text = text[: max_chars - 1].rstrip() + "…"
     return text

@@ -179,7 +179,7 @@ def build_server(backend: Backend, settings: Settings, metrics: Metrics | None =
     async def remember(
         content: Annotated[str, Field(description="The fact, one self-contained statement in plain words (max 8 KB).")],
         scope: Annotated[Scope | None, _optional("Who sees it: user (everywhere), project (default in a repository), session, agent or turn.")] = None,
-        importance: Annotated[float | None, _optional("0..1, default 0.5; higher surfaces first.", ge=0, le=1)] = None,
+        importance: Annotated[float | None, _optional("0..1, default 0.5; higher surfaces first.", ge=0, le=1, strict=True)] = None,
         tags: Annotated[list[str] | None, _optional("Short labels, e.g. [\"build\", \"preference\"].")] = None,
         supersedes: Annotated[str | None, _optional("Id of a memory this fact replaces; the old one is kept as history and no longer recalled.")] = None,
         ctx: MCPContext | None = None,
@@ -198,7 +198,7 @@ def build_server(backend: Backend, settings: Settings, metrics: Metrics | None =
         scope: Annotated[Scope | None, _optional("Only memories of this scope.")] = None,
         tags: Annotated[list[str] | None, _optional("Only memories carrying all of these tags.")] = None,
         agent: Annotated[str | None, _optional("Only memories asserted by this agent (claude, codex, gemini...).")] = None,
-        min_score: Annotated[float | None, _optional("Drop results scoring below this.")] = None,
+        min_score: Annotated[float | None, _optional("Drop results scoring below this.", strict=True)] = None,
         ctx: MCPContext | None = None,
     ) -> dict[str, Any]:
         """Search the memories visible here (this user's, this project's, this session's) by meaning and keywords, best first. Use it when starting a task or when the user refers to preferences, conventions or earlier work. Returns an empty list when nothing is relevant."""

@@ -25,6 +25,7 @@ import concurrent.futures
 import copy
 import inspect
 import logging
+import os
 import re
 from typing import Any, AsyncIterator, Iterator
 
@@ -341,10 +342,14 @@ def with_memory(
 ) -> MemoryClient:
     """``client`` with shared memory: recalled context before each call, facts kept after it.
 
-    ``user_id``, ``session_id``, ``project`` and ``data_dir`` fall back to the same
-    ``HEADROOM_MCP_*`` settings as every other entry point; extracted facts are saved at
-    ``user`` scope, so a later session of the same user recalls them.
+    ``user_id``, ``session_id`` and ``data_dir`` fall back to the same ``HEADROOM_MCP_*``
+    settings as every other entry point; extracted facts are saved at ``user`` scope, so a
+    later session of the same user recalls them. ``project`` is only what the app names
+    (the argument or ``HEADROOM_MCP_PROJECT``), never the working directory's repository:
+    project memories are shared by every user of a project, and an app serving many end
+    users must not show one user's project notes to another.
     """
+    project = project if project is not None else os.environ.get("HEADROOM_MCP_PROJECT", "")
     memory = SyncMemory(user_id=user_id, agent_id=agent_id, project=project, session_id=session_id, data_dir=data_dir)
     return MemoryClient(client, memory, budget_tokens, extract)
 

@@ -95,6 +95,9 @@ def test_bad_arguments_are_tool_errors_and_write_nothing(data_dir):
                 await session.call_tool("recall", {"query": "x", "limit": 10_000}),
                 await session.call_tool("forget", {"id": "mem_does_not_exist"}),
                 await session.call_tool("remember", {}),
+                await session.call_tool("remember", {"content": "x", "importance": True}),
+                await session.call_tool("remember", {"content": "x", "importance": "0.9"}),
+                await session.call_tool("remember", {"content": "\u200b\u200d\u00ad\ufeff\u2063"}),
             ]
             listed = await session.call_tool("recall", {"query": "x"})
             still_serving = await session.call_tool("remember", {"content": "the API listens on port 8080"})

@@ -155,3 +155,26 @@ def test_memory_handle_and_any_object_with_chat_completions_create(data_dir):
     assert [m["content"] for m in client.memory.search("where does the user work?", top_k=1)] == ["the user works in Berlin"]
     assert client.memory.stats()["total"] == 2
     assert client.memory.clear()["forgotten"] == 2 and client.memory.get_all() == []
+
+
+@pytest.mark.parametrize("chat", [["Sure.", "Sure."]], indirect=True)
+def test_an_app_serving_many_users_shows_project_memories_only_when_it_names_the_project(data_dir, chat, tmp_path, monkeypatch):
+    import subprocess
+
+    from headroom_mcp import SyncMemory
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "remote", "add", "origin", "https://github.com/acme/atlas.git"], check=True)
+    monkeypatch.chdir(repo)
+    monkeypatch.delenv("HEADROOM_MCP_PROJECT")
+    with SyncMemory(user_id="bob", project="github.com/acme/atlas") as bob:
+        bob.save("bob's customer Initech renews its contract in March", scope="project")
+
+    alice = with_memory(OpenAI(base_url=chat.url, api_key="k"), user_id="alice", session_id="s1")
+    alice.chat.completions.create(**ask("when does Initech renew its contract?"))
+    assert "Initech" not in " ".join(chat.system_messages(0)) and alice.memory.get_all() == []
+    named = with_memory(OpenAI(base_url=chat.url, api_key="k"), user_id="alice", session_id="s2", project="github.com/acme/atlas")
+    named.chat.completions.create(**ask("when does Initech renew its contract?"))
+    assert "Initech renews its contract in March" in chat.system_messages(1)[0]

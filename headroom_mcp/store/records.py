@@ -29,7 +29,13 @@ ACTIVE, SUPERSEDED, FORGOTTEN = "active", "superseded", "forgotten"
 #: A restatement folded into another memory (``merged_into``): kept as that memory's history,
 #: searchable on its behalf, and restorable as a memory of its own (``unmerge``).
 MERGED = "merged"
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Characters that draw nothing: C0 controls but tab and newlines, DEL, and Unicode format
+#: characters (zero-width spaces and joiners, soft hyphen, bidi overrides and isolates, BOM,
+#: invisible tag letters). Removed from every stored text and from what agents are shown:
+#: they hide a key from the secret scanner, make twins look different, reorder how a line
+#: reads, or smuggle text a person cannot see.
+INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e"
+                       "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]")
 
 
 def now() -> float:
@@ -74,7 +80,7 @@ def check_content(content: Any, what: str = "content") -> str:
         content.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidInput(f"{what} is not valid Unicode (lone surrogate at {exc.start})") from None
-    content = _CONTROL.sub("", content).strip()
+    content = INVISIBLE.sub("", content).strip()
     if not content:
         raise InvalidInput(f"{what} is empty")
     size = len(content.encode("utf-8"))
