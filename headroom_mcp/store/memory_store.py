@@ -442,6 +442,9 @@ class MemoryStore:
             record.content, kinds = secrets.screen(record.content, self.secrets_policy, what=f"record {n} ({record.id})")
             counts["redacted"] += bool(kinds)
             secrets.screen_tags(record.tags, what=f"record {n} ({record.id}): ", outcome="nothing was imported")
+            for key, value in record.provenance():
+                if secrets.find(value):
+                    raise InvalidInput(f"record {n} ({record.id}): {key} looks like a secret; nothing was imported")
         for start in range(0, len(records), batch):
             chunk = records[start : start + batch]
             vectors = self.embedder.embed([r.content for r in chunk])

@@ -133,6 +133,35 @@ def check_id(value: Any, what: str = "id") -> str:
     return value.strip()
 
 
+#: What an imported identity or id may look like: one word of letters, digits and ``._@:/+-``
+#: (agent and user names, session ids, "github.com/acme/atlas", "mem_3f2a…"). Provenance is
+#: printed in every agent's context, so an import must not smuggle prose or a key into it.
+_NAME = re.compile(r"[\w.@:/+-]{1,256}")
+#: The identity fields of a record, and its fields holding ids of other memories.
+NAME_FIELDS = ("project", "session_id", "agent_id", "turn_id", "created_by")
+NAME_LISTS = ("agents", "users")
+ID_FIELDS = ("supersedes", "superseded_by", "merged_into")
+STATUSES = (ACTIVE, SUPERSEDED, FORGOTTEN, MERGED)
+
+
+def check_name(value: Any, what: str) -> str:
+    """An identity or id as an import must give it (``_NAME``), else ``InvalidInput``."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise InvalidInput(f"{what} must be an id (letters, digits and ._@:/+- only, at most 256), got {str(value)[:40]!r}")
+    return value
+
+
+def check_extra(extra: Any) -> dict[str, Any]:
+    """Extra metadata an import carries: named like ids, each value a short scalar."""
+    if not isinstance(extra, Mapping):
+        raise InvalidInput("extra must be an object")
+    for key, value in extra.items():
+        check_name(key, "an extra field's name")
+        if isinstance(value, str) and len(value) > 1024 or not isinstance(value, (str, int, float, bool)):
+            raise InvalidInput(f"extra field {key!r} must be a string (at most 1 KB), a number or a boolean")
+    return dict(extra)
+
+
 def check_limit(limit: Any, default: int, maximum: int) -> int:
     if limit is None:
         return default
@@ -244,7 +273,28 @@ class MemoryRecord:
                 fields.pop(key, None)
         if "importance" in fields:
             fields["importance"] = check_importance(fields["importance"])
+        fields["id"] = check_name(fields.get("id"), "id")
+        for key in (*NAME_FIELDS, *ID_FIELDS):
+            if fields.get(key):
+                check_name(fields[key], key)
+        for key in (*NAME_LISTS, "conflicts"):
+            value = fields.get(key) or []
+            if isinstance(value, str) or not isinstance(value, (list, tuple)):
+                raise InvalidInput(f"{key} must be a list")
+            fields[key] = [check_name(v, f"each of {key}") for v in value]
+        if fields.get("status", ACTIVE) not in STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, got {fields['status']!r}")
+        count = fields.get("seen_count", 1)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise InvalidInput(f"seen_count must be a positive integer, got {count!r}")
+        fields["extra"] = check_extra(fields.get("extra") or {})
         return cls(**fields)
+
+    def provenance(self) -> list[tuple[str, str]]:
+        """(field, value) of every identity string the record carries: screened by import."""
+        out = [(k, getattr(self, k)) for k in NAME_FIELDS if getattr(self, k)]
+        out += [(k, v) for k in NAME_LISTS for v in getattr(self, k)]
+        return out + [(f"extra.{k}", str(v)) for k, v in self.extra.items()] + [("extra", k) for k in self.extra]
 
 
 def appended_once(items: Iterable[str], item: str) -> list[str]:
