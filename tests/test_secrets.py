@@ -18,14 +18,22 @@ from headroom_mcp.store.secrets import find, redact
 sys.path.insert(0, str(ROOT / "bench"))
 from secrets_eval import DATA, evaluate  # noqa: E402
 
-ROWS = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
+
+def rows(name: str) -> list[dict]:
+    return [json.loads(line) for line in (DATA / name).read_text().splitlines() if line.strip()]
 
 
-def test_corpus_is_big_and_scores_are_at_goal():
-    result = evaluate(ROWS)
+ROWS = rows("secrets.jsonl")
+
+
+#: The tuning sets. The frozen blind test split is measured by bench/secrets_eval.py and
+#: reported in the README, never asserted on (a rule fitted to pass it would stop it measuring).
+@pytest.mark.parametrize("name", ["secrets.jsonl", "secrets_blind_dev.jsonl"])
+def test_tuning_sets_score_at_goal(name):
+    result = evaluate(rows(name))
     assert result["secrets"] >= 40 and result["innocent"] >= 40
-    assert result["caught"] / result["secrets"] >= 0.95, [r["text"] for r, _ in result["missed"]]
-    assert len(result["false_positives"]) / result["innocent"] <= 0.05, result["false_positives"]
+    assert 1 - len(result["missed"]) / result["secrets"] >= 0.95, [r["text"] for r, *_ in result["missed"]]
+    assert len(result["false_positives"]) / result["innocent"] <= 0.05, [r["text"] for r, *_ in result["false_positives"]]
 
 
 @pytest.mark.parametrize("row", [r for r in ROWS if r["secret"]], ids=lambda r: r["kind"])
@@ -71,7 +79,7 @@ def test_import_redacts_and_counts(store, ctx):
                for c in ("CI runs on GitHub Actions", "the staging password is in DB_PASSWORD=Zx8Yw7Vu6Ts5Rq4")]
     assert store.import_records(records)["redacted"] == 1
     contents = {m["content"] for m in store.list(ctx)}
-    assert "the staging password is in DB_PASSWORD=[REDACTED:env-secret]" in contents
+    assert any(re.fullmatch(r"the staging password is in DB_PASSWORD=\[REDACTED:[a-z-]+\]", c) for c in contents), contents
 
 
 def test_look_alikes_in_ordinary_text_are_left_alone():

