@@ -67,6 +67,10 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(p)) 
     # Query parameters that carry a credential (Azure SAS "sig", Google "key", "access_token").
     ("url-query-secret", r"(?i)[?&](?:api[_-]?key|key|app[_-]?id|app[_-]?key|token|access[_-]?token|auth|sig|signature|secret|password|pwd)"
                          r"=(?P<v>[^&\s'\"#]{8,})"),
+    ("google-oauth-token", r"\bya29\.[0-9A-Za-z_-]{20,}"),
+    # user:password before "@tcp(" (Go's MySQL DSN) and after curl -u / httpie -a.
+    ("url-password", r"\b[\w.-]+:(?P<v>[^\s@/:]{3,})@(?:tcp|unix|udp)\("),
+    ("password-flag", r"(?:\s|^)(?:-u|--user|-a|--auth)\s+[^\s:'\"]+:(?P<v>[^\s'\"]{3,})"),
     ("telegram-bot-token", r"\b(?:bot)?(?P<v>\d{8,10}:[A-Za-z0-9_-]{35})\b"),
     # Command-line password flags: mysql -pSECRET, sshpass -p SECRET, htpasswd -b FILE USER SECRET.
     ("password-flag", r"\b(?:mysql|mysqldump|mariadb|mysqladmin)\b[^\n]*?\s-p(?P<v>[^\s'\"]{3,}|'[^'\n]+'|\"[^\"\n]+\")"),
@@ -78,26 +82,33 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(p)) 
 #: "X-Auth-Token", "--api-key"), followed by how a value is given: ``=``, ``:``, ``=>``, a
 #: flag's space, or "is". The head decides, as in English compounds: PASSWORD_HASHER,
 #: TOKEN_ISSUER, SECRET_NAME and AWS_SECRET_ARN name things about a secret, not secrets.
-_NAME = re.compile(r"(?<![\w.:/-])(?:--?)?[A-Za-z][\w.-]{0,60}")
-_GIVEN = re.compile(r"(?P<sep>[\"']?\s*(?:=>|=(?!=)|:(?!:)|\s+is\s+|\s+was\s+|\s+)\s*)"
-                    r"(?P<value>\"[^\"\n]{1,200}\"|'[^'\n]{1,200}'|`[^`\n]{1,200}`|[^\s\"'`,;]{1,200})")
+_NAME = re.compile(r"(?<![\w.:/$-])(?:--?)?[A-Za-z][\w.-]{0,60}")
+_VALUE = r"(?P<value>\"[^\"\n]{1,200}\"|'[^'\n]{1,200}'|`[^`\n]{1,200}`|[^\s\"'`,;]{1,200})"
+_GIVEN = re.compile(r"(?P<sep>[\"']?\s*(?:=>|=(?!=)|:(?!:)|\s+is\s+|\s+was\s+|\s+)\s*)" + _VALUE)
+#: Prose between the name and the value: "the HMAC secret for partner webhooks: …",
+#: "ENCRYPTION_KEY (AES-256, hex) for the PII columns: …". It must open with a preposition
+#: or a parenthesis, so that "token expiry for sessions is 3600s" (head: expiry) is not one.
+_PROSE_GIVEN = re.compile(r"(?:\s+(?:for|of|on|in|to|from|used by)\b|\s*\()[^.:=\n`'\"]{0,60}?(?P<sep>\s*:\s*|\s+is\s+|\s+was\s+)" + _VALUE)
 _HEADS = ("password", "passwd", "passphrase", "secret", "token", "apikey", "accesskey", "secretkey", "privatekey",
           "signingkey", "masterkey", "encryptionkey", "authkey", "licensekey", "credential", "credentials",
           "sessionid", "cookie")
-_SHORT_HEADS = ("pass", "pwd", "pw", "key", "pat")
+_SHORT_HEADS = ("pass", "pwd", "pw", "key", "pat", "auth")
+#: Flags may fuse their head: keytool's -storepass, --auth, -passin.
+_FLAG_HEADS = ("pass", "auth", "pwd", "passin", "passout")
 #: What ``key`` must follow to name a credential (CACHE_KEY, PRIMARY_KEY and SORT_KEY do not).
 _KEY_OWNERS = frozenset({"api", "access", "secret", "private", "signing", "master", "encryption", "auth", "license", "client",
                          "app", "service", "account", "storage", "subscription", "deploy", "admin", "webhook", "server",
-                         "sdk", "rest", "write", "read", "ingest", "live", "prod", "production"})
+                         "sdk", "rest", "write", "read", "ingest", "live", "prod", "production", "application",
+                         "integration", "routing", "hmac", "aes"})
 
 
 def _names_a_secret(name: str) -> bool:
     """Whether a key name's head (last) word says its value is a credential."""
-    words = [w.lower() for w in re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+", name)]
+    words = [w.lower() for w in re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+", name.lstrip("-"))]
     if not words:
         return False
     joined = "".join(words)
-    if joined.endswith(_HEADS):
+    if joined.endswith(_HEADS) or name.startswith("-") and joined.endswith(_FLAG_HEADS):
         return True
     if words[-1] in _SHORT_HEADS:
         return words[-1] != "key" or len(words) > 1 and words[-2] in _KEY_OWNERS
@@ -111,7 +122,11 @@ _REFERENCE = re.compile(r"^(?:\$|%|~|/|\./|\.\./|<|!|@|&|\*|os\.environ|os\.gete
 _NOT_VALUES = frozenset({"true", "false", "none", "null", "nil", "yes", "no", "on", "off", "required", "optional", "set", "unset",
                          "empty", "missing", "string", "str", "int", "bool", "the", "a", "an", "in", "from", "stored", "kept", "not",
                          "only", "never", "also", "still", "now", "rotated", "there", "here", "and", "or", "to", "of", "for", "with",
-                         "via", "by", "on", "at", "as", "is", "was", "be", "it", "this", "that", "user", "username", "host"})
+                         "via", "by", "on", "at", "as", "is", "was", "be", "it", "this", "that", "user", "username", "host",
+                         # placeholder values and the names of auth schemes
+                         "test", "testing", "mock", "local", "basic", "bearer", "oauth", "oauth2", "jwt", "sso", "saml", "oidc"})
+#: A quantity ("3600s", "90d", "8kb"): a setting's value, not a secret.
+_QUANTITY = re.compile(r"\d+(?:\.\d+)?[a-zA-Z%]{0,3}")
 
 
 def _is_secret_value(value: str, sep: str) -> bool:
@@ -123,8 +138,10 @@ def _is_secret_value(value: str, sep: str) -> bool:
     """
     quoted = value[:1] in "\"'`"
     value = value.strip("\"'`") if quoted else value.rstrip(".,;:)]}!?")
-    if len(value) < 4 or _REFERENCE.match(value) or value.isdigit() or value.lower() in _NOT_VALUES:
+    if len(value) < 4 or _REFERENCE.match(value) or _QUANTITY.fullmatch(value) or value.lower() in _NOT_VALUES:
         return False
+    if not quoted and "(" in value:
+        return False  # an expression: getpass.getpass(, std::env::var(
     if re.fullmatch(r"[A-Za-z_-]+", value) and re.search(r"(?i)pass|secret|token|key", value):
         return False  # a template or a type: "password: PASSWORD", "api_key: SecretStr", "insecure-test-key"
     if quoted and ("=" in sep or ":" in sep) or ":" in sep or sep in ("=", "=>"):
@@ -138,9 +155,19 @@ def _named(text: str) -> list[tuple[str, int, int]]:
     """(kind, start, end) of each value given to a name that says it is a credential."""
     out = []
     for name in _NAME.finditer(text):
-        m = _GIVEN.match(text, name.end())
-        if m is None or not _names_a_secret(name.group().lstrip("-")) or not _is_secret_value(m["value"], m["sep"]):
+        word = name.group()
+        if word.lower() == "key":  # prose: "the SDK key for uat", "REST key": the word before owns it
+            before = re.search(r"([A-Za-z]+)[\s_-]+$", text[max(0, name.start() - 30):name.start()])
+            word = f"{before.group(1)}_key" if before else word
+        if not _names_a_secret(word):
             continue
+        m = _GIVEN.match(text, name.end())
+        if m is not None and not m["sep"].strip() and not word.startswith("-") and not re.search(r"(?i)pass(?:word|wd|phrase)?$", word):
+            m = None  # a bare space gives a value to a flag or a password ("with password X"), not "API_TOKEN image:tag"
+        if m is None or not _is_secret_value(m["value"], m["sep"]):
+            m = _PROSE_GIVEN.match(text, name.end())
+            if m is None or not _is_secret_value(m["value"], " is "):
+                continue
         start, end = m.span("value")
         if m["value"][:1] in "\"'`":
             start, end = start + 1, end - 1
@@ -155,7 +182,7 @@ def _named(text: str) -> list[tuple[str, int, int]]:
 #: one token (Discord bot tokens); "/" splits URL path segments, each judged alone.
 _TOKEN = re.compile(r"(?<![A-Za-z0-9_+.-])[A-Za-z0-9_+.-]{20,}={0,2}(?![A-Za-z0-9_+=-])")
 #: A token split into groups by spaces: "hf_vECOPZ wjRjNXQYt nxokzZEhw".
-_SPACED = re.compile(r"(?<![\w-])[A-Za-z0-9_]{4,12}(?: [A-Za-z0-9_]{4,12}){2,7}(?![\w-])")
+_SPACED = re.compile(r"(?<![\w-])[A-Za-z0-9_]{4,16}(?: [A-Za-z0-9_]{4,16}){2,7}(?![\w-])")
 #: Digests and ids that look random but are not secrets: hex (git SHAs, checksums), UUIDs,
 #: subresource-integrity hashes (``sha512-<base64>``) and object ids (``price_1Ouf…``).
 _DIGEST = re.compile(r"^(?:[0-9a-fA-F]+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|sha(?:1|256|384|512)-.*"
@@ -163,18 +190,20 @@ _DIGEST = re.compile(r"^(?:[0-9a-fA-F]+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F
 #: What comes just before a public or derived value: a hash algorithm (``SHA256:``, go.sum's
 #: ``h1:``), a public key's type, a data URI, or a name saying it is public.
 _PUBLIC_BEFORE = re.compile(r"(?i)(?:\b(?:md5|sha1|sha224|sha256|sha384|sha512|blake2b?|h1)[:-]\s*|\b(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-\S+|sk-ssh-\S+)\s+"
-                            r"|;base64,|\bpublic[ _-]?key\s*[=:]?\s*|\bclient[ _-]?id\b[^:=\n]{0,40}[=:]\s*|\bfingerprint\b[^:=\n]{0,20}[=:]?\s*)"
+                            r"|;base64,|\bpublic[ _-]?key\b[^:=\n]{0,40}[=:]?\s*|\bclient[ _-]?id\b[^:=\n]{0,40}[=:]\s*|\bfingerprint\b[^:=\n]{0,20}[=:]?\s*)"
                             r"[A-Za-z0-9+/=_.:-]*$")
 #: A URL is an address: a random part of its path is an id (a document, a page), unless
 #: the path says it is a hook or a key.
 _URL_BEFORE = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s\"'<>]*$")
 _SECRET_PATH = re.compile(r"(?i)hook|bot|token|key|secret|auth|sig")
 _PUBLIC_BLOCK = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*(?:PUBLIC KEY|CERTIFICATE)-----[\s\S]*?(?:-----END [A-Z0-9 ]+-----|$)")
-_EXAMPLE_WORDS = re.compile(r"(?i)example|sample|dummy|fake|placeholder|redacted|your[_-]|change[_-]?me|x{4,}|\*{3,}|\.\.\.|<[^>]*>|\$\{|^\$[A-Z_]+$")
+_EXAMPLE_WORDS = re.compile(r"(?i)example|sample|dummy|fake|placeholder|redacted|your[_-]|(?:change|replace)[_-]?me|x{4,}|\*{3,}|\.\.\.|<[^>]*>|\$\{|^\$[A-Z_]+$")
 _MARKED_AS_EXAMPLE = re.compile(r"(?i)\b(?:e\.g\.|for example|for instance|example|sample|dummy|fake|placeholder)\b[^.\n]{0,40}$")
 #: Credentials published in vendors' documentation as examples: never anyone's live key.
 _DOCUMENTED = frozenset({
     "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+    # Azurite's and the Azure storage emulator's account key, the same for everyone.
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
 })
 
@@ -202,7 +231,7 @@ def _is_encoded_text(token: str) -> bool:
 
 def _looks_random(token: str) -> bool:
     """Long, mixed upper/lower/digits, and about as varied as random base62 text."""
-    if _DIGEST.match(token) or token in _DOCUMENTED:
+    if _DIGEST.match(token) and not _names_a_secret(token.split("_")[0]) or any(token in d for d in _DOCUMENTED):
         return False
     words = re.findall(r"[A-Z]?[a-z]{2,}", token)
     if sum(len(w) for w in words) >= 0.6 * len(token):
@@ -220,7 +249,7 @@ def _is_example(text: str, start: int, end: int, context: bool = True) -> bool:
     (a provider-prefixed key is real unless its value itself says it is an example)."""
     value = text[start:end]
     line_start = text.rfind("\n", 0, start) + 1
-    return bool(value in _DOCUMENTED or _EXAMPLE_WORDS.search(value) or (context and _MARKED_AS_EXAMPLE.search(text[line_start:start])))
+    return bool(any(value in d for d in _DOCUMENTED) or _EXAMPLE_WORDS.search(value) or (context and _MARKED_AS_EXAMPLE.search(text[line_start:start])))
 
 
 def _is_public(text: str, start: int, blocks: list[tuple[int, int]]) -> bool:
@@ -318,10 +347,13 @@ def find(text: str) -> list[Finding]:
     for match in _TOKEN.finditer(scanned):
         if _looks_random(match.group()):
             add("high-entropy-string", *match.span())
-    for match in _SPACED.finditer(scanned):  # a key written down in groups
-        joined = match.group().replace(" ", "")
-        known = any(pattern.fullmatch(joined) for kind, pattern in PATTERNS if kind not in _GENERIC)
-        if (known or _looks_random(joined)) and not any(_looks_random(p) for p in match.group().split()):
+    for match in _SPACED.finditer(scanned):  # a key written down in groups, none of them a word
+        parts = match.group().split()
+        if any(re.fullmatch(r"[A-Z]?[a-z]+|[A-Z]+|\d+", p) or _looks_random(p) for p in parts):
+            continue
+        joined = "".join(parts)
+        known = any(pattern.fullmatch(joined) for kind, pattern in PATTERNS if kind not in _GENERIC) or _library(joined)
+        if known or _looks_random(joined):
             add("high-entropy-string", *match.span())
     return _merged(found)
 
