@@ -272,9 +272,22 @@ def _run_model(args: argparse.Namespace) -> int:
 IMPORT_BATCH = 256
 
 
+def _private_file(path: str) -> Any:
+    """``path`` opened for writing, readable by its owner only: an export holds every memory
+    the user can see, so it gets the store's own privacy (0600), not the umask's 0644.
+    A file that exists is truncated and made 0600 too (only a regular file: never a tty's mode)."""
+    import os
+    import stat
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
 def _export(args: argparse.Namespace, memory: Any) -> int:
     memories = memory.get_all(scope=args.scope, limit=1_000_000)
-    out = open(args.file, "w", encoding="utf-8") if args.file else sys.stdout
+    out = _private_file(args.file) if args.file else sys.stdout
     try:
         for m in reversed(memories):  # oldest first, so an import replays history in order
             out.write(json.dumps(m, ensure_ascii=False) + "\n")
