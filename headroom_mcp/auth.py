@@ -94,8 +94,11 @@ class RateLimiter:
 class SessionBudget:
     """Open MCP sessions per token, so that one token cannot fill the server's session table.
 
-    A session counts from the answer that opens it until the client ends it (a DELETE, or
-    the end of an SSE stream) or it has been idle for ``SESSION_IDLE`` (the SDK closes it).
+    A session counts from the answer that opens it until the client ends it (a DELETE the
+    SDK accepted, or the end of an SSE stream), the SDK no longer knows it (404), or it has
+    been idle for ``SESSION_IDLE`` (the SDK closes it). The SDK's answer decides, never the
+    request alone: a refused DELETE (wrong Host or Origin, another token) ends nothing, and
+    a made-up session id counts against nobody.
     """
 
     def __init__(self, per_token: int):
@@ -121,6 +124,15 @@ class SessionBudget:
     def closed(self, token_id: str, sid: str) -> None:
         with self._lock:
             self._open.get(token_id, {}).pop(sid, None)
+
+    def settle(self, token_id: str, sid: str, method: str, status: int | None) -> None:
+        """Account for a request on an existing session by the status the SDK answered."""
+        if status is None or (status >= 300 and status != 404):
+            return  # no answer, or refused before reaching the session: it is as it was
+        if status == 404 or method == "DELETE":
+            self.closed(token_id, sid)
+        else:
+            self.seen(token_id, sid)
 
 
 def session_of(scope: Scope, headers: Headers) -> str:
@@ -194,14 +206,13 @@ class Gate:
         scope[IDENTITY_KEY] = Identity(grant, project, session)
         # The SDK pins each session to the principal that opened it and compares on every use.
         scope["user"] = AuthenticatedUser(AccessToken(token=grant.id, client_id=grant.id, scopes=[grant.role]))
-        if session:
-            self.sessions.seen(grant.id, session)
         opened: list[str] = []
+        status: list[int] = []
         try:
-            await self.app(scope, receive, self._learning(send, grant.id, opened) if opening else send)
+            await self.app(scope, receive, self._learning(send, grant.id, opened) if opening else _status_into(send, status))
         finally:
-            if scope["method"] == "DELETE" and session:
-                self.sessions.closed(grant.id, session)
+            if session:
+                self.sessions.settle(grant.id, session, scope["method"], status[0] if status else None)
             elif scope["path"] == "/sse" and opened:  # the SSE stream is the session
                 self.sessions.closed(grant.id, opened[0])
 
@@ -229,6 +240,16 @@ class Gate:
                     self.sessions.seen(token_id, opened[0])
             await send(message)
         return learning
+
+
+def _status_into(send: Send, status: list[int]) -> Send:
+    """``send``, noting the answer's status in ``status``."""
+
+    async def noting(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status.append(int(message["status"]))
+        await send(message)
+    return noting
 
 
 def _bearer(value: str) -> str:

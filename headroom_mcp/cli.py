@@ -39,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transport", choices=["stdio", "sse", "http"], default="stdio")
     p.add_argument("--host", default="127.0.0.1", help="sse/http: address to bind (127.0.0.1; 0.0.0.0 for a team)")
     p.add_argument("--port", type=int, default=8765, help="sse/http: port (8765)")
-    p.add_argument("--no-auth", action="store_true", help="sse/http: serve without bearer tokens (loopback only)")
+    p.add_argument("--no-auth", action="store_true",
+                   help="sse/http: serve without bearer tokens (loopback only, with --trust-local-users)")
+    p.add_argument("--trust-local-users", action="store_true",
+                   help="with --no-auth: accept that every user of this machine can read and write every memory through the port")
     p.add_argument("--tokens-file", help="sse/http: the tokens to accept (HEADROOM_MCP_TOKENS_FILE; <data dir>/tokens.json)")
     p.add_argument("--allowed-host", dest="allowed_hosts", action="append", default=[],
                    help="sse/http: a Host name clients use (repeatable; NAME:* for any port; '*' turns the check off)")
@@ -48,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body", type=int, default=256 * 1024, help="sse/http: largest request body, bytes (262144)")
     p.add_argument("--rate-limit", type=float, default=600.0, help="sse/http: requests per minute per token (600; 0 = none)")
     p.add_argument("--sessions-per-token", type=int, default=64, help="sse/http: open MCP sessions per token (64)")
+    p.add_argument("--max-connections", type=int, default=512,
+                   help="sse/http: open connections; past it the longest-waiting idle or slow one is closed (512; "
+                        "lowered to fit the open-file limit)")
+    p.add_argument("--read-timeout", type=float, default=10.0,
+                   help="sse/http: seconds a client has to send a whole request, headers and body (10)")
     p.add_argument("--verbose", action="store_true", help="log debug detail to stderr")
 
     p = sub.add_parser("token", help="team mode: create, list and revoke the bearer tokens an HTTP server accepts")
@@ -290,9 +298,22 @@ def _run_model(args: argparse.Namespace) -> int:
 IMPORT_BATCH = 256
 
 
+def _private_file(path: str) -> Any:
+    """``path`` opened for writing, readable by its owner only: an export holds every memory
+    the user can see, so it gets the store's own privacy (0600), not the umask's 0644.
+    A file that exists is truncated and made 0600 too (only a regular file: never a tty's mode)."""
+    import os
+    import stat
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
 def _export(args: argparse.Namespace, memory: Any) -> int:
     memories = memory.get_all(scope=args.scope, limit=1_000_000)
-    out = open(args.file, "w", encoding="utf-8") if args.file else sys.stdout
+    out = _private_file(args.file) if args.file else sys.stdout
     try:
         for m in reversed(memories):  # oldest first, so an import replays history in order
             out.write(json.dumps(m, ensure_ascii=False) + "\n")
@@ -431,8 +452,10 @@ def _run_serve(args: argparse.Namespace) -> int:
         from .hosting import Limits
 
         limits = Limits(max_body=args.max_body, rate_per_minute=args.rate_limit, sessions_per_token=args.sessions_per_token,
-                        allowed_hosts=args.allowed_hosts, allowed_origins=args.allowed_origins)
-        return serve_http(settings, args.transport, args.host, args.port, no_auth=args.no_auth, limits=limits)
+                        allowed_hosts=args.allowed_hosts, allowed_origins=args.allowed_origins,
+                        max_connections=args.max_connections, read_timeout=args.read_timeout)
+        return serve_http(settings, args.transport, args.host, args.port, no_auth=args.no_auth, limits=limits,
+                          trust_local_users=args.trust_local_users)
     from .client import DaemonClient
     from .server import build_server
 

@@ -68,6 +68,9 @@ class DaemonClient:
         self._lock = threading.Lock()
 
     def _connect_once(self) -> socket.socket:
+        """One connection attempt; ``UnsafeSocketDir`` (not an ``OSError``, so never retried
+        and no daemon started) when another user could be listening in the daemon's place."""
+        self.paths.check_socket_dir()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.request_timeout)
         try:

@@ -31,6 +31,12 @@ class DaemonUnavailable(HeadroomError):
     """The store daemon could not be reached or started."""
 
 
+class UnsafeSocketDir(DaemonUnavailable):
+    """The daemon's socket directory could be reached by another OS user (not ours, a
+    symlink, or group/other permissions): whoever controls it could answer in the daemon's
+    place with forged memories, so neither the daemon listens there nor a client connects."""
+
+
 class EmbedderError(HeadroomError):
     """The embedding model could not be loaded or did not answer."""
 
@@ -38,5 +44,6 @@ class EmbedderError(HeadroomError):
 #: The classes that cross the daemon protocol by name.
 ERRORS_BY_NAME: dict[str, type[HeadroomError]] = {
     cls.__name__: cls
-    for cls in (HeadroomError, InvalidInput, NotFound, Forbidden, StoreLocked, DaemonUnavailable, EmbedderError)
+    for cls in (HeadroomError, InvalidInput, NotFound, Forbidden, StoreLocked, DaemonUnavailable, UnsafeSocketDir,
+                EmbedderError)
 }

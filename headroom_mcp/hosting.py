@@ -6,7 +6,8 @@ use HTTP. When a daemon already owns the store (started on demand by an agent), 
 server forwards its tools to that daemon instead of failing.
 
 Team mode is this server with bearer tokens (``auth.Gate``), which is the default: only a
-loopback server with an explicit ``no_auth`` runs without them. Several replicas can serve
+loopback server with an explicit ``no_auth`` and ``trust_local_users`` runs without them.
+Connections are bounded in number and in the time to send a request (``connections``). Several replicas can serve
 one team when they share a Chroma server (``chroma_url``) and a tokens file.
 """
 
@@ -28,6 +29,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from . import __version__
 from .auth import SESSION_IDLE, Gate
 from .config import LOOPBACK, Settings
+from .connections import MIN_CONNECTIONS, guarded_protocol
 from .daemon import Daemon
 from .errors import HeadroomError, StoreLocked
 from .metrics import Metrics
@@ -57,6 +59,10 @@ class Limits:
     allowed_hosts: list[str] = field(default_factory=list)
     #: Origin header values accepted besides http(s):// of the allowed hosts.
     allowed_origins: list[str] = field(default_factory=list)
+    #: Open HTTP connections (``connections``): each is a file descriptor, and the process has a limit.
+    max_connections: int = 512
+    #: Seconds a client has to send a whole request, headers and body (``connections``).
+    read_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         if self.max_body < 16 * 1024:
@@ -65,6 +71,10 @@ class Limits:
             raise HeadroomError(f"--rate-limit must be 0 (none) or more, got {self.rate_per_minute:g}")
         if self.sessions_per_token < 1:
             raise HeadroomError(f"--sessions-per-token must be at least 1, got {self.sessions_per_token}")
+        if self.max_connections < MIN_CONNECTIONS:
+            raise HeadroomError(f"--max-connections must be at least {MIN_CONNECTIONS}, got {self.max_connections}")
+        if not self.read_timeout > 0:
+            raise HeadroomError(f"--read-timeout must be more than 0 seconds, got {self.read_timeout:g}")
 
 
 def transport_security(host: str, limits: Limits) -> TransportSecuritySettings:
@@ -113,25 +123,34 @@ def _refusal(status: int, error: str, description: str) -> JSONResponse:
     return JSONResponse({"error": error, "error_description": description}, status_code=status)
 
 
-def _tokens_for(settings: Settings, host: str, no_auth: bool) -> TokenFile | None:
-    """The tokens to check, or None when serving without auth (loopback and said so only)."""
+def _tokens_for(settings: Settings, host: str, no_auth: bool, trust_local_users: bool = False) -> TokenFile | None:
+    """The tokens to check, or None when serving without auth: on loopback, and only when
+    told twice, since a loopback port (unlike the daemon's 0600 socket) is open to every
+    user of the machine."""
     if no_auth:
         if host not in LOOPBACK:
             raise HeadroomError(f"refusing --no-auth on {host}: without tokens anyone who reaches the port reads and "
                                 f"writes every memory; bind to {' or '.join(LOOPBACK)}, or create tokens and drop --no-auth")
+        if not trust_local_users:
+            raise HeadroomError(f"refusing --no-auth without --trust-local-users: on {host} every user of this machine, not "
+                                f"only you, can reach the port and read and write every memory (the local socket is "
+                                f"private to you, a TCP port is not). Add --trust-local-users if you are the machine's only "
+                                f"user, or drop --no-auth and use a token (`headroom-mcp token create --user NAME --project '*'`)")
         return None
     tokens = TokenFile(settings.tokens_file)
     if not tokens:
         raise HeadroomError(f"no tokens in {settings.tokens_file}: create one with "
-                            f"`headroom-mcp token create --user NAME --project '*'` (or, on loopback only, serve with --no-auth)")
+                            f"`headroom-mcp token create --user NAME --project '*'` (or, on loopback on a machine only "
+                            f"you use, serve with --no-auth --trust-local-users)")
     return tokens
 
 
 def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-               no_auth: bool = False, limits: Limits | None = None) -> int:
+               no_auth: bool = False, limits: Limits | None = None, trust_local_users: bool = False) -> int:
     """Serve MCP over SSE or streamable HTTP until interrupted."""
     limits = limits or Limits()
-    tokens = _tokens_for(settings, host, no_auth)
+    tokens = _tokens_for(settings, host, no_auth, trust_local_users)
+    protocol = guarded_protocol(limits.max_connections, limits.read_timeout)
     daemon = Daemon(settings)
     daemon.idle_exit = False
     daemon.paths.prepare()
@@ -165,18 +184,24 @@ def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str 
             counted_at = time.monotonic()
         return count
 
+    security = transport_security(host, limits)
+    # Our own routes get the transports' Host/Origin and content-type checks too.
+    guard = TransportSecurityMiddleware(security)
+
     @server.custom_route("/healthz", methods=["GET"])
     async def healthz(request: Request) -> Response:
-        """Liveness and readiness for load balancers: 200 once the store answers, else 503."""
+        """Liveness and readiness for load balancers: 200 once the store answers, else 503.
+        Public (no token), but behind the Host check like every route: a page that rebinds
+        its name to this server learns nothing, not even that it runs."""
+        refused = await guard.validate_request(request)
+        if refused is not None:
+            return refused
         count = await anyio.to_thread.run_sync(memories, 1.0)
         body = {"status": "ok" if count is not None else "unavailable", "version": __version__, "transport": transport,
                 "auth": tokens is not None, "store": "chroma-server" if settings.chroma_url else "embedded"}
         return JSONResponse(body, status_code=200 if count is not None else 503)
 
     api = MemoryTools(backend, settings, metrics, team=tokens is not None)
-    security = transport_security(host, limits)
-    # Our own routes get the transports' Host/Origin and content-type checks too.
-    guard = TransportSecurityMiddleware(security)
 
     @server.custom_route("/api/call", methods=["POST"])
     async def api_call(request: Request) -> Response:
@@ -225,7 +250,8 @@ def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str 
             await daemon.start()
         try:
             # On SIGTERM, open streams (SSE, streamable HTTP GETs) get a few seconds, not forever.
-            config = uvicorn.Config(gated, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+            config = uvicorn.Config(gated, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=5,
+                                    http=protocol)
             await _Uvicorn(config).serve()
         finally:
             if owner:

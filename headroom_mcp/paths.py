@@ -10,14 +10,52 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .errors import StoreLocked
+from .errors import StoreLocked, UnsafeSocketDir
 
 _SUN_PATH_MAX = 100
+
+
+def short_socket_dir() -> Path:
+    """Where a socket goes when the data dir's path is too long for one (~107 bytes).
+
+    ``$XDG_RUNTIME_DIR`` first: the session's own directory, private to the user by
+    specification. Else a per-uid directory in the shared temp dir, which another local
+    user could create first; ``check_private_dir`` refuses it then.
+    """
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if runtime and os.path.isabs(runtime) and os.path.isdir(runtime):
+        return Path(runtime) / "headroom-mcp"
+    return Path(tempfile.gettempdir()) / f"headroom-mcp-{os.getuid()}"
+
+
+def check_private_dir(directory: Path) -> None:
+    """Refuse a socket directory another OS user could reach (see ``UnsafeSocketDir``).
+
+    ``lstat``, not ``stat``: a symlink there could point anywhere, even at a directory of
+    ours, after being swapped by whoever owns the link's parent.
+    """
+    try:
+        info = os.lstat(directory)
+    except FileNotFoundError:
+        return  # nothing to trust or distrust: the daemon creates it, a client finds no socket
+    problem = ""
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        problem = "it is not a plain directory (a symlink or a file)"
+    elif info.st_uid != os.getuid():
+        problem = f"it belongs to uid {info.st_uid}, not to you (uid {os.getuid()})"
+    elif info.st_mode & 0o077:
+        problem = f"its mode is {stat.S_IMODE(info.st_mode):04o}: other users may have placed a socket in it"
+    if problem:
+        raise UnsafeSocketDir(
+            f"refusing the daemon socket directory {directory}: {problem}, and whoever controls it could answer "
+            f"in the store's place. Remove it (or, if it is yours and empty, chmod 700 it), or set XDG_RUNTIME_DIR "
+            f"or a shorter --data-dir so the socket lives elsewhere")
 
 
 @dataclass(frozen=True)
@@ -36,16 +74,29 @@ class DaemonPaths:
         if len(str(sock).encode()) > _SUN_PATH_MAX:
             # Unix socket paths are limited to ~107 bytes: use a private short dir instead.
             digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
-            short = Path(tempfile.gettempdir()) / f"headroom-mcp-{os.getuid()}"
-            sock = short / f"{digest}.sock"
+            sock = short_socket_dir() / f"{digest}.sock"
         return cls(data_dir, data_dir / "daemon.lock", sock, data_dir / "daemon.log")
 
     def prepare(self) -> None:
-        """Create the data dir and socket dir readable by the owner only."""
-        for directory in {self.data_dir, self.socket.parent}:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with contextlib.suppress(PermissionError):
-                os.chmod(directory, 0o700)
+        """Create the data dir and socket dir readable by the owner only, then check the
+        socket dir (``UnsafeSocketDir``).
+
+        The data dir is made private even when it exists (it is the user's own, and holds
+        the store). A separate socket dir that exists is never repaired, only checked: a
+        listener planted in it before a chmod would keep answering.
+        """
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(PermissionError):
+            os.chmod(self.data_dir, 0o700)
+        if self.socket.parent != self.data_dir:
+            with contextlib.suppress(FileExistsError):
+                self.socket.parent.mkdir(mode=0o700)
+                os.chmod(self.socket.parent, 0o700)  # exactly 0700, whatever the umask
+        self.check_socket_dir()
+
+    def check_socket_dir(self) -> None:
+        """Raise ``UnsafeSocketDir`` unless only this user can reach the socket's directory."""
+        check_private_dir(self.socket.parent)
 
 
 class StoreLock:

@@ -158,7 +158,8 @@ def free_port() -> int:
 def http_server(data_dir, request):
     transport = request.param
     port = free_port()
-    proc = subprocess.Popen([EXE, "serve", "--transport", transport, "--port", str(port), "--agent", "codex", "--no-auth"],
+    proc = subprocess.Popen([EXE, "serve", "--transport", transport, "--port", str(port), "--agent", "codex",
+                             "--no-auth", "--trust-local-users"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -58,14 +58,16 @@ class TeamServer:
             self.grant_id[user] = grant.id
         self.procs: list[subprocess.Popen] = []
 
-    def start(self, transport: str = "http", *extra: str, data_dir: Path | None = None, env: dict | None = None) -> str:
+    def start(self, transport: str = "http", *extra: str, data_dir: Path | None = None, env: dict | None = None,
+              **popen) -> str:
+        """Start a server and wait for its health check; ``popen``: more ``subprocess.Popen`` arguments."""
         port = free_port()
         log = self.data_dir.parent / f"server-{port}.log"  # a file, not a pipe nobody reads (it would fill and stall)
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 [EXE, "serve", "--transport", transport, "--port", str(port), "--data-dir", str(data_dir or self.data_dir),
                  "--tokens-file", str(self.tokens.path), *extra],
-                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, **popen,
             )
         self.procs.append(proc)
         wait_until_ok(f"http://127.0.0.1:{port}/healthz", proc, log)
