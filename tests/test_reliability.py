@@ -37,10 +37,10 @@ def test_a_store_of_the_previous_format_is_migrated_once(tmp_path, embedder, ctx
     del store
 
     reopened = MemoryStore.open(embedder, data_dir=data_dir)
-    assert reopened.migrated == ["format 1 → 2: 1 records changed"]
-    kept = open_collection(open_client(data_dir / "backup-before-format-2"), embedder.model_id)  # the old store, as it was
+    assert reopened.migrated == ["format 1 → 2: 1 records changed", "format 2 → 3: 0 records changed"]
+    kept = open_collection(open_client(data_dir / "backup-before-format-3"), embedder.model_id)  # the old store, as it was
     assert "ghp_" in kept.get(ids=[leaked.id])["documents"][0] and kept.metadata["schema_version"] == 1
-    assert reopened.collection.metadata["schema_version"] == SCHEMA_VERSION == 2
+    assert reopened.collection.metadata["schema_version"] == SCHEMA_VERSION == 3
     migrated = reopened.get(ctx, leaked.id)
     assert migrated["content"] == "deploys push with [REDACTED:github-token]"
     assert migrated["agents"] == ["claude"] and migrated["created_at"] == leaked.to_dict()["created_at"]
@@ -48,6 +48,20 @@ def test_a_store_of_the_previous_format_is_migrated_once(tmp_path, embedder, ctx
     assert [m["id"] for m in reopened.recall(ctx, "how do deploys push?")][:1] == [leaked.id]
     del reopened
     assert MemoryStore.open(embedder, data_dir=data_dir).migrated == []
+
+
+def test_a_store_of_format_2_is_screened_again_by_the_new_scanner(tmp_path, embedder, ctx):
+    data_dir = tmp_path / "v2"
+    store = MemoryStore.open(embedder, data_dir=data_dir)
+    t = now()
+    missed = MemoryRecord(id=new_id(), content="connect with mysql -u root -pS3cretPass99 catalog", scope="user",
+                          user_id=ctx.user_id, created_at=t, updated_at=t)  # format 2's rules let this through
+    store._write([missed], embedder.embed([missed.content]))
+    store.collection.modify(metadata={**store.collection.metadata, "schema_version": 2})
+    del store
+    reopened = MemoryStore.open(embedder, data_dir=data_dir)
+    assert reopened.migrated == ["format 2 → 3: 1 records changed"]
+    assert "S3cretPass99" not in reopened.get(ctx, missed.id)["content"]
 
 
 def test_a_store_from_a_newer_version_is_refused(tmp_path, embedder):

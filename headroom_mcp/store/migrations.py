@@ -11,6 +11,7 @@ it), and no step may lose a memory. An embedded store is copied to
 |---|---|
 | 1 | first format: records as Chroma metadata, ``hash`` of the normalised text |
 | 2 | contents are screened for credentials: secrets stored before redaction existed are redacted in place (and re-embedded) |
+| 3 | contents are screened again by the Betterleaks-based scanner: credentials the first rules missed (password flags, quoted JSON keys, header values, webhook URLs...) are redacted the same way |
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ from .secrets import find, redact
 
 log = logging.getLogger("headroom_mcp.store.migrations")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _PAGE = 500
 
 
 def _redact_stored_secrets(collection: Any, embedder: Embedder) -> int:
-    """1 → 2: redact credentials in stored contents, keeping every record and its history."""
+    """1 → 2 and 2 → 3: redact credentials in stored contents, keeping every record and its history."""
     changed = 0
     offset = 0
     while True:
@@ -52,7 +53,7 @@ def _redact_stored_secrets(collection: Any, embedder: Embedder) -> int:
 
 
 #: version → the step that upgrades a store from it to the next version.
-STEPS: dict[int, Callable[[Any, Embedder], int]] = {1: _redact_stored_secrets}
+STEPS: dict[int, Callable[[Any, Embedder], int]] = {1: _redact_stored_secrets, 2: _redact_stored_secrets}
 
 
 def version_of(collection: Any) -> int:
