@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .project import project_id
+from .store.faults import DEFAULT_MIN_FREE
 from .store.scopes import Context
 
 APP_NAME = "headroom-mcp"
@@ -51,6 +52,9 @@ class Settings:
     turn_ttl: float = 3600.0
     #: What a write holding a credential gets: "redact" (default) or "refuse".
     secrets: str = "redact"
+    #: Writes are refused while the data dir's disk has less free space than this, bytes
+    #: (``HEADROOM_MCP_MIN_FREE_MB``; see ``store.faults``).
+    min_free: int = DEFAULT_MIN_FREE
     #: Team mode's bearer tokens when not ``tokens.json`` in the data dir (see ``tokens_file``).
     tokens_override: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -91,6 +95,8 @@ class Settings:
             idle_timeout=float(env.get("HEADROOM_MCP_IDLE_TIMEOUT") or DEFAULT_IDLE_TIMEOUT),
             turn_ttl=float(env.get("HEADROOM_MCP_TURN_TTL") or 3600.0),
             secrets=env.get("HEADROOM_MCP_SECRETS") or "redact",
+            min_free=int(float(env["HEADROOM_MCP_MIN_FREE_MB"]) * 1024 * 1024) if env.get("HEADROOM_MCP_MIN_FREE_MB")
+            else DEFAULT_MIN_FREE,
             tokens_override=Path(tokens).expanduser() if tokens else None,
             env=env,
         )
