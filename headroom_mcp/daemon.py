@@ -43,6 +43,7 @@ class _Reopen(Exception):
     """The store retired its Chroma client: drop the connection unanswered, so the client
     sends the request again to a fresh daemon (one that reopened the store)."""
 
+
 def open_store(settings: Settings):
     """Open the store the settings describe (the caller must hold the lock)."""
     from .store.embedder import embedder_from_env
