@@ -51,6 +51,20 @@ def spawn_daemon(settings: Settings) -> subprocess.Popen:
     return process
 
 
+def _owned(paths: DaemonPaths) -> bool:
+    """Does some process hold the data dir's lock (a daemon starting, serving or exiting)?"""
+    from .errors import StoreLocked
+    from .paths import StoreLock
+
+    probe = StoreLock(paths.lock)
+    try:
+        probe.acquire(write_pid=False)
+    except StoreLocked:
+        return True
+    probe.release()
+    return False
+
+
 class DaemonClient:
     """A connection to the daemon that owns ``settings.data_dir``; thread-safe, reconnecting."""
 
@@ -98,8 +112,13 @@ class DaemonClient:
                 self._sock = self._connect_once()
                 return
             except OSError:
-                # Our daemon may have lost the lock race (exit 3): keep waiting for the winner.
-                if process.poll() not in (None, 3):
+                # Our daemon may have lost the lock race (exit 3): keep waiting for the winner,
+                # unless the winner was a daemon on its way out (it exits to reopen a store
+                # that failed): then nobody holds the lock, and we start another.
+                code = process.poll()
+                if code == 3 and not _owned(self.paths):
+                    process = spawn_daemon(self.settings)
+                elif code not in (None, 3):
                     break
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)

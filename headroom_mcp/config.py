@@ -17,6 +17,8 @@ from typing import Mapping
 
 from .errors import InvalidInput
 from .project import project_id
+from .store.faults import DEFAULT_MIN_FREE
+from .store.records import DEFAULT_FORGET_RETENTION
 from .store.scopes import Context
 
 APP_NAME = "headroom-mcp"
@@ -25,10 +27,21 @@ DEFAULT_IDLE_TIMEOUT = 900.0
 #: The loopback names: where an HTTP server may run without tokens (the ones the MCP SDK's
 #: DNS-rebinding protection covers), and where plain http is not worth a warning.
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
-#: Forgotten memories can be restored for this long (seconds) before they are purged.
-DEFAULT_FORGET_RETENTION = 30 * 86400.0
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _megabytes(text: str | None, name: str) -> int:
+    """Bytes in a number of megabytes (``64``, ``0.5``); the default reserve when unset."""
+    if not text:
+        return DEFAULT_MIN_FREE
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1e9:
+        raise InvalidInput(f"{name} must be a number of megabytes such as 64; got {text!r}")
+    return int(value * 1024 * 1024)
 
 
 def duration(text: str, name: str) -> float:
@@ -71,6 +84,9 @@ class Settings:
     forget_retention: float = DEFAULT_FORGET_RETENTION
     #: What a write holding a credential gets: "redact" (default) or "refuse".
     secrets: str = "redact"
+    #: Writes are refused while the data dir's disk has less free space than this, bytes
+    #: (``HEADROOM_MCP_MIN_FREE_MB``; see ``store.faults``).
+    min_free: int = DEFAULT_MIN_FREE
     #: Team mode's bearer tokens when not ``tokens.json`` in the data dir (see ``tokens_file``).
     tokens_override: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -114,6 +130,7 @@ class Settings:
             forget_retention=duration(env.get("HEADROOM_MCP_FORGET_RETENTION") or str(DEFAULT_FORGET_RETENTION),
                                       "HEADROOM_MCP_FORGET_RETENTION"),
             secrets=env.get("HEADROOM_MCP_SECRETS") or "redact",
+            min_free=_megabytes(env.get("HEADROOM_MCP_MIN_FREE_MB"), "HEADROOM_MCP_MIN_FREE_MB"),
             tokens_override=Path(tokens).expanduser() if tokens else None,
             env=env,
         )

@@ -35,6 +35,15 @@ log = logging.getLogger("headroom_mcp.daemon")
 MAX_MESSAGE = 32 * 1024 * 1024
 #: How often the daemon purges old tombstones and expired turn memories, seconds.
 PURGE_EVERY = 600.0
+#: A daemon whose store failed to open waits this long for a client to tell, then exits.
+FAILED_LINGER = 2.0
+
+
+class _Reopen(Exception):
+    """The store retired its Chroma client: drop the connection unanswered, so the client
+    sends the request again to a fresh daemon (one that reopened the store)."""
+
+
 def open_store(settings: Settings):
     """Open the store the settings describe (the caller must hold the lock)."""
     from .store.embedder import embedder_from_env
@@ -43,7 +52,7 @@ def open_store(settings: Settings):
     embedder = embedder_from_env(dict(settings.env) or None)
     return MemoryStore.open(embedder, data_dir=settings.data_dir, chroma_url=settings.chroma_url or None,
                             turn_ttl=settings.turn_ttl, secrets_policy=settings.secrets,
-                            forget_retention=settings.forget_retention)
+                            forget_retention=settings.forget_retention, min_free=settings.min_free)
 
 
 def error_payload(exc: BaseException) -> dict[str, str]:
@@ -71,19 +80,33 @@ class Daemon:
         self._housekeeper: asyncio.Task | None = None
         #: Exit when idle; off when an MCP HTTP server in this process is the real client.
         self.idle_exit = True
+        #: Why the store did not open: every request is answered with it, then the daemon
+        #: exits, so the next call tries again in a fresh process (the cause may be gone).
+        self.open_error: HeadroomError | None = None
 
     # -- store work (worker thread) --
 
     def _open(self) -> None:
+        """Open the store; on failure, record why before any queued request runs (same worker)."""
         t = time.perf_counter()
-        self.store = open_store(self.settings)
-        self.store.embedder.embed(["warm up"])
-        health = self.store.check()  # derived indexes match the collection, or are rebuilt
+        try:
+            store = open_store(self.settings)
+            store.embedder.embed(["warm up"])
+            health = store.check()  # derived indexes match the collection, or are rebuilt
+        except Exception as exc:
+            self.open_error = exc if isinstance(exc, HeadroomError) else HeadroomError(
+                f"could not open the store in {self.paths.data_dir}: {type(exc).__name__}: {exc} (see {self.paths.log})")
+            raise
+        self.store = store
         log.info("store open in %.2fs: %s", time.perf_counter() - t, health)
 
     def _handle(self, method: Any, params: Any, context: Any) -> dict[str, Any]:
         from .service import dispatch
 
+        if self.open_error is not None:
+            raise self.open_error
+        if self.store.retired is not None:
+            raise _Reopen() if self.idle_exit else self.store.retired
         if method == "ping":
             return {"pid": os.getpid(), "data_dir": str(self.paths.data_dir), "uptime": round(time.time() - self.started, 3),
                     "clients": self.clients, "requests": self.requests, "records": self.store.count()}
@@ -118,6 +141,9 @@ class Daemon:
                             self.worker, self._handle, request.get("method"), request.get("params"), request.get("context") or {}
                         )
                         response = {"id": request.get("id"), "result": result}
+                    except _Reopen:
+                        self._exit_soon("the store retired its Chroma client after a failed write: exiting to reopen it")
+                        return
                     except Exception as exc:  # every failure becomes an answer; the daemon keeps serving
                         if not isinstance(exc, HeadroomError):
                             log.exception("request %s failed", request.get("method"))
@@ -126,6 +152,10 @@ class Daemon:
                 writer.write(json.dumps(response, ensure_ascii=False).encode("utf-8", "replace") + b"\n")
                 await writer.drain()
                 self.last_activity = time.monotonic()
+                if self._broken():
+                    self._exit_soon("the store is not usable (%s): exiting so that the next call reopens it"
+                                    % (self.open_error or self.store.retired))
+                    return
         except (ConnectionError, BrokenPipeError):
             pass
         finally:
@@ -134,17 +164,29 @@ class Daemon:
             with contextlib.suppress(Exception):
                 writer.close()
 
+    def _broken(self) -> bool:
+        """Must this daemon make way for a fresh one (only when it runs on its own)?"""
+        return self.idle_exit and (self.open_error is not None or (self.store is not None and self.store.retired is not None))
+
+    def _exit_soon(self, why: str) -> None:
+        if self._stop is not None and not self._stop.is_set():
+            log.warning(why)
+            self._stop.set()
+
+    def _idle_limit(self) -> float:
+        return FAILED_LINGER if self.open_error is not None else self.settings.idle_timeout
+
     async def _housekeeping(self) -> None:
         assert self._stop is not None
         loop = asyncio.get_running_loop()
         last_purge = time.monotonic()
         while not self._stop.is_set():
-            await asyncio.sleep(min(5.0, max(0.2, self.settings.idle_timeout / 4)))
+            await asyncio.sleep(min(5.0, max(0.2, self._idle_limit() / 4)))
             idle = time.monotonic() - self.last_activity
-            if self.idle_exit and self.clients == 0 and idle >= self.settings.idle_timeout:
+            if self.idle_exit and self.clients == 0 and idle >= self._idle_limit():
                 log.info("idle for %.0fs with no clients: exiting", idle)
                 self._stop.set()
-            elif time.monotonic() - last_purge >= PURGE_EVERY:
+            elif self.store is not None and time.monotonic() - last_purge >= PURGE_EVERY:
                 last_purge = time.monotonic()
                 with contextlib.suppress(Exception):
                     purged = await loop.run_in_executor(self.worker, self.store.purge)
@@ -170,8 +212,9 @@ class Daemon:
             await opening
         except Exception:
             log.exception("could not open the store")
-            self._server.close()
-            raise
+            if not self.idle_exit:  # an HTTP server in this process: it cannot serve without a store
+                self._server.close()
+                raise
         self._housekeeper = asyncio.create_task(self._housekeeping())
 
     async def stop(self) -> None:

@@ -41,9 +41,17 @@ class EmbedderError(HeadroomError):
     """The embedding model could not be loaded or did not answer."""
 
 
+class StoreFull(HeadroomError):
+    """The disk holding the store is full: the write was not stored. Free space and retry."""
+
+
+class StoreDamaged(HeadroomError):
+    """A store file is damaged or missing. Nothing was changed; the message says which file and what to do."""
+
+
 #: The classes that cross the daemon protocol by name.
 ERRORS_BY_NAME: dict[str, type[HeadroomError]] = {
     cls.__name__: cls
     for cls in (HeadroomError, InvalidInput, NotFound, Forbidden, StoreLocked, DaemonUnavailable, UnsafeSocketDir,
-                EmbedderError)
+                EmbedderError, StoreFull, StoreDamaged)
 }

@@ -106,7 +106,8 @@ class StoreLock:
         self.path = path
         self._file: IO[str] | None = None
 
-    def acquire(self) -> None:
+    def acquire(self, write_pid: bool = True) -> None:
+        """Take the lock, and record our pid in it (``write_pid=False``: a probe, see ``client``)."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         handle = open(self.path, "a+")
         try:
@@ -114,10 +115,11 @@ class StoreLock:
         except OSError:
             handle.close()
             raise StoreLocked(f"another process owns the store in {self.path.parent} (lock {self.path})") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+        if write_pid:
+            # On a full disk the pid may not fit; the lock is what matters, so we serve anyway.
+            with contextlib.suppress(OSError):
+                os.ftruncate(handle.fileno(), 0)
+                os.pwrite(handle.fileno(), f"{os.getpid()}\n".encode(), 0)
         self._file = handle
 
     def release(self) -> None:

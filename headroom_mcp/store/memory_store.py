@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping, TypedDict
 import numpy as np
 
 from ..errors import InvalidInput, NotFound
-from . import ranking, secrets
+from . import faults, ranking, secrets
 from .chroma import open_client, open_collection
 from .dedup import Facts, judge
 from .embedder import Embedder
@@ -26,6 +26,7 @@ from .lexical import INDEXED, LexicalIndex
 from .migrations import SCHEMA_VERSION, migrate, version_of
 from .records import (
     ACTIVE,
+    DEFAULT_FORGET_RETENTION,
     FORGOTTEN,
     MERGED,
     SUPERSEDED,
@@ -53,10 +54,6 @@ RESTATEMENT_POOL = 20
 DEDUP_CANDIDATES = 8
 #: Turn-scoped memories live this long (seconds) unless configured otherwise.
 DEFAULT_TURN_TTL = 3600.0
-#: Forgotten memories stay restorable this long (seconds) before ``purge`` deletes them
-#: (``HEADROOM_MCP_FORGET_RETENTION``): a forget by mistake, or by a query that took more than
-#: the user meant, can be undone for a month.
-DEFAULT_FORGET_RETENTION = 30 * 86400.0
 _PAGE = 1000
 
 
@@ -116,6 +113,11 @@ class MemoryStore:
         self.migrated: list[str] = []
         #: Where an embedded store keeps its files (None on a Chroma server).
         self.chroma_dir: Path | None = None
+        #: Writes are refused while the embedded store's disk has less free space (bytes).
+        self.min_free = faults.DEFAULT_MIN_FREE
+        #: Set when a Chroma write failed: its client must not write again (see ``faults``);
+        #: the owner reopens the store. Every later write raises this error.
+        self.retired: Exception | None = None
         self.collection = collection
         self.embedder = embedder
         self.turn_ttl = turn_ttl
@@ -136,7 +138,27 @@ class MemoryStore:
         turn_ttl: float = DEFAULT_TURN_TTL,
         secrets_policy: str = "redact",
         forget_retention: float = DEFAULT_FORGET_RETENTION,
+        min_free: int = faults.DEFAULT_MIN_FREE,
     ) -> "MemoryStore":
+        """Open (or create) a store; a damaged or unopenable one raises a clear ``HeadroomError``."""
+        if chroma_url:
+            return cls._open(embedder, None, chroma_url, turn_ttl, secrets_policy, forget_retention)
+        chroma_dir = Path(data_dir) / "chroma" if data_dir is not None else None
+        if chroma_dir is not None:
+            faults.inspect(chroma_dir)  # before Chroma writes anything into a damaged store
+        try:
+            store = cls._open(embedder, data_dir, None, turn_ttl, secrets_policy, forget_retention)
+        except Exception as exc:
+            explained = faults.explain_open_error(chroma_dir, exc, min_free) if chroma_dir is not None else None
+            if explained is None:
+                raise
+            raise explained from exc
+        store.min_free = min_free
+        return store
+
+    @classmethod
+    def _open(cls, embedder: Embedder, data_dir: Path | None, chroma_url: str | None, turn_ttl: float,
+              secrets_policy: str, forget_retention: float) -> "MemoryStore":
         client = open_client(data_dir, chroma_url)
         collection = open_collection(client, embedder.model_id)
         if version_of(collection) < SCHEMA_VERSION and data_dir is not None:
@@ -171,15 +193,40 @@ class MemoryStore:
         t = now()
         metas = [{**r.to_metadata(), "changed_at": t} for r in records]
         docs = [r.content for r in records]
-        if vectors is None:
-            # Content never changes in place. Chroma merges metadata on update, so a field that
-            # became empty (``merged_into`` after an unmerge) is deleted by naming it with None.
-            cleared = [{**{k: None for k in MemoryRecord.metadata_keys() if k not in m}, **m} for m in metas]
-            self.collection.update(ids=ids, metadatas=cleared)
-        else:
-            self.collection.upsert(ids=ids, metadatas=metas, documents=docs, embeddings=[list(map(float, v)) for v in vectors])
+        self._may_write()
+        try:
+            if vectors is None:
+                # Content never changes in place. Chroma merges metadata on update, so a field that
+                # became empty (``merged_into`` after an unmerge) is deleted by naming it with None.
+                cleared = [{**{k: None for k in MemoryRecord.metadata_keys() if k not in m}, **m} for m in metas]
+                self.collection.update(ids=ids, metadatas=cleared)
+            else:
+                self.collection.upsert(ids=ids, metadatas=metas, documents=docs, embeddings=[list(map(float, v)) for v in vectors])
+        except Exception as exc:
+            self._write_failed(exc)  # returns only when Chroma kept the records
         for r, m in zip(records, metas):
             self.lexical.apply(r.id, r.content, m)
+
+    def _may_write(self) -> None:
+        """Refuse a write before Chroma sees it: the client is retired, or the disk nearly full."""
+        if self.retired is not None:
+            raise self.retired
+        if self.chroma_dir is not None:
+            faults.ensure_space(self.chroma_dir, self.min_free)
+
+    def _write_failed(self, exc: Exception) -> None:
+        """After Chroma raised on a write: re-raise, raise a clear ``StoreFull``, or return if it was stored.
+
+        A storage fault retires this Chroma client (its next write would hang the process);
+        the record's fate comes from ``faults.classify_write``, so a stored record is
+        reported as stored and a failure is reported only for a record that is not.
+        """
+        outcome = faults.classify_write(exc)
+        if outcome is None or self.chroma_dir is None:
+            raise exc
+        self.retired = faults.disk_full(self.chroma_dir, f"{type(exc).__name__}: {exc}", "the store must be reopened")
+        if outcome == faults.NOT_STORED:
+            raise faults.disk_full(self.chroma_dir) from exc
 
     def _one(self, memory_id: str, allowed: Callable[[Mapping[str, Any]], bool]) -> MemoryRecord:
         """One record ``allowed`` accepts; ``NotFound`` whether it is missing or someone else's."""
@@ -767,6 +814,7 @@ class MemoryStore:
 
         Superseded records stay: they are the history of the fact that replaced them.
         """
+        self._may_write()
         t = now()
         cutoff = t - (self.forget_retention if older_than is None else older_than)
         where = {"$or": [

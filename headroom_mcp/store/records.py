@@ -29,6 +29,10 @@ ACTIVE, SUPERSEDED, FORGOTTEN = "active", "superseded", "forgotten"
 #: A restatement folded into another memory (``merged_into``): kept as that memory's history,
 #: searchable on its behalf, and restorable as a memory of its own (``unmerge``).
 MERGED = "merged"
+#: Forgotten memories stay restorable this long (seconds) before ``purge`` deletes them
+#: (``HEADROOM_MCP_FORGET_RETENTION``): a forget by mistake, or by a query that took more
+#: than the user meant, can be undone for a month.
+DEFAULT_FORGET_RETENTION = 30 * 86400.0
 #: Characters that draw nothing: C0 controls but tab and newlines, DEL, and Unicode format
 #: characters (zero-width spaces and joiners, soft hyphen, bidi overrides and isolates, BOM,
 #: invisible tag letters). Removed from every stored text and from what agents are shown:
