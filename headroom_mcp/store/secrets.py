@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import math
 import re
 from collections import Counter
@@ -37,6 +38,9 @@ class Finding:
     end: int
 
 
+#: Query parameters that carry a credential (Azure SAS "sig", Google "key", "X-Amz-Signature").
+_SECRET_PARAM = r"(?:[\w.-]*[_-])?(?:api[_-]?key|key|app[_-]?id|app[_-]?key|token|access[_-]?token|auth|sig|signature|secret|password|pwd|credential)"
+
 #: Provider formats Betterleaks does not cover, or covers only next to a keyword a memory
 #: may lack; (kind, pattern), and when the pattern has a group named ``v`` only that part is
 #: the secret.
@@ -47,7 +51,14 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(p)) 
     ("gitlab-token", r"\bglpat-[A-Za-z0-9_-]{20,}"),
     ("anthropic-key", r"\bsk-ant-[A-Za-z0-9_-]{20,}"),
     ("openai-key", r"\bsk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"),
-    ("stripe-key", r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}\b"),
+    # Publishable keys (pk_) are public by design: they ship in every checkout page.
+    ("stripe-key", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}\b|\bwhsec_[A-Za-z0-9]{24,}\b"),
+    ("mapbox-secret-token", r"\bsk\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
+    ("dropbox-token", r"\bsl\.[A-Za-z0-9_-]{100,}"),
+    ("square-secret", r"\bsq0csp-[A-Za-z0-9_-]{40,}"),
+    ("google-client-secret", r"\bGOCSPX-[A-Za-z0-9_-]{24,}"),
+    ("adyen-api-key", r"\bAQE[A-Za-z0-9+/=._-]{80,}"),
+    ("mailgun-key", r"\b[0-9a-f]{32}-[0-9a-f]{8}-[0-9a-f]{8}\b"),
     ("slack-token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
     ("slack-webhook", r"https://hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}"),
     ("google-api-key", r"\bAIza[0-9A-Za-z_-]{35}"),
@@ -64,13 +75,14 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(p)) 
     ("url-password", r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:(?P<v>[^\s/]{3,})@[^\s@/]+"),
     # A key alone before the host (Sentry DSNs, token-as-user URLs): random, judged below.
     ("url-user-token", r"\b[a-zA-Z][a-zA-Z0-9+.-]*://(?P<v>[A-Za-z0-9_-]{20,})@[^\s@/]+"),
-    # Query parameters that carry a credential (Azure SAS "sig", Google "key", "access_token").
-    ("url-query-secret", r"(?i)[?&](?:api[_-]?key|key|app[_-]?id|app[_-]?key|token|access[_-]?token|auth|sig|signature|secret|password|pwd)"
-                         r"=(?P<v>[^&\s'\"#]{8,})"),
+    ("url-query-secret", r"(?i)[?&]" + _SECRET_PARAM + r"=(?P<v>[^&\s'\"#]{8,})"),
     ("google-oauth-token", r"\bya29\.[0-9A-Za-z_-]{20,}"),
     # user:password before "@tcp(" (Go's MySQL DSN) and after curl -u / httpie -a.
     ("url-password", r"\b[\w.-]+:(?P<v>[^\s@/:]{3,})@(?:tcp|unix|udp)\("),
     ("password-flag", r"(?:\s|^)(?:-u|--user|-a|--auth)\s+[^\s:'\"]+:(?P<v>[^\s'\"]{3,})"),
+    # Registry logins (docker login -u U -p P) and "login: user / password" in prose.
+    ("password-flag", r"\b(?:docker|podman|helm|oras|skopeo|buildah|nerdctl)\s+(?:registry\s+)?login\b[^\n]*?\s(?:-p|--password)[ =](?P<v>\S+)"),
+    ("login-password", r"(?i)\blog ?in\b[^\n]{0,40}?[:\s]\s*[\w.@+-]{2,}[ \t]+/[ \t]+(?P<v>\S+)"),
     ("telegram-bot-token", r"\b(?:bot)?(?P<v>\d{8,10}:[A-Za-z0-9_-]{35})\b"),
     # Command-line password flags: mysql -pSECRET, sshpass -p SECRET, htpasswd -b FILE USER SECRET.
     ("password-flag", r"\b(?:mysql|mysqldump|mariadb|mysqladmin)\b[^\n]*?\s-p(?P<v>[^\s'\"]{3,}|'[^'\n]+'|\"[^\"\n]+\")"),
@@ -82,14 +94,16 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(p)) 
 #: "X-Auth-Token", "--api-key"), followed by how a value is given: ``=``, ``:``, ``=>``, a
 #: flag's space, or "is". The head decides, as in English compounds: PASSWORD_HASHER,
 #: TOKEN_ISSUER, SECRET_NAME and AWS_SECRET_ARN name things about a secret, not secrets.
-_NAME = re.compile(r"(?<![\w.:/$-])(?:--?)?[A-Za-z][\w.-]{0,60}")
+_NAME = re.compile(r"(?<![\w.:/$=-])(?:--?)?[A-Za-z][\w.-]{0,60}")
 _VALUE = r"(?P<value>\"[^\"\n]{1,200}\"|'[^'\n]{1,200}'|`[^`\n]{1,200}`|[^\s\"'`,;]{1,200})"
-_GIVEN = re.compile(r"(?P<sep>[\"']?\s*(?:=>|=(?!=)|:(?!:)|\s+is\s+|\s+was\s+|\s+)\s*)" + _VALUE)
+_GIVEN = re.compile(r"(?P<sep>[\"']?[ \t]*(?:=>|=(?!=)|:(?!:)|[ \t]*\|(?=[ \t])|[ \t]+is[ \t]+|[ \t]+was[ \t]+|[ \t]+)[ \t]*)" + _VALUE)
+#: The same pair as XML attributes: <add key="PaymentGatewaySecret" value="…" />.
+_ATTRIBUTES = re.compile(r"(?i)\b(?:key|name)\s*=\s*\"(?P<name>[^\"\n]{1,60})\"\s+value\s*=\s*(?P<value>\"[^\"\n]{1,200}\")")
 #: Prose between the name and the value: "the HMAC secret for partner webhooks: …",
 #: "ENCRYPTION_KEY (AES-256, hex) for the PII columns: …". It must open with a preposition
 #: or a parenthesis, so that "token expiry for sessions is 3600s" (head: expiry) is not one.
-_PROSE_GIVEN = re.compile(r"(?:\s+(?:for|of|on|in|to|from|used by)\b|\s*\()[^.:=\n`'\"]{0,60}?(?P<sep>\s*:\s*|\s+is\s+|\s+was\s+)" + _VALUE)
-_HEADS = ("password", "passwd", "passphrase", "secret", "token", "apikey", "accesskey", "secretkey", "privatekey",
+_PROSE_GIVEN = re.compile(r"(?:[ \t]+(?:for|of|on|in|to|from|used by)\b|[ \t]*\()[^.:=\n`'\"]{0,60}?(?P<sep>[ \t]*:[ \t]*|[ \t]+is[ \t]+|[ \t]+was[ \t]+)" + _VALUE)
+_HEADS = ("password", "passwd", "passphrase", "psk", "secret", "token", "apikey", "accesskey", "secretkey", "privatekey",
           "signingkey", "masterkey", "encryptionkey", "authkey", "licensekey", "credential", "credentials",
           "sessionid", "cookie")
 _SHORT_HEADS = ("pass", "pwd", "pw", "key", "pat", "auth")
@@ -99,7 +113,7 @@ _FLAG_HEADS = ("pass", "auth", "pwd", "passin", "passout")
 _KEY_OWNERS = frozenset({"api", "access", "secret", "private", "signing", "master", "encryption", "auth", "license", "client",
                          "app", "service", "account", "storage", "subscription", "deploy", "admin", "webhook", "server",
                          "sdk", "rest", "write", "read", "ingest", "live", "prod", "production", "application",
-                         "integration", "routing", "hmac", "aes"})
+                         "integration", "routing", "hmac", "aes", "shared"})
 
 
 def _names_a_secret(name: str) -> bool:
@@ -116,7 +130,7 @@ def _names_a_secret(name: str) -> bool:
 
 
 #: Values next to a secret's name that are not secrets: references to where it lives.
-_REFERENCE = re.compile(r"^(?:\$|%|~|/|\./|\.\./|<|!|@|&|\*|os\.environ|os\.getenv|process\.env|env\(|getenv|secrets\.|vault:|op://|arn:|"
+_REFERENCE = re.compile(r"^(?:ENC\[|\$|%|~|/|\./|\.\./|<|!|@|&|\*|os\.environ|os\.getenv|process\.env|env\(|getenv|secrets\.|vault:|op://|arn:|"
                         r"[a-z][a-z0-9+.-]*://(?![^/\s]*@)|\{\{|\[REDACTED)", re.I)
 #: Words that follow a secret's name in prose or config without being one.
 _NOT_VALUES = frozenset({"true", "false", "none", "null", "nil", "yes", "no", "on", "off", "required", "optional", "set", "unset",
@@ -127,6 +141,12 @@ _NOT_VALUES = frozenset({"true", "false", "none", "null", "nil", "yes", "no", "o
                          "test", "testing", "mock", "local", "basic", "bearer", "oauth", "oauth2", "jwt", "sso", "saml", "oidc"})
 #: A quantity ("3600s", "90d", "8kb"): a setting's value, not a secret.
 _QUANTITY = re.compile(r"\d+(?:\.\d+)?[a-zA-Z%]{0,3}")
+
+
+def _is_template(value: str) -> bool:
+    """Letters only and naming a secret: a template or a type ("password: PASSWORD",
+    "Password=myPassword", "api_key: SecretStr", "insecure-test-key")."""
+    return bool(re.fullmatch(r"[A-Za-z_-]+", value) and re.search(r"(?i)pass|secret|token|key", value))
 
 
 def _is_secret_value(value: str, sep: str) -> bool:
@@ -142,8 +162,8 @@ def _is_secret_value(value: str, sep: str) -> bool:
         return False
     if not quoted and "(" in value:
         return False  # an expression: getpass.getpass(, std::env::var(
-    if re.fullmatch(r"[A-Za-z_-]+", value) and re.search(r"(?i)pass|secret|token|key", value):
-        return False  # a template or a type: "password: PASSWORD", "api_key: SecretStr", "insecure-test-key"
+    if _is_template(value):
+        return False
     if quoted and ("=" in sep or ":" in sep) or ":" in sep or sep in ("=", "=>"):
         return True  # a quoted literal, KEY=value (a .env line), key: value (YAML, JSON, a header)
     # Prose ("the password is ..."), a flag's argument, or code's "secret = <expression>".
@@ -159,10 +179,10 @@ def _named(text: str) -> list[tuple[str, int, int]]:
         if word.lower() == "key":  # prose: "the SDK key for uat", "REST key": the word before owns it
             before = re.search(r"([A-Za-z]+)[\s_-]+$", text[max(0, name.start() - 30):name.start()])
             word = f"{before.group(1)}_key" if before else word
-        if not _names_a_secret(word):
-            continue
+        if not _names_a_secret(word) or re.search(r"(?i)\b(?:public|publishable|site)[ _-]?$", text[max(0, name.start() - 15):name.start()]):
+            continue  # "the public token", "reCAPTCHA site key": meant to be seen
         m = _GIVEN.match(text, name.end())
-        if m is not None and not m["sep"].strip() and not word.startswith("-") and not re.search(r"(?i)pass(?:word|wd|phrase)?$", word):
+        if m is not None and not m["sep"].strip() and not word.startswith("-") and not re.search(r"(?i)pass(?:word|wd|phrase)$", word):
             m = None  # a bare space gives a value to a flag or a password ("with password X"), not "API_TOKEN image:tag"
         if m is None or not _is_secret_value(m["value"], m["sep"]):
             m = _PROSE_GIVEN.match(text, name.end())
@@ -175,6 +195,23 @@ def _named(text: str) -> list[tuple[str, int, int]]:
             while end > start and text[end - 1] in ".,;:)]}!?":
                 end -= 1
         out.append(("named-secret", start, end))
+    for m in _ATTRIBUTES.finditer(text):
+        if _names_a_secret(m["name"]) and _is_secret_value(m["value"], "="):
+            out.append(("named-secret", m.start("value") + 1, m.end("value") - 1))
+    return out
+
+
+def _named_in_markup(text: str) -> list[tuple[str, int, int]]:
+    """``_named`` on HTML-escaped text (``name=&quot;smtp_password&quot; value=&quot;…``),
+    each value found again in the text as written."""
+    plain = html.unescape(text) if "&" in text else text
+    if plain == text:
+        return []
+    out = []
+    for kind, start, end in _named(plain):
+        at = text.find(plain[start:end])
+        if at >= 0:
+            out.append((kind, at, at + end - start))
     return out
 
 
@@ -189,14 +226,25 @@ _DIGEST = re.compile(r"^(?:[0-9a-fA-F]+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F
                      r"|[a-z]{2,8}_[A-Za-z0-9]{8,})$")
 #: What comes just before a public or derived value: a hash algorithm (``SHA256:``, go.sum's
 #: ``h1:``), a public key's type, a data URI, or a name saying it is public.
-_PUBLIC_BEFORE = re.compile(r"(?i)(?:\b(?:md5|sha1|sha224|sha256|sha384|sha512|blake2b?|h1)[:-]\s*|\b(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-\S+|sk-ssh-\S+)\s+"
-                            r"|;base64,|\bpublic[ _-]?key\b[^:=\n]{0,40}[=:]?\s*|\bclient[ _-]?id\b[^:=\n]{0,40}[=:]\s*|\bfingerprint\b[^:=\n]{0,20}[=:]?\s*)"
+_PUBLIC_BEFORE = re.compile(r"(?i)(?:\b(?:md5|sha1|sha224|sha256|sha384|sha512|blake2b?|h1)[:/-]\s*|\bnonce-|\bENC\[[^\]\s]*|"
+                            # password hashes: modular crypt ($2b$, $argon2id$, $6$) and Django/PostgreSQL forms
+                            r"\$(?:2[aby]?|1|5|6|7|y|argon2(?:id|i|d)|scrypt|pbkdf2[\w-]*)\$\S*|\b(?:pbkdf2_sha\d+|bcrypt|scram-sha-\d+)\$\S*|"
+                            # named as a digest or an id: "Content-MD5 header…: ", "Request ID: ", "client id is "
+                            r"\b(?:md5|checksum|digest|hash|fingerprint|etag)\b[^:=\n,;]{0,50}(?:[=:]|\s+is)\s*|"
+                            r"\b(?:request|trace|span|correlation|message|event|transaction|object|document|client|app|account|tenant|"
+                            r"customer|order|workspace|channel|team|project)[ _-]?id\b[^:=\n,;]{0,30}(?:[=:]|\s+is)?\s*|"
+                            r"\b(?:publishable|site|public)[ _-]?(?:key|token)\b[^:=\n,;]{0,40}(?:[=:]|\s+is)?\s*|\b(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-\S+|sk-ssh-\S+)\s+"
+                            r"|;base64,|\bpublic[ _-]?key\b[^:=\n,;]{0,40}[=:]?\s*|\bclient[ _-]?id\b[^:=\n]{0,40}[=:]\s*|\bfingerprint\b[^:=\n]{0,20}[=:]?\s*)"
                             r"[A-Za-z0-9+/=_.:-]*$")
 #: A URL is an address: a random part of its path is an id (a document, a page), unless
 #: the path says it is a hook or a key.
 _URL_BEFORE = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s\"'<>]*$")
 _SECRET_PATH = re.compile(r"(?i)hook|bot|token|key|secret|auth|sig")
-_PUBLIC_BLOCK = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*(?:PUBLIC KEY|CERTIFICATE)-----[\s\S]*?(?:-----END [A-Z0-9 ]+-----|$)")
+_PUBLIC_BLOCK = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*(?:PUBLIC KEY|CERTIFICATE)(?: BLOCK)?-----[\s\S]*?(?:-----END [A-Z0-9 ]+-----|$)")
+#: A block whose values are public or already encrypted: a JWKS, a SealedSecret's encryptedData.
+_PUBLIC_CONTEXT = re.compile(r"(?i)\"kty\"\s*:|jwks|encrypted_?data\s*:")
+#: A value's own prefix naming it a digest or a nonce: "nonce-3pSf…", "sha256/mR2N…".
+_PUBLIC_PREFIX = re.compile(r"(?i)(?:nonce|md5|sha1|sha256|sha384|sha512|h1)[-:/]")
 _EXAMPLE_WORDS = re.compile(r"(?i)example|sample|dummy|fake|placeholder|redacted|your[_-]|(?:change|replace)[_-]?me|x{4,}|\*{3,}|\.\.\.|<[^>]*>|\$\{|^\$[A-Z_]+$")
 _MARKED_AS_EXAMPLE = re.compile(r"(?i)\b(?:e\.g\.|for example|for instance|example|sample|dummy|fake|placeholder)\b[^.\n]{0,40}$")
 #: Credentials published in vendors' documentation as examples: never anyone's live key.
@@ -204,6 +252,7 @@ _DOCUMENTED = frozenset({
     "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
     # Azurite's and the Azure storage emulator's account key, the same for everyone.
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+    "devstoreaccount1",
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
 })
 
@@ -257,12 +306,26 @@ def _is_public(text: str, start: int, blocks: list[tuple[int, int]]) -> bool:
     characters before the word it is part of), an id in a URL's path, or inside a public
     PEM block."""
     line_start = text.rfind("\n", 0, start) + 1
-    word_start = max(text.rfind(c, line_start, start) for c in " \t\"'(<[{,;=") + 1
+    word_start = max(text.rfind(c, line_start, start) for c in " \t\"'") + 1
     before = text[max(line_start, word_start - 60):start]
-    url = _URL_BEFORE.search(text[max(line_start, start - 300):start])
-    in_path = url is not None and "/" in url.group().split("://", 1)[1] and "?" not in url.group() and "@" not in url.group()
-    return bool(_PUBLIC_BEFORE.search(before)) or in_path and not _SECRET_PATH.search(url.group().split("://", 1)[1]) \
-        or any(s <= start < e for s, e in blocks)
+    return bool(_PUBLIC_BEFORE.search(before) or _PUBLIC_PREFIX.match(text, start)) or _is_url_part(text[max(line_start, start - 300):start]) \
+        or _PUBLIC_CONTEXT.search(text[max(0, start - 1000):start]) is not None or any(s <= start < e for s, e in blocks)
+
+
+def _is_url_part(before: str) -> bool:
+    """A value inside a URL's host, path or query is an address or an id, unless it is its
+    user or password, its path says hook or key (a webhook's token), or its query
+    parameter's name does (``?sig=``, ``&api_key=``)."""
+    url = _URL_BEFORE.search(before)
+    if url is None or "@" in url.group():
+        return False
+    rest = url.group().split("://", 1)[1]
+    if "?" in rest:
+        param = re.search(r"[?&]([^=&]*)=[^&]*$", rest)
+        return param is None or not re.fullmatch(_SECRET_PARAM, param.group(1), re.I)
+    if "/" not in rest:
+        return False  # still in the authority: a user or password (judged by url-password) as well as a host
+    return not _SECRET_PATH.search(rest.split("/", 1)[1] if "/" in rest else "")
 
 
 def _basic_is_credentials(value: str) -> bool:
@@ -279,7 +342,7 @@ _RANDOM_ONLY = frozenset({"url-user-token"})
 #: Kinds found by context rather than by a provider's format: the words before them
 #: ("for example") and public markers ("ssh-ed25519", "SHA256:") count.
 _GENERIC = frozenset({"named-secret", "url-password", "url-query-secret", "url-user-token", "bearer-token", "basic-auth", "high-entropy-string",
-                      "password-flag", "generic-api-key"})
+                      "password-flag", "login-password", "generic-api-key", "generic-password"})
 #: Letters a careless paste turns into look-alikes (a Cyrillic "е" inside a key): in the
 #: scanned copy, a non-ASCII letter between ASCII letters or digits becomes "x", so a rule
 #: still sees the key's shape. One character for one: every offset stays.
@@ -324,7 +387,7 @@ def find(text: str) -> list[Finding]:
 
     def add(kind: str, start: int, end: int) -> None:
         generic = kind in _GENERIC
-        if _is_example(scanned, start, end, context=generic) or generic and _is_public(scanned, start, blocks):
+        if _is_example(scanned, start, end, context=generic) or generic and (_is_public(scanned, start, blocks) or _is_template(scanned[start:end])):
             return
         found.append(Finding(kind, start, end))
 
@@ -336,12 +399,12 @@ def find(text: str) -> list[Finding]:
                 continue  # "bearer authentication-middleware" is prose, a token has digits
             if kind == "basic-auth" and not _basic_is_credentials(value):
                 continue
-            if kind == "url-password" and not _is_secret_value(value, ":"):
+            if kind == "url-password" and not _is_secret_value(value, ":") or kind == "login-password" and not _is_secret_value(value, " is "):
                 continue
             if kind in _RANDOM_ONLY and not (_looks_random(value) or re.fullmatch(r"[0-9a-f]{32}", value)):
                 continue
             add(kind, start, end)
-    for rule, start, end in [*_library(scanned), *_named(scanned)]:
+    for rule, start, end in [*_library(scanned), *_named(scanned), *_named_in_markup(scanned)]:
         if rule != "generic-credential-uri":  # url-password judges the password itself
             add(rule, start, end)
     for match in _TOKEN.finditer(scanned):
