@@ -69,7 +69,8 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(p)) 
     ("twilio-key", r"\bSK[0-9a-fA-F]{32}\b"),
     ("sendgrid-key", r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{30,}"),
     ("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
-    ("bearer-token", r"(?i)\b(?:bearer|authorization:\s*token)\s+(?P<v>[A-Za-z0-9_\-.=/+~]{16,})"),
+    # Bearer tokens, and any scheme an Authorization header names (Token, Splunk, GenieKey, SSWS).
+    ("bearer-token", r"(?i)\b(?:bearer|authorization:\s*(?!basic\b)[A-Za-z-]+)\s+(?P<v>[A-Za-z0-9_\-.=/+~]{16,})"),
     ("basic-auth", r"(?i)\bbasic\s+(?P<v>[A-Za-z0-9+/]{8,}={0,2})"),
     # Greedy up to the last "@" before the host: a password may itself hold an "@".
     ("url-password", r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:(?P<v>[^\s/]{3,})@[^\s@/]+"),
@@ -82,7 +83,12 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(p)) 
     ("password-flag", r"(?:\s|^)(?:-u|--user|-a|--auth)\s+[^\s:'\"]+:(?P<v>[^\s'\"]{3,})"),
     # Registry logins (docker login -u U -p P) and "login: user / password" in prose.
     ("password-flag", r"\b(?:docker|podman|helm|oras|skopeo|buildah|nerdctl)\s+(?:registry\s+)?login\b[^\n]*?\s(?:-p|--password)[ =](?P<v>\S+)"),
-    ("login-password", r"(?i)\blog ?in\b[^\n]{0,40}?[:\s]\s*[\w.@+-]{2,}[ \t]+/[ \t]+(?P<v>\S+)"),
+    ("login-password", r"(?i)\b(?:log ?in|creds?|credentials|basic auth)\b[^\n]{0,40}?[:\s—-]\s*[\w.@+\\-]{2,}(?:[ \t]+/[ \t]+|/(?=[^\s/]+(?:\s|$))|:(?=[^\s:/]+(?:\s|$)))(?P<v>[^\s/]\S*)"),
+    ("wifi-password", r"\bWIFI:[^\n]*?\bP:(?P<v>[^;\n]+);"),
+    ("vault-token", r"\bhv[sb]\.[A-Za-z0-9_-]{20,}"),
+    ("newrelic-key", r"\bNRAK-[A-Z0-9]{27}\b|\b[0-9a-f]{36}NRAL\b"),
+    ("alibaba-access-key", r"\bLTAI[A-Za-z0-9]{12,30}\b"),
+    ("gcs-hmac-access-id", r"\bGOOG1[A-Z0-9]{50,}\b"),
     ("telegram-bot-token", r"\b(?:bot)?(?P<v>\d{8,10}:[A-Za-z0-9_-]{35})\b"),
     # Command-line password flags: mysql -pSECRET, sshpass -p SECRET, htpasswd -b FILE USER SECRET.
     ("password-flag", r"\b(?:mysql|mysqldump|mariadb|mysqladmin)\b[^\n]*?\s-p(?P<v>[^\s'\"]{3,}|'[^'\n]+'|\"[^\"\n]+\")"),
@@ -94,18 +100,20 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(p)) 
 #: "X-Auth-Token", "--api-key"), followed by how a value is given: ``=``, ``:``, ``=>``, a
 #: flag's space, or "is". The head decides, as in English compounds: PASSWORD_HASHER,
 #: TOKEN_ISSUER, SECRET_NAME and AWS_SECRET_ARN name things about a secret, not secrets.
-_NAME = re.compile(r"(?<![\w.:/$=-])(?:--?)?[A-Za-z][\w.-]{0,60}")
+_NAME = re.compile(r"(?<![\w.:$=-])(?:--?)?[A-Za-z][\w.-]{0,60}")
 _VALUE = r"(?P<value>\"[^\"\n]{1,200}\"|'[^'\n]{1,200}'|`[^`\n]{1,200}`|[^\s\"'`,;]{1,200})"
 _GIVEN = re.compile(r"(?P<sep>[\"']?[ \t]*(?:=>|=(?!=)|:(?!:)|[ \t]*\|(?=[ \t])|[ \t]+is[ \t]+|[ \t]+was[ \t]+|[ \t]+)[ \t]*)" + _VALUE)
+#: The same pair as an XML element: <password>…</password>.
+_ELEMENTS = re.compile(r"<(?P<name>[A-Za-z][\w.-]{0,60})>(?P<value>[^<\n]{1,200})</(?P=name)>")
 #: The same pair as XML attributes: <add key="PaymentGatewaySecret" value="…" />.
 _ATTRIBUTES = re.compile(r"(?i)\b(?:key|name)\s*=\s*\"(?P<name>[^\"\n]{1,60})\"\s+value\s*=\s*(?P<value>\"[^\"\n]{1,200}\")")
 #: Prose between the name and the value: "the HMAC secret for partner webhooks: …",
 #: "ENCRYPTION_KEY (AES-256, hex) for the PII columns: …". It must open with a preposition
 #: or a parenthesis, so that "token expiry for sessions is 3600s" (head: expiry) is not one.
-_PROSE_GIVEN = re.compile(r"(?:[ \t]+(?:for|of|on|in|to|from|used by)\b|[ \t]*\()[^.:=\n`'\"]{0,60}?(?P<sep>[ \t]*:[ \t]*|[ \t]+is[ \t]+|[ \t]+was[ \t]+)" + _VALUE)
+_PROSE_GIVEN = re.compile(r"(?:(?:[ \t]+\w+ed)?[ \t]+(?:for|of|on|in|to|from|used by)\b|[ \t]*\()[^.:=\n`\"]{0,80}?(?P<sep>[ \t]*:[ \t]*|[ \t]+is[ \t]+|[ \t]+was[ \t]+)" + _VALUE)
 _HEADS = ("password", "passwd", "passphrase", "psk", "secret", "token", "apikey", "accesskey", "secretkey", "privatekey",
           "signingkey", "masterkey", "encryptionkey", "authkey", "licensekey", "credential", "credentials",
-          "sessionid", "cookie")
+          "sessionid", "sessid", "cookie")
 _SHORT_HEADS = ("pass", "pwd", "pw", "key", "pat", "auth")
 #: Flags may fuse their head: keytool's -storepass, --auth, -passin.
 _FLAG_HEADS = ("pass", "auth", "pwd", "passin", "passout")
@@ -130,7 +138,7 @@ def _names_a_secret(name: str) -> bool:
 
 
 #: Values next to a secret's name that are not secrets: references to where it lives.
-_REFERENCE = re.compile(r"^(?:ENC\[|\$|%|~|/|\./|\.\./|<|!|@|&|\*|os\.environ|os\.getenv|process\.env|env\(|getenv|secrets\.|vault:|op://|arn:|"
+_REFERENCE = re.compile(r"^(?:ENC\[|\[[A-Z_ -]+\]|ssh-(?:rsa|dss|ed25519)\b|ecdsa-sha2|0x[0-9a-fA-F]{40}\b|\$|%|~|/|\./|\.\./|<|!|\*|os\.environ|os\.getenv|process\.env|env\(|getenv|secrets\.|vault:|op://|arn:|"
                         r"[a-z][a-z0-9+.-]*://(?![^/\s]*@)|\{\{|\[REDACTED)", re.I)
 #: Words that follow a secret's name in prose or config without being one.
 _NOT_VALUES = frozenset({"true", "false", "none", "null", "nil", "yes", "no", "on", "off", "required", "optional", "set", "unset",
@@ -149,6 +157,12 @@ def _is_template(value: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z_-]+", value) and re.search(r"(?i)pass|secret|token|key", value))
 
 
+def _is_path(value: str) -> bool:
+    """A path of words ("projects/2280/secrets/stripe-webhook/versions/latest"): where a secret lives."""
+    parts = value.strip("/").split("/")
+    return len(parts) >= 3 and all(re.fullmatch(r"[\w.-]+", p) for p in parts) and any(re.fullmatch(r"[A-Za-z]{3,}", p) for p in parts)
+
+
 def _is_secret_value(value: str, sep: str) -> bool:
     """A value given to a secret's name is a literal credential, not a reference or a word.
 
@@ -160,8 +174,8 @@ def _is_secret_value(value: str, sep: str) -> bool:
     value = value.strip("\"'`") if quoted else value.rstrip(".,;:)]}!?")
     if len(value) < 4 or _REFERENCE.match(value) or _QUANTITY.fullmatch(value) or value.lower() in _NOT_VALUES:
         return False
-    if not quoted and "(" in value:
-        return False  # an expression: getpass.getpass(, std::env::var(
+    if not quoted and ("(" in value or re.fullmatch(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+", value) or _is_path(value)):
+        return False  # an expression or a path: getpass.getpass(, random_password.db.result, k8s/overlays/prod/creds.yaml
     if _is_template(value):
         return False
     if quoted and ("=" in sep or ":" in sep) or ":" in sep or sep in ("=", "=>"):
@@ -169,6 +183,19 @@ def _is_secret_value(value: str, sep: str) -> bool:
     # Prose ("the password is ..."), a flag's argument, or code's "secret = <expression>".
     return len(value) >= 6 and (any(c.isdigit() for c in value) or any(c.isupper() for c in value[1:])
                                 or any(not c.isalnum() and c not in "-_." for c in value))
+
+
+def _is_random_value(value: str) -> bool:
+    """A value that is plainly a key whatever precedes it: random-looking, or long hex or a UUID."""
+    return _looks_random(value) or bool(re.fullmatch(r"[0-9a-fA-F]{32,}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", value))
+
+
+def _is_default(name: str, value: str) -> bool:
+    """A value that is a word of its own name, a dev default: POSTGRES_PASSWORD=postgres, ADMIN_PASS=admin;
+    or one that is itself a key (``ENVIRONMENT:``) or ends in an ellipsis (``sk_test_...``)."""
+    raw = value.strip("\"'`")
+    words = {w.lower() for w in re.findall(r"[A-Za-z]+", name)}
+    return raw.lower() in words or raw.endswith(("...", "…", ":"))
 
 
 def _named(text: str) -> list[tuple[str, int, int]]:
@@ -182,9 +209,15 @@ def _named(text: str) -> list[tuple[str, int, int]]:
         if not _names_a_secret(word) or re.search(r"(?i)\b(?:public|publishable|site)[ _-]?$", text[max(0, name.start() - 15):name.start()]):
             continue  # "the public token", "reCAPTCHA site key": meant to be seen
         m = _GIVEN.match(text, name.end())
-        if m is not None and not m["sep"].strip() and not word.startswith("-") and not re.search(r"(?i)pass(?:word|wd|phrase)$", word):
+        if m is not None and not m["sep"].strip() and not word.startswith("-") and not re.search(r"(?i)pass(?:word|wd|phrase)$", word) \
+                and m["value"][:1] not in "\"'" and not _is_random_value(m["value"].rstrip(".,;:)]}!?")):
             m = None  # a bare space gives a value to a flag or a password ("with password X"), not "API_TOKEN image:tag"
-        if m is None or not _is_secret_value(m["value"], m["sep"]):
+        if m is not None:
+            line_rest = text[m.end():text.find("\n", m.end()) if "\n" in text[m.end():] else len(text)].strip()
+            prose = ":" in m["sep"] and m["value"][:1] not in "\"'`" and line_rest[:1] not in ("", "#", ",", ";", "}", "]", ")", "|")
+            if not _is_secret_value(m["value"], " is " if prose else m["sep"]) or _is_default(word, m["value"]):
+                m = None  # after "NAME: " prose goes on ("HF_TOKEN: newer versions honour…"): it must look like a password
+        if m is None:
             m = _PROSE_GIVEN.match(text, name.end())
             if m is None or not _is_secret_value(m["value"], " is "):
                 continue
@@ -195,6 +228,9 @@ def _named(text: str) -> list[tuple[str, int, int]]:
             while end > start and text[end - 1] in ".,;:)]}!?":
                 end -= 1
         out.append(("named-secret", start, end))
+    for m in _ELEMENTS.finditer(text):
+        if _names_a_secret(m["name"]) and _is_secret_value(m["value"], "="):
+            out.append(("named-secret", m.start("value"), m.end("value")))
     for m in _ATTRIBUTES.finditer(text):
         if _names_a_secret(m["name"]) and _is_secret_value(m["value"], "="):
             out.append(("named-secret", m.start("value") + 1, m.end("value") - 1))
@@ -230,9 +266,9 @@ _PUBLIC_BEFORE = re.compile(r"(?i)(?:\b(?:md5|sha1|sha224|sha256|sha384|sha512|b
                             # password hashes: modular crypt ($2b$, $argon2id$, $6$) and Django/PostgreSQL forms
                             r"\$(?:2[aby]?|1|5|6|7|y|argon2(?:id|i|d)|scrypt|pbkdf2[\w-]*)\$\S*|\b(?:pbkdf2_sha\d+|bcrypt|scram-sha-\d+)\$\S*|"
                             # named as a digest or an id: "Content-MD5 header…: ", "Request ID: ", "client id is "
-                            r"\b(?:md5|checksum|digest|hash|fingerprint|etag)\b[^:=\n,;]{0,50}(?:[=:]|\s+is)\s*|"
+                            r"\b(?:md5|checksum|digest|hash|fingerprint|etag|ciphertext|encrypted)\b[^:=\n,;]{0,50}(?:[=:]|\s+is)\s*|"
                             r"\b(?:request|trace|span|correlation|message|event|transaction|object|document|client|app|account|tenant|"
-                            r"customer|order|workspace|channel|team|project)[ _-]?id\b[^:=\n,;]{0,30}(?:[=:]|\s+is)?\s*|"
+                            r"customer|order|workspace|channel|team|project)[ _-]?id\b[^:=\n,;]{0,30}(?:[=:]|\s+is)?\s*|(?<!session)[_-]id(?:-\d+)?\s*[=:]\s*|"
                             r"\b(?:publishable|site|public)[ _-]?(?:key|token)\b[^:=\n,;]{0,40}(?:[=:]|\s+is)?\s*|\b(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-\S+|sk-ssh-\S+)\s+"
                             r"|;base64,|\bpublic[ _-]?key\b[^:=\n,;]{0,40}[=:]?\s*|\bclient[ _-]?id\b[^:=\n]{0,40}[=:]\s*|\bfingerprint\b[^:=\n]{0,20}[=:]?\s*)"
                             r"[A-Za-z0-9+/=_.:-]*$")
@@ -244,7 +280,7 @@ _PUBLIC_BLOCK = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*(?:PUBLIC KEY|CERTIFICATE
 #: A block whose values are public or already encrypted: a JWKS, a SealedSecret's encryptedData.
 _PUBLIC_CONTEXT = re.compile(r"(?i)\"kty\"\s*:|jwks|encrypted_?data\s*:")
 #: A value's own prefix naming it a digest or a nonce: "nonce-3pSf…", "sha256/mR2N…".
-_PUBLIC_PREFIX = re.compile(r"(?i)(?:nonce|md5|sha1|sha256|sha384|sha512|h1)[-:/]")
+_PUBLIC_PREFIX = re.compile(r"(?i)(?:nonce|md5|sha1|sha256|sha384|sha512|h1)[-:/]|vault:v\d+:|nodekey:|discokey:")
 _EXAMPLE_WORDS = re.compile(r"(?i)example|sample|dummy|fake|placeholder|redacted|your[_-]|(?:change|replace)[_-]?me|x{4,}|\*{3,}|\.\.\.|<[^>]*>|\$\{|^\$[A-Z_]+$")
 _MARKED_AS_EXAMPLE = re.compile(r"(?i)\b(?:e\.g\.|for example|for instance|example|sample|dummy|fake|placeholder)\b[^.\n]{0,40}$")
 #: Credentials published in vendors' documentation as examples: never anyone's live key.
@@ -272,10 +308,19 @@ def _decoded(token: str) -> bytes | None:
         return None
 
 
-def _is_encoded_text(token: str) -> bool:
-    """Base64 of readable text (JSON, markup, a README): data, not a key, which is random bytes."""
+def _encoded_text(token: str) -> str | None:
+    """The readable text a base64 token holds (JSON, markup, ``user:password``), or None."""
     raw = _decoded(token) if len(token) >= 16 else None
-    return bool(raw) and sum(32 <= b < 127 or b in (9, 10, 13) for b in raw) / len(raw) >= 0.95
+    if not raw or sum(32 <= b < 127 or b in (9, 10, 13) for b in raw) / len(raw) < 0.95:
+        return None
+    return raw.decode("ascii", errors="replace")
+
+
+def _is_encoded_text(token: str) -> bool:
+    """Base64 of readable text: data, not a key (random bytes), unless the text is itself a
+    credential: ``user:password``, or a text holding a secret (a base64'd token or PEM key)."""
+    text = _encoded_text(token)
+    return text is not None and not re.fullmatch(r"[\w.@+-]+:\S{3,}", text) and not find(text)
 
 
 def _looks_random(token: str) -> bool:
@@ -343,6 +388,9 @@ _RANDOM_ONLY = frozenset({"url-user-token"})
 #: ("for example") and public markers ("ssh-ed25519", "SHA256:") count.
 _GENERIC = frozenset({"named-secret", "url-password", "url-query-secret", "url-user-token", "bearer-token", "basic-auth", "high-entropy-string",
                       "password-flag", "login-password", "generic-api-key", "generic-password"})
+#: Cyrillic and Greek letters drawn like Latin ones (Unicode's confusables, TR39), read as
+#: Latin in the scanned copy: "раssword" typed on a Russian layout is "password".
+_CONFUSABLES = str.maketrans("аеорсухіјѕԁԛԝкмнтвАЕОРСХІЈЅКМНТВαοντιΑΒΕΗΙΚΜΝΟΡΤΧΥΖ", "aeopcyxijsdqwkmhtbAEOPCXIJSKMHTBaovtiABEHIKMNOPTXYZ")
 #: Letters a careless paste turns into look-alikes (a Cyrillic "е" inside a key): in the
 #: scanned copy, a non-ASCII letter between ASCII letters or digits becomes "x", so a rule
 #: still sees the key's shape. One character for one: every offset stays.
@@ -381,7 +429,7 @@ def _library(text: str) -> list[tuple[str, int, int]]:
 
 def find(text: str) -> list[Finding]:
     """Every secret in ``text``, in order, overlapping findings joined: Betterleaks' and our own."""
-    scanned = _LOOKALIKE.sub(lambda m: "x" if m.group().isalnum() else m.group(), text)
+    scanned = _LOOKALIKE.sub(lambda m: "x" if m.group().isalnum() else m.group(), text.translate(_CONFUSABLES)).replace('\\"', ' "')
     blocks = [m.span() for m in _PUBLIC_BLOCK.finditer(scanned)]
     found: list[Finding] = []
 
@@ -399,7 +447,8 @@ def find(text: str) -> list[Finding]:
                 continue  # "bearer authentication-middleware" is prose, a token has digits
             if kind == "basic-auth" and not _basic_is_credentials(value):
                 continue
-            if kind == "url-password" and not _is_secret_value(value, ":") or kind == "login-password" and not _is_secret_value(value, " is "):
+            if kind in ("url-password", "password-flag") and not _is_secret_value(value, ":") \
+                    or kind == "login-password" and not _is_secret_value(value, " is "):
                 continue
             if kind in _RANDOM_ONLY and not (_looks_random(value) or re.fullmatch(r"[0-9a-f]{32}", value)):
                 continue
