@@ -43,15 +43,15 @@ def asked(directory: Path, embedder) -> list[tuple[set[str], list[dict]]]:
     return out
 
 
-def tally(rows: list[tuple[set[str], list[dict]]], min_score: float, margin: float, gap: float) -> dict[str, float]:
+def tally(rows: list[tuple[set[str], list[dict]]], min_score: float, gap: float) -> dict[str, float]:
     answerable = [(w, r) for w, r in rows if w]
     unanswerable = [r for w, r in rows if not w]
     exact = harmful = 0
     for wanted, results in answerable:
-        taken = {r["id"] for r in ranking.named_by(results, min_score, margin, gap)[0]}
+        taken = {r["id"] for r in ranking.named_by(results, min_score, gap)[0]}
         exact += bool(taken) and taken <= wanted
         harmful += bool(taken - wanted)
-    untouched = sum(not ranking.named_by(r, min_score, margin, gap)[0] for r in unanswerable)
+    untouched = sum(not ranking.named_by(r, min_score, gap)[0] for r in unanswerable)
     n = max(1, len(answerable))
     return {"answerable": len(answerable), "exact": exact / n, "harmful": harmful / n, "declined": 1 - (exact + harmful) / n,
             "unanswerable": len(unanswerable), "untouched": untouched / max(1, len(unanswerable))}
@@ -64,16 +64,16 @@ def main() -> int:
     args = parser.parse_args()
     sets = args.sets or sorted(p for p in DATA.glob("recall_*") if p.is_dir())
     embedder = embedder_from_env()
-    grid = ([(s / 100, ranking.FORGET_MARGIN, g / 100) for s in range(35, 61, 5) for g in (0, 2, 4, 6, 8, 10, 15)] if args.sweep
-            else [(ranking.FORGET_MIN_SCORE, ranking.FORGET_MARGIN, ranking.FORGET_GAP)])
+    grid = ([(s / 100, g / 100) for s in range(35, 61, 5) for g in (0, 2, 4, 6, 8, 10, 15)] if args.sweep
+            else [(ranking.FORGET_MIN_SCORE, ranking.FORGET_GAP)])
     print(f"embedder {embedder.model_id}\n")
-    print("| set | min score | margin | gap | answerable | exact | harmful | declined | unanswerable | nothing taken |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| set | min score | gap | answerable | exact | harmful | declined | unanswerable | nothing taken |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for directory in sets:
         rows = asked(directory, embedder)
-        for min_score, margin, gap in grid:
-            t = tally(rows, min_score, margin, gap)
-            print(f"| {directory.name} | {min_score:.2f} | {margin:.2f} | {gap:.2f} | {t['answerable']} | {t['exact']:.3f} | {t['harmful']:.3f} | "
+        for min_score, gap in grid:
+            t = tally(rows, min_score, gap)
+            print(f"| {directory.name} | {min_score:.2f} | {gap:.2f} | {t['answerable']} | {t['exact']:.3f} | {t['harmful']:.3f} | "
                   f"{t['declined']:.3f} | {t['unanswerable']} | {t['untouched']:.2f} |")
     return 0
 

@@ -29,6 +29,8 @@ DEFAULT_IDLE_TIMEOUT = 900.0
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+#: A century: past it a timestamp no longer fits a date.
+_MAX_DURATION = 100 * 365 * 86400.0
 
 
 def _megabytes(text: str | None, name: str) -> int:
@@ -50,9 +52,9 @@ def duration(text: str, name: str) -> float:
     Raises ``InvalidInput`` naming the variable, so a typo in the environment is reported
     at start instead of becoming a zero that purges everything at once.
     """
-    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text.lower())
-    if not found or not math.isfinite(seconds := float(found[1]) * _UNITS[found[2]]):
-        raise InvalidInput(f"{name} must be a duration such as 3600, 90m, 12h or 30d; got {text!r}")
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?(?:e[+-]?\d+)?)\s*([smhdw]?)\s*", text.lower())
+    if not found or not math.isfinite(seconds := float(found[1]) * _UNITS[found[2]]) or seconds > _MAX_DURATION:
+        raise InvalidInput(f"{name} must be a duration such as 3600, 90m, 12h or 30d (at most 100 years); got {text!r}")
     return seconds
 
 

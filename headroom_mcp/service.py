@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from .errors import InvalidInput
+from .store import secrets
 from .store.memory_store import MemoryStore
 from .store.records import MemoryRecord
 from .store.scopes import Context
@@ -66,4 +67,9 @@ def dispatch(store: MemoryStore, method: Any, params: Any, context: Any) -> dict
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise InvalidInput(f"{method} got unknown parameter(s) {', '.join(unknown)}; it takes {', '.join(sorted(allowed)) or 'none'}")
-    return handler(store, Context.from_mapping(context), **params)
+    ctx = Context.from_mapping(context)
+    for key in ("user_id", "project", "session_id", "agent_id", "turn_id"):
+        if secrets.find(getattr(ctx, key)):  # stored as provenance and shown in every agent's context
+            raise InvalidInput(f"the caller's {key} looks like a secret; nothing was done. Name agents and users, "
+                               "never with a key")
+    return handler(store, ctx, **params)

@@ -143,13 +143,14 @@ def test_forgetting_a_restatement_by_id_says_what_to_do(store, ctx):
     assert store.get(ctx, first["id"])["status"] == "active"
 
 
-@pytest.mark.parametrize("text, seconds", [("3600", 3600), ("90s", 90), ("15m", 900), ("12h", 43200), ("30d", 2592000), ("2w", 1209600), ("1.5h", 5400)])
+@pytest.mark.parametrize("text, seconds", [("3600", 3600), ("90s", 90), ("15m", 900), ("12h", 43200), ("30d", 2592000), ("2w", 1209600),
+                                           ("1.5h", 5400), ("1e-05", 1e-05), ("2592000.0", 2592000)])
 def test_retention_is_a_duration(text, seconds):
     assert duration(text, "X") == seconds
     assert Settings.resolve(env={"HEADROOM_MCP_FORGET_RETENTION": text}).forget_retention == seconds
 
 
-@pytest.mark.parametrize("text", ["soon", "-1d", "30 days", "1e999", "d"])
+@pytest.mark.parametrize("text", ["soon", "-1d", "30 days", "1e999", "d", "99999999999999999999d", "101y"])
 def test_a_bad_retention_is_refused_at_start(text):
     with pytest.raises(InvalidInput, match="HEADROOM_MCP_FORGET_RETENTION"):
         Settings.resolve(env={"HEADROOM_MCP_FORGET_RETENTION": text})
@@ -174,3 +175,30 @@ def test_restore_from_the_python_api(data_dir):
         assert [m["id"] for m in memory.get_all(forgotten=True)] == [saved]
         assert memory.restore([saved]) == {"restored": [saved]}
         assert memory.search("where do nightly builds go?")[0]["id"] == saved
+
+
+def test_restoring_a_fact_remembered_again_merges_it_instead_of_doubling_it(store, ctx):
+    old = store.remember(ctx, "the API listens on port 8080")["id"]
+    store.forget(ctx, id=old)
+    new = store.remember(ctx.with_(agent_id="codex"), "the API listens on port 8080")["id"]
+    assert new != old  # a forgotten memory is not a twin
+    assert store.restore(ctx, [old]) == {"restored": [old], "merged_into": {old: new}}
+    active = [m for m in store.list(ctx) if "8080" in m["content"]]
+    assert [m["id"] for m in active] == [new] and set(active[0]["agents"]) == {"claude", "codex"}
+    assert [r["id"] for r in store.get(ctx, new)["restatements"]] == [old]  # kept as its history
+
+
+def test_a_memory_past_the_retention_cannot_be_restored_even_before_the_purge(store, ctx, embedder):
+    gone = store.remember(ctx, "temporary fact about the sprint demo")["id"]
+    store.forget(ctx, id=gone)
+    with pytest.raises(NotFound, match="retention"):
+        MemoryStore(store.collection, embedder, forget_retention=0.0).restore(ctx, [gone])
+    assert store.get(ctx, gone)["status"] == "forgotten"
+
+
+def test_forget_judges_by_score_even_when_recall_puts_a_newer_conflict_first(store, ctx):
+    old = store.remember(ctx, "the API timeout is 30 seconds")["id"]
+    new = store.remember(ctx, "the API timeout is 60 seconds")
+    preview = store.forget(ctx, query="the api timeout 30s")
+    assert len(preview["would_forget"]) <= 1
+    assert {m["id"] for m in preview["would_forget"]} <= {old}

@@ -56,12 +56,15 @@ def test_a_store_of_format_2_is_screened_again_by_the_new_scanner(tmp_path, embe
     t = now()
     missed = MemoryRecord(id=new_id(), content="connect with mysql -u root -pS3cretPass99 catalog", scope="user",
                           user_id=ctx.user_id, created_at=t, updated_at=t)  # format 2's rules let this through
-    store._write([missed], embedder.embed([missed.content]))
+    hidden = MemoryRecord(id=new_id(), content="release bot uses g\u200bh\u200bp\u200b_" + "Q1w2E3r4T5y6U7i8O9p0A1s2D3f4G5h6J7k8",
+                          scope="user", user_id=ctx.user_id, created_at=t, updated_at=t)  # zero-width characters hid it
+    store._write([missed, hidden], embedder.embed([missed.content, hidden.content]))
     store.collection.modify(metadata={**store.collection.metadata, "schema_version": 2})
     del store
     reopened = MemoryStore.open(embedder, data_dir=data_dir)
-    assert reopened.migrated == ["format 2 → 3: 1 records changed"]
+    assert reopened.migrated == ["format 2 → 3: 2 records changed"]
     assert "S3cretPass99" not in reopened.get(ctx, missed.id)["content"]
+    assert reopened.get(ctx, hidden.id)["content"].startswith("release bot uses [REDACTED:")
 
 
 def test_a_store_from_a_newer_version_is_refused(tmp_path, embedder):

@@ -727,8 +727,8 @@ class MemoryStore:
     ) -> dict[str, Any]:
         """Retire memories by id, ids, or query; ``restore`` brings them back within the retention.
 
-        By query only the memories the query clearly names are taken (``ranking.named_by``:
-        well above recall's cut-off, close to the best match and clearly above the next);
+        By query only the memory the query clearly names is taken (``ranking.named_by``:
+        well above recall's cut-off and clearly above the next);
         the others that matched are returned as ``candidates``, never taken, so that a
         neighbour on the same topic survives. Without ``confirm`` (a real boolean) a query
         only lists what it would take (``would_forget``); passing those ids back forgets
@@ -746,7 +746,6 @@ class MemoryStore:
             # One more than asked: whether the last named memory stands clear of the next one
             # decides whether it is named at all.
             taken, others = ranking.named_by(self.recall(ctx, query, limit=limit + 1))
-            taken = taken[:limit]
             candidates = [{"id": m["id"], "content": m["content"], "score": m["score"]} for m in others]
             if not confirm:
                 return {"forgotten": [], "would_forget": [{"id": m["id"], "content": m["content"], "score": m["score"]} for m in taken],
@@ -780,8 +779,11 @@ class MemoryStore:
     def restore(self, ctx: Context, ids: Any) -> dict[str, Any]:
         """Bring forgotten memories back (until ``purge`` deletes them, ``forget_retention`` after).
 
-        Every id must be a forgotten memory the caller may change, or nothing is restored.
-        Restatements merged into a memory went with it and come back with it.
+        Every id must be a forgotten memory the caller may change, still within the retention,
+        or nothing is restored. Restatements merged into a memory went with it and come back
+        with it. When the same fact was remembered again while it was forgotten, the restored
+        memory is merged into that one (``merged_into``), as a second remember would be: the
+        fact is stored once, and nothing of either is lost.
         """
         ctx.require_write()
         if isinstance(ids, str) or not isinstance(ids, (list, tuple)) or not ids:
@@ -795,10 +797,22 @@ class MemoryStore:
         if live:
             raise InvalidInput(f"{', '.join(f'{i!r} is {records[i].status}' for i in live)}, not forgotten; nothing was restored")
         t = now()
-        for r in records.values():
-            r.status, r.updated_at = ACTIVE, t
-        self._write(list(records.values()))
-        return {"restored": targets}
+        expired = [i for i in targets if records[i].updated_at + self.forget_retention < t]
+        if expired:
+            raise NotFound(f"{', '.join(map(repr, expired))} passed the retention and will be purged; nothing was restored")
+        vectors = dict(zip(*(lambda got: (got["ids"], got["embeddings"]))(self.collection.get(ids=targets, include=["embeddings"]))))
+        merged: dict[str, str] = {}
+        for memory_id in targets:
+            record = records[memory_id]
+            record.status, record.updated_at = ACTIVE, t
+            vector = np.asarray(vectors[memory_id], dtype=np.float32)
+            twin = self._same_fact(record, vector)
+            if twin is None:
+                self._write([record])
+            else:
+                self._fold(twin, record, vector)
+                merged[memory_id] = twin.id
+        return {"restored": targets, **({"merged_into": merged} if merged else {})}
 
     def clear(self, ctx: Context, scope: Any = None) -> dict[str, Any]:
         """Forget every memory visible to ``ctx`` (optionally one scope)."""

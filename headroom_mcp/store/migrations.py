@@ -20,7 +20,7 @@ import logging
 from typing import Any, Callable
 
 from .embedder import Embedder
-from .records import MemoryRecord
+from .records import INVISIBLE, MemoryRecord
 from .secrets import find, redact
 
 log = logging.getLogger("headroom_mcp.store.migrations")
@@ -37,10 +37,12 @@ def _redact_stored_secrets(collection: Any, embedder: Embedder) -> int:
         page = collection.get(include=["documents", "metadatas"], limit=_PAGE, offset=offset)
         fixed = []
         for doc_id, doc, meta in zip(page["ids"], page["documents"], page["metadatas"]):
-            findings = find(doc or "")
-            if findings:
+            # Invisible characters first, as every write now drops them: they hid keys from the scanner.
+            visible = INVISIBLE.sub("", doc or "")
+            findings = find(visible)
+            if findings or visible != doc:
                 record = MemoryRecord.from_chroma(doc_id, doc, meta)
-                record.content = redact(record.content, findings)
+                record.content = redact(visible, findings)
                 fixed.append(record)
         if fixed:
             vectors = embedder.embed([r.content for r in fixed])

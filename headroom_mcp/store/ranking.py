@@ -101,25 +101,22 @@ def priority(importance: float, seen_count: int, age_days: float, weights: Weigh
 #: through the best wrong candidate of a question nothing answers, which is fine for a list
 #: but not for a deletion. Chosen with bench/forget_eval.py on the blind dev split.
 FORGET_MIN_SCORE = 0.55
-#: Memories within this of the best match are named together ("forget the staging notes").
-FORGET_MARGIN = 0.02
 #: ... and the next one must score at least this much lower, or the query does not say which
 #: it means: a neighbour on the same topic ("the staging database" for "when do staging
-#: deploys happen?") is left, and so is everything when two are about as close.
+#: deploys happen?") is left, and so is everything when two are about as close (the agent
+#: then shows the candidates and forgets by id).
 FORGET_GAP = 0.08
 
 
-def named_by(results: list[dict], min_score: float = FORGET_MIN_SCORE, margin: float = FORGET_MARGIN,
-             gap: float = FORGET_GAP) -> tuple[list[dict], list[dict]]:
-    """Split recall ``results`` (best first) into the memories a query clearly names and the rest.
+def named_by(results: list[dict], min_score: float = FORGET_MIN_SCORE, gap: float = FORGET_GAP) -> tuple[list[dict], list[dict]]:
+    """Split recall ``results`` into the one memory a query clearly names (or none) and the rest.
 
-    Forgetting is destructive, so the bar is higher than recall's: at least ``min_score``,
-    within ``margin`` of the best, and clearly above the next. The rest are candidates to
+    Forgetting is destructive, so the bar is higher than recall's: at least ``min_score``
+    and ``gap`` above the next best. Results are ordered by score here: recall may place a
+    newer conflicting memory above a slightly better older one. The rest are candidates to
     show, never to take.
     """
-    best = results[0]["score"] if results else 0.0
-    taken = [r for r in results if r["score"] >= min_score and best - r["score"] <= margin]
-    rest = results[len(taken):] if taken == results[:len(taken)] else [r for r in results if r not in taken]
-    if taken and rest and taken[-1]["score"] - rest[0]["score"] < gap:
-        return [], results
-    return taken, rest
+    ranked = sorted(results, key=lambda r: r["score"], reverse=True)
+    if not ranked or ranked[0]["score"] < min_score or len(ranked) > 1 and ranked[0]["score"] - ranked[1]["score"] < gap:
+        return [], ranked
+    return ranked[:1], ranked[1:]

@@ -38,8 +38,9 @@ DEFAULT_FORGET_RETENTION = 30 * 86400.0
 #: invisible tag letters). Removed from every stored text and from what agents are shown:
 #: they hide a key from the secret scanner, make twins look different, reorder how a line
 #: reads, or smuggle text a person cannot see.
-INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e"
-                       "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]")
+INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
+                       "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0"
+                       "\ufff9-\ufffb\U000e0000-\U000e007f\U000e0100-\U000e01ef]")
 
 
 def now() -> float:
@@ -142,10 +143,22 @@ def check_id(value: Any, what: str = "id") -> str:
 #: printed in every agent's context, so an import must not smuggle prose or a key into it.
 _NAME = re.compile(r"[\w.@:/+-]{1,256}")
 #: The identity fields of a record, and its fields holding ids of other memories.
-NAME_FIELDS = ("project", "session_id", "agent_id", "turn_id", "created_by")
+NAME_FIELDS = ("session_id", "agent_id", "turn_id", "created_by")
 NAME_LISTS = ("agents", "users")
 ID_FIELDS = ("supersedes", "superseded_by", "merged_into")
 STATUSES = (ACTIVE, SUPERSEDED, FORGOTTEN, MERGED)
+
+
+#: A project id is derived from a git remote or a directory, which may hold spaces,
+#: brackets or backslashes ("/home/me/My Project (copy)"): one printable line.
+_PROJECT = re.compile(r"[^\x00-\x1f\x7f]{1,1024}")
+
+
+def check_project(value: Any, what: str = "project") -> str:
+    """A project id: one printable line (it is never shown in an agent's context)."""
+    if not isinstance(value, str) or not _PROJECT.fullmatch(value) or INVISIBLE.search(value):
+        raise InvalidInput(f"{what} must be one printable line of at most 1024 characters, got {str(value)[:40]!r}")
+    return value
 
 
 def check_name(value: Any, what: str) -> str:
@@ -281,6 +294,8 @@ class MemoryRecord:
         for key in (*NAME_FIELDS, *ID_FIELDS):
             if fields.get(key):
                 check_name(fields[key], key)
+        if fields.get("project"):
+            check_project(fields["project"])
         for key in (*NAME_LISTS, "conflicts"):
             value = fields.get(key) or []
             if isinstance(value, str) or not isinstance(value, (list, tuple)):
@@ -295,10 +310,12 @@ class MemoryRecord:
         return cls(**fields)
 
     def provenance(self) -> list[tuple[str, str]]:
-        """(field, value) of every identity string the record carries: screened by import."""
-        out = [(k, getattr(self, k)) for k in NAME_FIELDS if getattr(self, k)]
-        out += [(k, v) for k in NAME_LISTS for v in getattr(self, k)]
-        return out + [(f"extra.{k}", str(v)) for k, v in self.extra.items()] + [("extra", k) for k in self.extra]
+        """(field, text) of every string besides the content that the record carries, for
+        import to screen: identities, ids, and each extra field as ``name=value`` (so that
+        ``{"db_password": "…"}`` reads as the assignment it is)."""
+        out = [(k, getattr(self, k)) for k in ("id", "project", *NAME_FIELDS, *ID_FIELDS) if getattr(self, k)]
+        out += [(k, v) for k in (*NAME_LISTS, "conflicts") for v in getattr(self, k)]
+        return out + [(f"extra.{k}", f"{k}={v}") for k, v in self.extra.items()]
 
 
 def appended_once(items: Iterable[str], item: str) -> list[str]:

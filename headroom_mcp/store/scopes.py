@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import Any, Mapping
 
 from ..errors import Forbidden, InvalidInput
-from .records import ACTIVE, SCOPES, check_name
+from .records import ACTIVE, SCOPES, check_name, check_project
 
 ROLES = ("read", "write", "admin")
 #: In ``Context.projects``: every project.
@@ -115,7 +115,7 @@ class Context:
         fields: dict[str, Any] = {k: str(data.get(k) or "") for k in _IDENTITY}
         for key, value in fields.items():  # stored as provenance: the same shape an import must have
             if value:
-                check_name(value, key)
+                check_project(value) if key == "project" else check_name(value, key)
         fields["role"] = str(data.get("role") or "admin")
         projects = data.get("projects")
         if projects is not None:

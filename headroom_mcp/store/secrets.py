@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import html
+import unicodedata
 import math
 import re
 from collections import Counter
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 import betterleaks
 
 from ..errors import InvalidInput
+from .records import INVISIBLE
 
 POLICIES = ("redact", "refuse")
 
@@ -280,7 +282,7 @@ _PUBLIC_BLOCK = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*(?:PUBLIC KEY|CERTIFICATE
 #: A block whose values are public or already encrypted: a JWKS, a SealedSecret's encryptedData.
 _PUBLIC_CONTEXT = re.compile(r"(?i)\"kty\"\s*:|jwks|encrypted_?data\s*:")
 #: A value's own prefix naming it a digest or a nonce: "nonce-3pSf…", "sha256/mR2N…".
-_PUBLIC_PREFIX = re.compile(r"(?i)(?:nonce|md5|sha1|sha256|sha384|sha512|h1)[-:/]|vault:v\d+:|nodekey:|discokey:")
+_PUBLIC_PREFIX = re.compile(r"(?i)(?:nonce|md5|sha1|sha256|sha384|sha512|h1)[-:/]|vault:v\d+:|nodekey:|discokey:|pk_(?:live|test)_")
 _EXAMPLE_WORDS = re.compile(r"(?i)example|sample|dummy|fake|placeholder|redacted|your[_-]|(?:change|replace)[_-]?me|x{4,}|\*{3,}|\.\.\.|<[^>]*>|\$\{|^\$[A-Z_]+$")
 _MARKED_AS_EXAMPLE = re.compile(r"(?i)\b(?:e\.g\.|for example|for instance|example|sample|dummy|fake|placeholder)\b[^.\n]{0,40}$")
 #: Credentials published in vendors' documentation as examples: never anyone's live key.
@@ -388,6 +390,20 @@ _RANDOM_ONLY = frozenset({"url-user-token"})
 #: ("for example") and public markers ("ssh-ed25519", "SHA256:") count.
 _GENERIC = frozenset({"named-secret", "url-password", "url-query-secret", "url-user-token", "bearer-token", "basic-auth", "high-entropy-string",
                       "password-flag", "login-password", "generic-api-key", "generic-password"})
+def _plain(text: str) -> str:
+    """``text`` with each character as rules expect it, one for one (every offset stays):
+    compatibility forms as their plain letter (fullwidth ``ｇｈｐ＿`` is ``ghp_``, which is how
+    an agent is shown it), Cyrillic and Greek look-alikes as Latin, invisible characters as
+    spaces (a stored text has none; an old store's may)."""
+    if text.isascii():
+        return text
+    out = []
+    for c in text:
+        folded = unicodedata.normalize("NFKC", c) if not c.isascii() else c
+        out.append(folded if len(folded) == 1 else c)
+    return INVISIBLE.sub(" ", "".join(out).translate(_CONFUSABLES))
+
+
 #: Cyrillic and Greek letters drawn like Latin ones (Unicode's confusables, TR39), read as
 #: Latin in the scanned copy: "раssword" typed on a Russian layout is "password".
 _CONFUSABLES = str.maketrans("аеорсухіјѕԁԛԝкмнтвАЕОРСХІЈЅКМНТВαοντιΑΒΕΗΙΚΜΝΟΡΤΧΥΖ", "aeopcyxijsdqwkmhtbAEOPCXIJSKMHTBaovtiABEHIKMNOPTXYZ")
@@ -429,7 +445,7 @@ def _library(text: str) -> list[tuple[str, int, int]]:
 
 def find(text: str) -> list[Finding]:
     """Every secret in ``text``, in order, overlapping findings joined: Betterleaks' and our own."""
-    scanned = _LOOKALIKE.sub(lambda m: "x" if m.group().isalnum() else m.group(), text.translate(_CONFUSABLES)).replace('\\"', ' "')
+    scanned = _LOOKALIKE.sub(lambda m: "x" if m.group().isalnum() else m.group(), _plain(text)).replace('\\"', ' "')
     blocks = [m.span() for m in _PUBLIC_BLOCK.finditer(scanned)]
     found: list[Finding] = []
 
