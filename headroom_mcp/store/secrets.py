@@ -87,6 +87,13 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(p)) 
     ("password-flag", r"\b(?:docker|podman|helm|oras|skopeo|buildah|nerdctl)\s+(?:registry\s+)?login\b[^\n]*?\s(?:-p|--password)[ =](?P<v>\S+)"),
     ("login-password", r"(?i)\b(?:log ?in|creds?|credentials|basic auth)\b[^\n]{0,40}?[:\s—-]\s*[\w.@+\\-]{2,}(?:[ \t]+/[ \t]+|/(?=[^\s/]+(?:\s|$))|:(?=[^\s:/]+(?:\s|$)))(?P<v>[^\s/]\S*)"),
     ("wifi-password", r"\bWIFI:[^\n]*?\bP:(?P<v>[^;\n]+);"),
+    # Tools whose password flag is their own: ldapsearch -w, sqlcmd -P, smbclient -U user%pass,
+    # lftp -u user,pass; and Oracle's thin JDBC URL user/password@.
+    ("password-flag", r"\b(?:ldap\w+|sqlcmd|bcp|osql|isql)\b[^\n]*?\s-[wP]\s+(?P<v>'[^'\n]+'|\"[^\"\n]+\"|\S+)"),
+    ("password-flag", r"\bsmbclient\b[^\n]*?\s-U\s+'?[^'%\s]+%(?P<v>[^'\s]+)"),
+    ("password-flag", r"\blftp\b[^\n]*?\s-u\s+[^,\s]+,(?P<v>[^\s'\"]+)"),
+    ("url-password", r"\bjdbc:oracle:thin:[^/\s@]+/(?P<v>[^@\s]+)@"),
+    ("doppler-token", r"\bdp\.(?:st|pt|ct|sa|scim|audit)\.[A-Za-z0-9_.-]{20,}"),
     ("vault-token", r"\bhv[sb]\.[A-Za-z0-9_-]{20,}"),
     ("newrelic-key", r"\bNRAK-[A-Z0-9]{27}\b|\b[0-9a-f]{36}NRAL\b"),
     ("alibaba-access-key", r"\bLTAI[A-Za-z0-9]{12,30}\b"),
@@ -256,6 +263,11 @@ def _named_in_markup(text: str) -> list[tuple[str, int, int]]:
 #: Tokens of the shape random keys have; scored by entropy below. Dots join the parts of
 #: one token (Discord bot tokens); "/" splits URL path segments, each judged alone.
 _TOKEN = re.compile(r"(?<![A-Za-z0-9_+.-])[A-Za-z0-9_+.-]{20,}={0,2}(?![A-Za-z0-9_+=-])")
+#: Long hex, and UUIDs: digests and ids, unless the sentence before them names a key.
+_HEX = re.compile(r"(?<![\w-])(?:[0-9a-fA-F]{32,}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})(?![\w-])")
+_SECRET_WORD = re.compile(r"(?i)\b(?:api[ _-]?key|keys?|tokens?|secrets?|passwords?|credentials?|creds|auth|login)\b")
+_DIGEST_WORD = re.compile(r"(?i)\b(?:sha\w*|md5|hash(?:es)?|digest|checksum|commit|fingerprint|etag|integrity|ids?|uuid\w*|build|image|"
+                          r"object|request|trace|revision|version|public|publishable|sid|identifier|idempotency)\b|arn:|://")
 #: A token split into groups by spaces: "hf_vECOPZ wjRjNXQYt nxokzZEhw".
 _SPACED = re.compile(r"(?<![\w-])[A-Za-z0-9_]{4,16}(?: [A-Za-z0-9_]{4,16}){2,7}(?![\w-])")
 #: Digests and ids that look random but are not secrets: hex (git SHAs, checksums), UUIDs,
@@ -388,7 +400,7 @@ def _basic_is_credentials(value: str) -> bool:
 _RANDOM_ONLY = frozenset({"url-user-token"})
 #: Kinds found by context rather than by a provider's format: the words before them
 #: ("for example") and public markers ("ssh-ed25519", "SHA256:") count.
-_GENERIC = frozenset({"named-secret", "url-password", "url-query-secret", "url-user-token", "bearer-token", "basic-auth", "high-entropy-string",
+_GENERIC = frozenset({"named-secret", "hex-secret", "url-password", "url-query-secret", "url-user-token", "bearer-token", "basic-auth", "high-entropy-string",
                       "password-flag", "login-password", "generic-api-key", "generic-password"})
 def _plain(text: str) -> str:
     """``text`` with each character as rules expect it, one for one (every offset stays):
@@ -475,6 +487,10 @@ def find(text: str) -> list[Finding]:
     for match in _TOKEN.finditer(scanned):
         if _looks_random(match.group()):
             add("high-entropy-string", *match.span())
+    for match in _HEX.finditer(scanned):  # hex is a digest unless its sentence says it is a key
+        sentence = re.split(r"[.!?\n]\s", scanned[max(0, match.start() - 120):match.start()])[-1]
+        if _SECRET_WORD.search(sentence) and not _DIGEST_WORD.search(sentence):
+            add("hex-secret", *match.span())
     for match in _SPACED.finditer(scanned):  # a key written down in groups, none of them a word
         parts = match.group().split()
         if any(re.fullmatch(r"[A-Z]?[a-z]+|[A-Z]+|\d+", p) or _looks_random(p) for p in parts):
