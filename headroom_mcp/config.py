@@ -127,7 +127,7 @@ class Settings:
             project=project if project is not None else env.get("HEADROOM_MCP_PROJECT") or project_id(workdir),
             session_id=pick(session_id, "SESSION") or uuid.uuid4().hex[:16],
             chroma_url=pick(chroma_url, "CHROMA_URL"),
-            idle_timeout=float(env.get("HEADROOM_MCP_IDLE_TIMEOUT") or DEFAULT_IDLE_TIMEOUT),
+            idle_timeout=duration(env.get("HEADROOM_MCP_IDLE_TIMEOUT") or str(DEFAULT_IDLE_TIMEOUT), "HEADROOM_MCP_IDLE_TIMEOUT"),
             turn_ttl=duration(env.get("HEADROOM_MCP_TURN_TTL") or "3600", "HEADROOM_MCP_TURN_TTL"),
             forget_retention=duration(env.get("HEADROOM_MCP_FORGET_RETENTION") or str(DEFAULT_FORGET_RETENTION),
                                       "HEADROOM_MCP_FORGET_RETENTION"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any, Iterable, Mapping
 
-from .store.records import INVISIBLE
+from .store.records import visible
 
 #: Default budgets, in estimated tokens.
 SESSION_BUDGET = 600
@@ -48,7 +48,7 @@ def neutralise(content: str, max_chars: int = MAX_MEMORY_CHARS) -> str:
     plain ones; invisible characters (bidi overrides, zero-width) are dropped; ``![..](url)``
     is broken so that a client rendering markdown fetches no URL a memory chose.
     """
-    text = " ".join(INVISIBLE.sub("", unicodedata.normalize("NFKC", content)).split())
+    text = " ".join(visible(unicodedata.normalize("NFKC", content)).split())
     text = text.replace("<", "‹").replace(">", "›").replace("```", "'''").replace("![", "! [")
     if len(text) > max_chars:
         text = text[: max_chars - 1].rstrip() + "…"

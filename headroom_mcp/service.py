@@ -69,7 +69,7 @@ def dispatch(store: MemoryStore, method: Any, params: Any, context: Any) -> dict
         raise InvalidInput(f"{method} got unknown parameter(s) {', '.join(unknown)}; it takes {', '.join(sorted(allowed)) or 'none'}")
     ctx = Context.from_mapping(context)
     for key in ("user_id", "project", "session_id", "agent_id", "turn_id"):
-        if secrets.find(getattr(ctx, key)):  # stored as provenance and shown in every agent's context
+        if secrets.find_known(getattr(ctx, key)):  # stored as provenance and shown in every agent's context
             raise InvalidInput(f"the caller's {key} looks like a secret; nothing was done. Name agents and users, "
                                "never with a key")
     return handler(store, ctx, **params)

@@ -183,3 +183,32 @@ def test_a_key_in_fullwidth_letters_is_caught(store, ctx):
 def test_content_of_only_invisible_characters_is_refused(store, ctx, content):
     with pytest.raises(InvalidInput, match="empty"):
         store.remember(ctx, content)
+
+
+@pytest.mark.parametrize("text, secret", [
+    ("password=Hunter22!", "Hunter22!"), ("the password is Hunter22?", "Hunter22?"), ("password: Hunter22!", "Hunter22!"),
+])
+def test_the_last_character_of_a_password_goes_too(text, secret):
+    assert secret[-1] not in redact(text, find(text))[-1:] and "Hunter22" not in redact(text, find(text))
+
+
+@pytest.mark.parametrize("text", ["POSTGRES_PASSWORD=postgres", "REDIS_PASSWORD=redis", "CACHE_KEY=9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                                  "the Redis cache key is 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"])
+def test_dev_defaults_and_cache_keys_are_not_secrets(text):
+    assert find(text) == []
+
+
+@pytest.mark.parametrize("identity", [{"user_id": "kR7aZ2xQ9mN4pL1vB8cT6yW3sD5f"}, {"session_id": "V1StGXR8_Z5jdHi6B-myT"},
+                                      {"user_id": "John Smith"}, {"user_id": "DOMAIN\\alice"}])
+def test_random_or_spaced_identities_are_names_not_secrets(store, ctx, identity):
+    from headroom_mcp import service
+
+    who = {**ctx.to_mapping(), **identity}
+    assert service.dispatch(store, "remember", {"content": "CI runs on GitHub Actions", "scope": "user"}, who)["status"] == "created"
+
+
+def test_joiners_that_carry_meaning_are_kept():
+    from headroom_mcp.store.records import check_content
+
+    text = "می‌خواهم 👨‍👩‍👧 ❤️ done"
+    assert check_content(text) == text

@@ -149,9 +149,10 @@ def explain_open_error(chroma_dir: Path, exc: BaseException, min_free: int) -> H
     code = _sqlite_code(exc)
     if code and code[0] in (_CORRUPT, _NOTADB):
         return damaged(chroma_dir, code[1])
-    if classify_write(exc) is not None:  # opening applies the log, so it can meet a full disk too
+    outcome = classify_write(exc)
+    if outcome is not None:  # opening applies the log, so it can meet a full disk too
         free = free_bytes(chroma_dir)
-        if free < max(min_free, 1024 * 1024) or classify_write(exc) == NOT_STORED:
+        if free < max(min_free, 1024 * 1024) or outcome == NOT_STORED:
             return disk_full(chroma_dir, f"No space left on device: {_mb(free)} free", failed="open",
                              outcome="opening applies the writes Chroma logged, which needs space")
     return None

@@ -490,7 +490,7 @@ class MemoryStore:
             counts["redacted"] += bool(kinds)
             secrets.screen_tags(record.tags, what=f"record {n} ({record.id}): ", outcome="nothing was imported")
             for key, value in record.provenance():
-                if secrets.find(value):
+                if (secrets.find if key.startswith("extra.") else secrets.find_known)(value):
                     raise InvalidInput(f"record {n} ({record.id}): {key} looks like a secret; nothing was imported")
         for start in range(0, len(records), batch):
             chunk = records[start : start + batch]
@@ -670,10 +670,13 @@ class MemoryStore:
         if not isinstance(forgotten, bool):
             raise InvalidInput(f"forgotten must be true or false, got {forgotten!r}")
         vis = self.visibility(ctx, scope, tags, agent)
-        if forgotten:
+        if forgotten:  # what the caller could restore, so a writer's business only
+            ctx.require_write()
             vis = dataclasses.replace(vis, statuses=(FORGOTTEN,))
         where = vis.where()
         records = list(self._iter_where(where)) if where else []
+        if forgotten:
+            records = [r for r in records if ctx.can_change(r.to_metadata())]
         records.sort(key=lambda r: r.updated_at, reverse=True)
         out = [r.to_dict() for r in records[:limit]]
         if forgotten:
@@ -743,8 +746,8 @@ class MemoryStore:
         candidates: list[dict[str, Any]] = []
         if query is not None:
             limit = check_limit(limit, 10, MAX_RECALL_LIMIT - 1)
-            # One more than asked: whether the last named memory stands clear of the next one
-            # decides whether it is named at all.
+            # One more than asked: whether the best stands clear of the next decides whether
+            # it is named at all, and the rest are the candidates.
             taken, others = ranking.named_by(self.recall(ctx, query, limit=limit + 1))
             candidates = [{"id": m["id"], "content": m["content"], "score": m["score"]} for m in others]
             if not confirm:
@@ -800,7 +803,8 @@ class MemoryStore:
         expired = [i for i in targets if records[i].updated_at + self.forget_retention < t]
         if expired:
             raise NotFound(f"{', '.join(map(repr, expired))} passed the retention and will be purged; nothing was restored")
-        vectors = dict(zip(*(lambda got: (got["ids"], got["embeddings"]))(self.collection.get(ids=targets, include=["embeddings"]))))
+        stored = self.collection.get(ids=targets, include=["embeddings"])
+        vectors = dict(zip(stored["ids"], stored["embeddings"]))
         merged: dict[str, str] = {}
         for memory_id in targets:
             record = records[memory_id]
@@ -810,6 +814,11 @@ class MemoryStore:
             if twin is None:
                 self._write([record])
             else:
+                history = self.restatements(memory_id)
+                for restatement in history:  # one level of history: they belong to the twin now
+                    restatement.merged_into = twin.id
+                if history:
+                    self._write(history)
                 self._fold(twin, record, vector)
                 merged[memory_id] = twin.id
         return {"restored": targets, **({"merged_into": merged} if merged else {})}

@@ -20,7 +20,7 @@ import logging
 from typing import Any, Callable
 
 from .embedder import Embedder
-from .records import INVISIBLE, MemoryRecord
+from .records import MemoryRecord, visible
 from .secrets import find, redact
 
 log = logging.getLogger("headroom_mcp.store.migrations")
@@ -38,11 +38,11 @@ def _redact_stored_secrets(collection: Any, embedder: Embedder) -> int:
         fixed = []
         for doc_id, doc, meta in zip(page["ids"], page["documents"], page["metadatas"]):
             # Invisible characters first, as every write now drops them: they hid keys from the scanner.
-            visible = INVISIBLE.sub("", doc or "")
-            findings = find(visible)
-            if findings or visible != doc:
+            shown = visible(doc or "")
+            findings = find(shown)
+            if findings or shown != doc:
                 record = MemoryRecord.from_chroma(doc_id, doc, meta)
-                record.content = redact(visible, findings)
+                record.content = redact(shown, findings)
                 fixed.append(record)
         if fixed:
             vectors = embedder.embed([r.content for r in fixed])

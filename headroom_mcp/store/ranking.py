@@ -96,7 +96,6 @@ def priority(importance: float, seen_count: int, age_days: float, weights: Weigh
     return importance + 0.3 * repeated + 0.2 * recent
 
 
-
 #: Forget by query takes a memory only when it scores at least this: recall's floor lets
 #: through the best wrong candidate of a question nothing answers, which is fine for a list
 #: but not for a deletion. Chosen with bench/forget_eval.py on the blind dev split.

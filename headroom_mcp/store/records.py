@@ -39,8 +39,18 @@ DEFAULT_FORGET_RETENTION = 30 * 86400.0
 #: they hide a key from the secret scanner, make twins look different, reorder how a line
 #: reads, or smuggle text a person cannot see.
 INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
-                       "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0"
+                       "\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\u2800\u3164\ufeff\uffa0"
                        "\ufff9-\ufffb\U000e0000-\U000e007f\U000e0100-\U000e01ef]")
+#: Joiners and emoji variation selectors carry meaning between letters of other scripts
+#: (Persian's ZWNJ) and inside emoji (👨‍👩‍👧, ❤️), and none next to ASCII, where they can only
+#: split a key to hide it: dropped there, kept elsewhere.
+JOINERS = re.compile("[\u200c\u200d\ufe00-\ufe0f]")
+_ASCII_JOINED = re.compile("(?<=[!-~])[\u200c\u200d\ufe00-\ufe0f]+|[\u200c\u200d\ufe00-\ufe0f]+(?=[!-~])")
+
+
+def visible(text: str) -> str:
+    """``text`` without the characters that draw nothing (``INVISIBLE``, joiners next to ASCII)."""
+    return INVISIBLE.sub("", _ASCII_JOINED.sub("", text))
 
 
 def now() -> float:
@@ -85,8 +95,8 @@ def check_content(content: Any, what: str = "content") -> str:
         content.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidInput(f"{what} is not valid Unicode (lone surrogate at {exc.start})") from None
-    content = INVISIBLE.sub("", content).strip()
-    if not content:
+    content = visible(content).strip()
+    if not JOINERS.sub("", content).strip():
         raise InvalidInput(f"{what} is empty")
     size = len(content.encode("utf-8"))
     if size > MAX_CONTENT_BYTES:
@@ -141,7 +151,7 @@ def check_id(value: Any, what: str = "id") -> str:
 #: What an imported identity or id may look like: one word of letters, digits and ``._@:/+-``
 #: (agent and user names, session ids, "github.com/acme/atlas", "mem_3f2a…"). Provenance is
 #: printed in every agent's context, so an import must not smuggle prose or a key into it.
-_NAME = re.compile(r"[\w.@:/+-]{1,256}")
+_NAME = re.compile(r"(?=.{1,256}$)[\w.@:/+\\-]+(?: [\w.@:/+\\-]+)*")
 #: The identity fields of a record, and its fields holding ids of other memories.
 NAME_FIELDS = ("session_id", "agent_id", "turn_id", "created_by")
 NAME_LISTS = ("agents", "users")
@@ -164,7 +174,7 @@ def check_project(value: Any, what: str = "project") -> str:
 def check_name(value: Any, what: str) -> str:
     """An identity or id as an import must give it (``_NAME``), else ``InvalidInput``."""
     if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise InvalidInput(f"{what} must be an id (letters, digits and ._@:/+- only, at most 256), got {str(value)[:40]!r}")
+        raise InvalidInput(f"{what} must be an id (letters, digits, ._@:/+-\\ and single spaces, at most 256), got {str(value)[:40]!r}")
     return value
 
 

@@ -114,8 +114,10 @@ class Context:
     def from_mapping(cls, data: Mapping[str, Any]) -> "Context":
         fields: dict[str, Any] = {k: str(data.get(k) or "") for k in _IDENTITY}
         for key, value in fields.items():  # stored as provenance: the same shape an import must have
-            if value:
-                check_project(value) if key == "project" else check_name(value, key)
+            if value and key == "project":
+                check_project(value)
+            elif value:
+                check_name(value, key)
         fields["role"] = str(data.get("role") or "admin")
         projects = data.get("projects")
         if projects is not None:

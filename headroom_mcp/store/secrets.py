@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import betterleaks
 
 from ..errors import InvalidInput
-from .records import INVISIBLE
 
 POLICIES = ("redact", "refuse")
 
@@ -43,9 +42,10 @@ class Finding:
 #: Query parameters that carry a credential (Azure SAS "sig", Google "key", "X-Amz-Signature").
 _SECRET_PARAM = r"(?:[\w.-]*[_-])?(?:api[_-]?key|key|app[_-]?id|app[_-]?key|token|access[_-]?token|auth|sig|signature|secret|password|pwd|credential)"
 
-#: Provider formats Betterleaks does not cover, or covers only next to a keyword a memory
-#: may lack; (kind, pattern), and when the pattern has a group named ``v`` only that part is
-#: the secret.
+#: Provider formats, as (kind, pattern); when the pattern has a group named ``v`` only that
+#: part is the secret. Some repeat Betterleaks rules on purpose: the common ones (GitHub,
+#: Slack, AWS, private keys) must not depend on one third-party binding, and several of
+#: its rules want a keyword nearby that a memory may lack. The rest are formats it lacks.
 PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(p)) for kind, p in (
     ("private-key", r"(?i)-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|$)"),
     ("aws-access-key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"),
@@ -105,6 +105,8 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(p)) 
     ("password-flag", r"\bhtpasswd\s+-[a-zA-Z]*b[a-zA-Z]*\s+(?:-\S+\s+)*\S+\s+\S+\s+(?P<v>\S+)"),
 ))
 
+#: Punctuation that ends a sentence rather than a value ("!" and "?" may end a password).
+_SENTENCE_END = ".,;:)]}"
 #: A name whose last word says its value is a credential ("DB_PASSWORD", "apiKey",
 #: "X-Auth-Token", "--api-key"), followed by how a value is given: ``=``, ``:``, ``=>``, a
 #: flag's space, or "is". The head decides, as in English compounds: PASSWORD_HASHER,
@@ -131,6 +133,11 @@ _KEY_OWNERS = frozenset({"api", "access", "secret", "private", "signing", "maste
                          "app", "service", "account", "storage", "subscription", "deploy", "admin", "webhook", "server",
                          "sdk", "rest", "write", "read", "ingest", "live", "prod", "production", "application",
                          "integration", "routing", "hmac", "aes", "shared"})
+
+
+#: What ``key`` follows when it names data, not a credential: its value is a digest or an id.
+_DATA_KEY_OWNERS = frozenset({"cache", "sort", "primary", "partition", "foreign", "idempotency", "dedup", "lookup", "row", "shard",
+                              "object", "composite", "surrogate", "natural", "index"})
 
 
 def _names_a_secret(name: str) -> bool:
@@ -180,7 +187,7 @@ def _is_secret_value(value: str, sep: str) -> bool:
     like a password: a digit, a capital inside it, or a symbol.
     """
     quoted = value[:1] in "\"'`"
-    value = value.strip("\"'`") if quoted else value.rstrip(".,;:)]}!?")
+    value = value.strip("\"'`") if quoted else value.rstrip(_SENTENCE_END)
     if len(value) < 4 or _REFERENCE.match(value) or _QUANTITY.fullmatch(value) or value.lower() in _NOT_VALUES:
         return False
     if not quoted and ("(" in value or re.fullmatch(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+", value) or _is_path(value)):
@@ -197,6 +204,16 @@ def _is_secret_value(value: str, sep: str) -> bool:
 def _is_random_value(value: str) -> bool:
     """A value that is plainly a key whatever precedes it: random-looking, or long hex or a UUID."""
     return _looks_random(value) or bool(re.fullmatch(r"[0-9a-fA-F]{32,}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", value))
+
+
+def _is_named_default(text: str, start: int, end: int) -> bool:
+    """For a value found by any generic rule, what the name assigned just before it says:
+    a dev default (``_is_default``), or a data key (CACHE_KEY, PARTITION_KEY: a digest)."""
+    name = re.search(r"([\w.-]+)[\"']?\s*[=:]\s*[\"']?$", text[max(0, start - 80):start])
+    if name is None:
+        return False
+    words = [w.lower() for w in re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+", name.group(1))]
+    return _is_default(name.group(1), text[start:end]) or len(words) > 1 and words[-1] == "key" and words[-2] in _DATA_KEY_OWNERS
 
 
 def _is_default(name: str, value: str) -> bool:
@@ -219,7 +236,7 @@ def _named(text: str) -> list[tuple[str, int, int]]:
             continue  # "the public token", "reCAPTCHA site key": meant to be seen
         m = _GIVEN.match(text, name.end())
         if m is not None and not m["sep"].strip() and not word.startswith("-") and not re.search(r"(?i)pass(?:word|wd|phrase)$", word) \
-                and m["value"][:1] not in "\"'" and not _is_random_value(m["value"].rstrip(".,;:)]}!?")):
+                and m["value"][:1] not in "\"'" and not _is_random_value(m["value"].rstrip(_SENTENCE_END)):
             m = None  # a bare space gives a value to a flag or a password ("with password X"), not "API_TOKEN image:tag"
         if m is not None:
             line_rest = text[m.end():text.find("\n", m.end()) if "\n" in text[m.end():] else len(text)].strip()
@@ -234,7 +251,7 @@ def _named(text: str) -> list[tuple[str, int, int]]:
         if m["value"][:1] in "\"'`":
             start, end = start + 1, end - 1
         else:
-            while end > start and text[end - 1] in ".,;:)]}!?":
+            while end > start and text[end - 1] in _SENTENCE_END:
                 end -= 1
         out.append(("named-secret", start, end))
     for m in _ELEMENTS.finditer(text):
@@ -265,7 +282,7 @@ def _named_in_markup(text: str) -> list[tuple[str, int, int]]:
 _TOKEN = re.compile(r"(?<![A-Za-z0-9_+.-])[A-Za-z0-9_+.-]{20,}={0,2}(?![A-Za-z0-9_+=-])")
 #: Long hex, and UUIDs: digests and ids, unless the sentence before them names a key.
 _HEX = re.compile(r"(?<![\w-])(?:[0-9a-fA-F]{32,}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})(?![\w-])")
-_SECRET_WORD = re.compile(r"(?i)\b(?:api[ _-]?key|keys?|tokens?|secrets?|passwords?|credentials?|creds|auth|login)\b")
+_SECRET_WORD = re.compile(r"(?i)\b(?:(?:" + "|".join(sorted(_KEY_OWNERS)) + r")[ _-]?keys?|tokens?|secrets?|passwords?|credentials?|creds|auth|login)\b")
 _DIGEST_WORD = re.compile(r"(?i)\b(?:sha\w*|md5|hash(?:es)?|digest|checksum|commit|fingerprint|etag|integrity|ids?|uuid\w*|build|image|"
                           r"object|request|trace|revision|version|public|publishable|sid|identifier|idempotency)\b|arn:|://")
 #: A token split into groups by spaces: "hf_vECOPZ wjRjNXQYt nxokzZEhw".
@@ -405,15 +422,14 @@ _GENERIC = frozenset({"named-secret", "hex-secret", "url-password", "url-query-s
 def _plain(text: str) -> str:
     """``text`` with each character as rules expect it, one for one (every offset stays):
     compatibility forms as their plain letter (fullwidth ``ｇｈｐ＿`` is ``ghp_``, which is how
-    an agent is shown it), Cyrillic and Greek look-alikes as Latin, invisible characters as
-    spaces (a stored text has none; an old store's may)."""
+    an agent is shown it), Cyrillic and Greek look-alikes as Latin."""
     if text.isascii():
         return text
     out = []
     for c in text:
         folded = unicodedata.normalize("NFKC", c) if not c.isascii() else c
         out.append(folded if len(folded) == 1 else c)
-    return INVISIBLE.sub(" ", "".join(out).translate(_CONFUSABLES))
+    return "".join(out).translate(_CONFUSABLES)
 
 
 #: Cyrillic and Greek letters drawn like Latin ones (Unicode's confusables, TR39), read as
@@ -425,7 +441,7 @@ _CONFUSABLES = str.maketrans("аеорсухіјѕԁԛԝкмнтвАЕОРСХІ
 _LOOKALIKE = re.compile(r"(?<=[A-Za-z0-9_])[^\x00-\x7f](?=[A-Za-z0-9_])")
 #: Sentence punctuation glued to the end of a token: many Betterleaks rules want a quote,
 #: space or line end after a key, so in "the token is ghp_…." the dot is blanked for them.
-_TRAILING = re.compile(r"(?<=[A-Za-z0-9_-])[.,;:)\]!?]+(?=\s|$)")
+_TRAILING = re.compile(r"(?<=[A-Za-z0-9_-])[.,;:)\]]+(?=\s|$)")
 
 
 def _library(text: str) -> list[tuple[str, int, int]]:
@@ -463,7 +479,8 @@ def find(text: str) -> list[Finding]:
 
     def add(kind: str, start: int, end: int) -> None:
         generic = kind in _GENERIC
-        if _is_example(scanned, start, end, context=generic) or generic and (_is_public(scanned, start, blocks) or _is_template(scanned[start:end])):
+        if _is_example(scanned, start, end, context=generic) or generic and (
+                _is_public(scanned, start, blocks) or _is_template(scanned[start:end]) or _is_named_default(scanned, start, end)):
             return
         found.append(Finding(kind, start, end))
 
@@ -512,6 +529,13 @@ def _merged(found: list[Finding]) -> list[Finding]:
         else:
             out.append(f)
     return out
+
+
+def find_known(text: str) -> list[Finding]:
+    """Only the secrets ``text`` holds in a provider's own format (a ``ghp_`` token, an AWS
+    key, a private key block): for identities (agent, user and session names), which may be
+    random by design (a Firebase uid, a nanoid) and must not be judged by how random they look."""
+    return [f for f in find(text) if f.kind not in _GENERIC]
 
 
 def redact(text: str, findings: list[Finding]) -> str:
