@@ -6,13 +6,14 @@ process: one dispatch table, so both paths validate and answer identically.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Mapping
 
 from .errors import InvalidInput
 from .store import secrets
 from .store.memory_store import MemoryStore
 from .store.records import MemoryRecord
-from .store.scopes import Context
+from .store.scopes import IDENTITY, Context
 
 
 def _import(store: MemoryStore, ctx: Context, records: Any, dedup: Any = True) -> dict[str, Any]:
@@ -53,6 +54,13 @@ METHODS: dict[str, tuple[Callable[..., Any], frozenset[str]]] = {
 }
 
 
+@functools.lru_cache(maxsize=1024)
+def _holds_key(identity: str) -> bool:
+    """Whether an identity holds a provider key. Cached: the same few names come with every
+    call, and a full scan of each would add a millisecond to every recall."""
+    return bool(identity) and bool(secrets.find_known(identity))
+
+
 def dispatch(store: MemoryStore, method: Any, params: Any, context: Any) -> dict[str, Any]:
     """Run one request. Raises ``InvalidInput`` for an unknown method or parameter."""
     if not isinstance(method, str) or method not in METHODS:
@@ -68,8 +76,8 @@ def dispatch(store: MemoryStore, method: Any, params: Any, context: Any) -> dict
     if unknown:
         raise InvalidInput(f"{method} got unknown parameter(s) {', '.join(unknown)}; it takes {', '.join(sorted(allowed)) or 'none'}")
     ctx = Context.from_mapping(context)
-    for key in ("user_id", "project", "session_id", "agent_id", "turn_id"):
-        if secrets.find_known(getattr(ctx, key)):  # stored as provenance and shown in every agent's context
+    for key in IDENTITY:
+        if _holds_key(getattr(ctx, key)):  # stored as provenance and shown in every agent's context
             raise InvalidInput(f"the caller's {key} looks like a secret; nothing was done. Name agents and users, "
                                "never with a key")
     return handler(store, ctx, **params)

@@ -74,6 +74,11 @@ def _domain(scope: str, user_id: str, keys: dict[str, str]) -> dict[str, Any]:
     return {"status": ACTIVE, "scope": scope, **keys, **owner_clause(scope, user_id)}
 
 
+def _briefly(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Recall results as forget shows them: what each memory says, and how well it matched."""
+    return [{k: r[k] for k in ("id", "content", "score")} for r in results]
+
+
 #: A newer memory moves above an older one it conflicts with when it scores within this of it.
 CONFLICT_MARGIN = 0.1
 
@@ -749,10 +754,9 @@ class MemoryStore:
             # One more than asked: whether the best stands clear of the next decides whether
             # it is named at all, and the rest are the candidates.
             taken, others = ranking.named_by(self.recall(ctx, query, limit=limit + 1))
-            candidates = [{"id": m["id"], "content": m["content"], "score": m["score"]} for m in others]
+            candidates = _briefly(others)
             if not confirm:
-                return {"forgotten": [], "would_forget": [{"id": m["id"], "content": m["content"], "score": m["score"]} for m in taken],
-                        "candidates": candidates, "confirm_needed": bool(taken)}
+                return {"forgotten": [], "would_forget": _briefly(taken), "candidates": candidates, "confirm_needed": bool(taken)}
             targets = [m["id"] for m in taken]
         else:
             if ids is not None and (isinstance(ids, str) or not isinstance(ids, (list, tuple)) or not ids):

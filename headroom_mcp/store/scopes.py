@@ -112,7 +112,7 @@ class Context:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> "Context":
-        fields: dict[str, Any] = {k: str(data.get(k) or "") for k in _IDENTITY}
+        fields: dict[str, Any] = {k: str(data.get(k) or "") for k in IDENTITY}
         for key, value in fields.items():  # stored as provenance: the same shape an import must have
             if value and key == "project":
                 check_project(value)
@@ -127,10 +127,11 @@ class Context:
         return cls(**fields)
 
     def to_mapping(self) -> dict[str, Any]:
-        return {**{k: getattr(self, k) for k in _IDENTITY}, "role": self.role, "projects": list(self.projects)}
+        return {**{k: getattr(self, k) for k in IDENTITY}, "role": self.role, "projects": list(self.projects)}
 
 
-_IDENTITY = ("user_id", "project", "session_id", "agent_id", "turn_id")
+#: Who a call is made as: every one of these is stored as provenance.
+IDENTITY = ("user_id", "project", "session_id", "agent_id", "turn_id")
 
 
 def _eq_all(pairs: Mapping[str, Any]) -> dict[str, Any]:

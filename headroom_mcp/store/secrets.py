@@ -19,9 +19,9 @@ from __future__ import annotations
 import base64
 import binascii
 import html
-import unicodedata
 import math
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
@@ -140,9 +140,15 @@ _DATA_KEY_OWNERS = frozenset({"cache", "sort", "primary", "partition", "foreign"
                               "object", "composite", "surrogate", "natural", "index"})
 
 
+def _words(name: str) -> list[str]:
+    """The lower-cased words of an identifier, whatever its case style: ``DB_PASSWORD``,
+    ``apiKey``, ``X-Auth-Token``, ``HTTPServerKey`` (numbers are words of their own)."""
+    return [w.lower() for w in re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+", name)]
+
+
 def _names_a_secret(name: str) -> bool:
     """Whether a key name's head (last) word says its value is a credential."""
-    words = [w.lower() for w in re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+", name.lstrip("-"))]
+    words = _words(name.lstrip("-"))
     if not words:
         return False
     joined = "".join(words)
@@ -203,7 +209,7 @@ def _is_secret_value(value: str, sep: str) -> bool:
 
 def _is_random_value(value: str) -> bool:
     """A value that is plainly a key whatever precedes it: random-looking, or long hex or a UUID."""
-    return _looks_random(value) or bool(re.fullmatch(r"[0-9a-fA-F]{32,}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", value))
+    return _looks_random(value) or _HEX.fullmatch(value) is not None
 
 
 def _is_named_default(text: str, start: int, end: int) -> bool:
@@ -212,7 +218,7 @@ def _is_named_default(text: str, start: int, end: int) -> bool:
     name = re.search(r"([\w.-]+)[\"']?\s*[=:]\s*[\"']?$", text[max(0, start - 80):start])
     if name is None:
         return False
-    words = [w.lower() for w in re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+", name.group(1))]
+    words = [w for w in _words(name.group(1)) if not w.isdigit()]
     return _is_default(name.group(1), text[start:end]) or len(words) > 1 and words[-1] == "key" and words[-2] in _DATA_KEY_OWNERS
 
 
@@ -239,7 +245,7 @@ def _named(text: str) -> list[tuple[str, int, int]]:
                 and m["value"][:1] not in "\"'" and not _is_random_value(m["value"].rstrip(_SENTENCE_END)):
             m = None  # a bare space gives a value to a flag or a password ("with password X"), not "API_TOKEN image:tag"
         if m is not None:
-            line_rest = text[m.end():text.find("\n", m.end()) if "\n" in text[m.end():] else len(text)].strip()
+            line_rest = text[m.end():].partition("\n")[0].strip()
             prose = ":" in m["sep"] and m["value"][:1] not in "\"'`" and line_rest[:1] not in ("", "#", ",", ";", "}", "]", ")", "|")
             if not _is_secret_value(m["value"], " is " if prose else m["sep"]) or _is_default(word, m["value"]):
                 m = None  # after "NAME: " prose goes on ("HF_TOKEN: newer versions honour…"): it must look like a password
@@ -301,7 +307,7 @@ _PUBLIC_BEFORE = re.compile(r"(?i)(?:\b(?:md5|sha1|sha224|sha256|sha384|sha512|b
                             r"\b(?:request|trace|span|correlation|message|event|transaction|object|document|client|app|account|tenant|"
                             r"customer|order|workspace|channel|team|project)[ _-]?id\b[^:=\n,;]{0,30}(?:[=:]|\s+is)?\s*|(?<!session)[_-]id(?:-\d+)?\s*[=:]\s*|"
                             r"\b(?:publishable|site|public)[ _-]?(?:key|token)\b[^:=\n,;]{0,40}(?:[=:]|\s+is)?\s*|\b(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-\S+|sk-ssh-\S+)\s+"
-                            r"|;base64,|\bpublic[ _-]?key\b[^:=\n,;]{0,40}[=:]?\s*|\bclient[ _-]?id\b[^:=\n]{0,40}[=:]\s*|\bfingerprint\b[^:=\n]{0,20}[=:]?\s*)"
+                            r"|;base64,|\bclient[ _-]?id\b[^:=\n]{0,40}[=:]\s*|\bfingerprint\b[^:=\n]{0,20}[=:]?\s*)"
                             r"[A-Za-z0-9+/=_.:-]*$")
 #: A URL is an address: a random part of its path is an id (a document, a page), unless
 #: the path says it is a hook or a key.
@@ -401,7 +407,7 @@ def _is_url_part(before: str) -> bool:
         return param is None or not re.fullmatch(_SECRET_PARAM, param.group(1), re.I)
     if "/" not in rest:
         return False  # still in the authority: a user or password (judged by url-password) as well as a host
-    return not _SECRET_PATH.search(rest.split("/", 1)[1] if "/" in rest else "")
+    return not _SECRET_PATH.search(rest.split("/", 1)[1])
 
 
 def _basic_is_credentials(value: str) -> bool:
@@ -413,12 +419,12 @@ def _basic_is_credentials(value: str) -> bool:
         return False
 
 
-#: Kinds whose value must also look random (a user name before "@" is not a key).
-_RANDOM_ONLY = frozenset({"url-user-token"})
 #: Kinds found by context rather than by a provider's format: the words before them
 #: ("for example") and public markers ("ssh-ed25519", "SHA256:") count.
 _GENERIC = frozenset({"named-secret", "hex-secret", "url-password", "url-query-secret", "url-user-token", "bearer-token", "basic-auth", "high-entropy-string",
                       "password-flag", "login-password", "generic-api-key", "generic-password"})
+
+
 def _plain(text: str) -> str:
     """``text`` with each character as rules expect it, one for one (every offset stays):
     compatibility forms as their plain letter (fullwidth ``ｇｈｐ＿`` is ``ghp_``, which is how
@@ -495,8 +501,8 @@ def find(text: str) -> list[Finding]:
             if kind in ("url-password", "password-flag") and not _is_secret_value(value, ":") \
                     or kind == "login-password" and not _is_secret_value(value, " is "):
                 continue
-            if kind in _RANDOM_ONLY and not (_looks_random(value) or re.fullmatch(r"[0-9a-f]{32}", value)):
-                continue
+            if kind == "url-user-token" and not (_looks_random(value) or re.fullmatch(r"[0-9a-f]{32}", value)):
+                continue  # a user name before "@" is not a key
             add(kind, start, end)
     for rule, start, end in [*_library(scanned), *_named(scanned), *_named_in_markup(scanned)]:
         if rule != "generic-credential-uri":  # url-password judges the password itself
