@@ -438,7 +438,6 @@ def _run_daemon(args: argparse.Namespace) -> int:
 def _run_serve(args: argparse.Namespace) -> int:
     """Serve MCP. stdout is the stdio protocol, so every log line goes to stderr."""
     import logging
-    import threading
 
     from .config import Settings
 
@@ -456,21 +455,9 @@ def _run_serve(args: argparse.Namespace) -> int:
                         max_connections=args.max_connections, read_timeout=args.read_timeout)
         return serve_http(settings, args.transport, args.host, args.port, no_auth=args.no_auth, limits=limits,
                           trust_local_users=args.trust_local_users)
-    from .client import DaemonClient
-    from .server import build_server
+    from .frontdoor import serve
 
-    client = DaemonClient(settings)
-
-    def warm_up() -> None:
-        # Start (or reach) the daemon while the agent is still listing tools, so the first
-        # tool call finds a warm store; tools/list itself never waits for it.
-        try:
-            client.call("ping")
-        except HeadroomError as exc:
-            logging.getLogger("headroom_mcp.serve").warning("store daemon not reachable yet: %s", exc)
-
-    threading.Thread(target=warm_up, daemon=True).start()
-    build_server(client, settings).run("stdio")
+    serve(settings)
     return 0
 
 

@@ -96,11 +96,14 @@ class DaemonClient:
 
     def connect(self) -> None:
         """Connect, starting the daemon if nobody answers."""
-        if self._sock is not None:
-            return
+        if self._sock is None:
+            self._sock = self.open()
+
+    def open(self) -> socket.socket:
+        """A new connection to the daemon, which is started if nobody answers (``connect``
+        keeps one for ``call``; a front door holds its own for an MCP session)."""
         try:
-            self._sock = self._connect_once()
-            return
+            return self._connect_once()
         except OSError:
             if not self.autostart:
                 raise DaemonUnavailable(f"no daemon is serving {self.paths.data_dir}") from None
@@ -109,8 +112,7 @@ class DaemonClient:
         delay = 0.01
         while time.monotonic() < deadline:
             try:
-                self._sock = self._connect_once()
-                return
+                return self._connect_once()
             except OSError:
                 # Our daemon may have lost the lock race (exit 3): keep waiting for the winner,
                 # unless the winner was a daemon on its way out (it exits to reopen a store

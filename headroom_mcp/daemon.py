@@ -11,6 +11,9 @@ exits after ``idle_timeout`` seconds with no connected client.
 Wire protocol: one JSON object per line each way.
 request  ``{"id": 1, "method": "remember", "params": {...}, "context": {"user_id": ...}}``
 response ``{"id": 1, "result": {...}}`` or ``{"id": 1, "error": {"type": "InvalidInput", "message": "..."}}``
+A connection whose first request is ``{"method": "mcp-session", "context": {...}, "agent": ...}``
+carries one MCP session from then on: a stdio front door's, served by the real MCP server
+in this process (``sessions``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -27,6 +31,7 @@ from typing import Any
 
 from .config import Settings
 from .errors import HeadroomError, StoreLocked
+from .frontdoor import SESSION
 from .paths import DaemonPaths, StoreLock
 
 log = logging.getLogger("headroom_mcp.daemon")
@@ -39,9 +44,9 @@ PURGE_EVERY = 600.0
 FAILED_LINGER = 2.0
 
 
-class _Reopen(Exception):
+class Reopen(Exception):
     """The store retired its Chroma client: drop the connection unanswered, so the client
-    sends the request again to a fresh daemon (one that reopened the store)."""
+    (or front door) sends the request again to a fresh daemon (one that reopened the store)."""
 
 
 def open_store(settings: Settings):
@@ -78,6 +83,7 @@ class Daemon:
         self._stop: asyncio.Event | None = None
         self._server: asyncio.AbstractServer | None = None
         self._housekeeper: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         #: Exit when idle; off when an MCP HTTP server in this process is the real client.
         self.idle_exit = True
         #: Why the store did not open: every request is answered with it, then the daemon
@@ -106,7 +112,7 @@ class Daemon:
         if self.open_error is not None:
             raise self.open_error
         if self.store.retired is not None:
-            raise _Reopen() if self.idle_exit else self.store.retired
+            raise Reopen() if self.idle_exit else self.store.retired
         if method == "ping":
             return {"pid": os.getpid(), "data_dir": str(self.paths.data_dir), "uptime": round(time.time() - self.started, 3),
                     "clients": self.clients, "requests": self.requests, "records": self.store.count()}
@@ -136,12 +142,15 @@ class Daemon:
                 except ValueError as exc:
                     response = {"id": None, "error": {"type": "InvalidInput", "message": f"bad request: {exc}"}}
                 else:
+                    if request.get("method") == SESSION:
+                        await self._host_session(request, reader, writer)
+                        return
                     try:
                         result = await loop.run_in_executor(
                             self.worker, self._handle, request.get("method"), request.get("params"), request.get("context") or {}
                         )
                         response = {"id": request.get("id"), "result": result}
-                    except _Reopen:
+                    except Reopen:
                         self._exit_soon("the store retired its Chroma client after a failed write: exiting to reopen it")
                         return
                     except Exception as exc:  # every failure becomes an answer; the daemon keeps serving
@@ -152,9 +161,7 @@ class Daemon:
                 writer.write(json.dumps(response, ensure_ascii=False).encode("utf-8", "replace") + b"\n")
                 await writer.drain()
                 self.last_activity = time.monotonic()
-                if self._broken():
-                    self._exit_soon("the store is not usable (%s): exiting so that the next call reopens it"
-                                    % (self.open_error or self.store.retired))
+                if self._exit_if_broken():
                     return
         except (ConnectionError, BrokenPipeError):
             pass
@@ -164,9 +171,26 @@ class Daemon:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    def _broken(self) -> bool:
-        """Must this daemon make way for a fresh one (only when it runs on its own)?"""
-        return self.idle_exit and (self.open_error is not None or (self.store is not None and self.store.retired is not None))
+    async def _host_session(self, hello: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve a front door's MCP session on this connection (see ``sessions``)."""
+        loop = asyncio.get_running_loop()
+        try:
+            # Imported on the worker, after the store opened: the SDK and Chroma share
+            # dependencies, and importing them in two threads at once is not safe.
+            sessions = await loop.run_in_executor(self.worker, importlib.import_module, "headroom_mcp.sessions")
+            await sessions.host(self, hello, reader, writer)
+        except HeadroomError as exc:
+            writer.write(json.dumps({"id": hello.get("id"), "error": error_payload(exc)}).encode() + b"\n")
+            await writer.drain()
+
+    def _exit_if_broken(self) -> bool:
+        """Must this daemon make way for a fresh one (only when it runs on its own)? If so, it
+        starts exiting, so that the next call reopens the store in a new process."""
+        broken = self.open_error or (self.store.retired if self.store is not None else None)
+        if not (self.idle_exit and broken is not None):
+            return False
+        self._exit_soon(f"the store is not usable ({broken}): exiting so that the next call reopens it")
+        return True
 
     def _exit_soon(self, why: str) -> None:
         if self._stop is not None and not self._stop.is_set():
@@ -195,7 +219,7 @@ class Daemon:
 
     async def start(self) -> None:
         """Open the store and serve the socket; the caller holds the lock."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._stop = self._stop or asyncio.Event()
         # The store opens on the worker first; requests queue behind it, so the socket can
         # accept connections at once and nobody sees a half-open store.
@@ -229,8 +253,16 @@ class Daemon:
             self.paths.socket.unlink()
 
     def call(self, method: str, params: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-        """Run one request on the store worker from another thread of this process."""
-        return self.worker.submit(self._handle, method, params, context).result()
+        """Run one request on the store worker from another thread of this process (an MCP
+        session hosted here); a store that broke makes the daemon exit, as after a socket request."""
+        self.last_activity = time.monotonic()
+        try:
+            return self.worker.submit(self._handle, method, params, context).result()
+        finally:
+            self.requests += 1
+            self.last_activity = time.monotonic()
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._exit_if_broken)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -25,17 +25,21 @@ from test_server import EXE
 class RawServer:
     """``headroom-mcp serve`` driven by hand over its stdin/stdout."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, version: str | None = "2025-06-18", agent: str | None = "fuzz"):
+        """``version``: the protocol version of the handshake made at once (None: none made);
+        ``agent``: the ``--agent`` flag (None: the agent is named after the MCP client)."""
         self.data_dir = data_dir
-        self.proc = subprocess.Popen([EXE, "serve", "--agent", "fuzz"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, env={**os.environ, "HEADROOM_MCP_DATA_DIR": str(data_dir)})
+        self.proc = subprocess.Popen([EXE, "serve", *(["--agent", agent] if agent else [])], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL,
+                                     env={**os.environ, "HEADROOM_MCP_DATA_DIR": str(data_dir)})
         self.lines: Queue[bytes] = Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self.next_id = 0
-        init = self.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                           "clientInfo": {"name": "fuzzer", "version": "1"}})
-        assert "result" in init, init
-        self.send_raw(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode())
+        if version is not None:
+            self.init = self.request("initialize", {"protocolVersion": version, "capabilities": {},
+                                                    "clientInfo": {"name": "fuzzer", "version": "1"}})
+            assert "result" in self.init, self.init
+            self.send_raw(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode())
 
     def _read(self) -> None:
         for line in self.proc.stdout:

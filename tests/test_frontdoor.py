@@ -1,0 +1,124 @@
+"""The stdio front door: the handshake from the manifest, everything else relayed to the daemon.
+
+``headroom-mcp serve`` runs as a subprocess spoken to in raw JSON-RPC lines (``RawServer``),
+so what is checked is what an agent reads on the pipe.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import daemon_pid, kill_daemon, pid_alive
+from headroom_mcp import sessions
+from headroom_mcp.frontdoor import MANIFEST, STATIC_METHODS
+from test_fuzz import RawServer
+from test_server import EXE
+
+
+def test_the_manifest_is_what_the_real_server_answers():
+    """If this fails, the tools or the SDK changed: python -m headroom_mcp.sessions --write."""
+    stored = json.loads(MANIFEST.read_text(encoding="utf-8"))
+    assert stored == sessions.manifest()
+    assert set(stored["answers"]) == set(stored["offers"].values())
+    assert [tool["name"] for tool in stored["answers"][stored["counter_offer"]]["tools/list"]["tools"]] == ["remember", "recall", "forget"]
+
+
+def _unreachable(tmp_path):
+    """A data dir whose daemon can never be reached: its socket directory is open to others."""
+    data_dir = tmp_path / "store"
+    data_dir.mkdir(mode=0o755)
+    data_dir.chmod(0o755)
+    return data_dir
+
+
+@pytest.mark.parametrize("offered", ["2024-11-05", "2025-06-18", "2025-11-25", "2099-01-01"])
+def test_the_handshake_is_the_real_servers_even_with_no_daemon(tmp_path, offered):
+    real = sessions.manifest()
+    server = RawServer(_unreachable(tmp_path), version=offered)
+    try:
+        agreed = real["offers"].get(offered, real["counter_offer"])
+        assert server.init["result"] == real["answers"][agreed]["initialize"]
+        assert server.init["result"]["protocolVersion"] == agreed
+        for method in sorted(STATIC_METHODS):
+            assert server.request(method, {})["result"] == real["answers"][agreed][method]
+        assert server.request("ping", {})["result"] == {}
+        # What needs the store gets the reason it cannot be reached, and the server keeps serving.
+        failed = server.request("tools/call", {"name": "recall", "arguments": {"query": "anything"}})["result"]
+        assert failed["isError"] and "socket directory" in failed["content"][0]["text"]
+        assert "socket directory" in server.request("resources/read", {"uri": "memory://context"})["error"]["message"]
+        assert server.alive()
+    finally:
+        server.close()
+    assert server.proc.returncode == 0
+
+
+def _call(server: RawServer, tool: str, **arguments) -> dict:
+    result = server.request("tools/call", {"name": tool, "arguments": arguments})["result"]
+    assert not result["isError"], result
+    return result["structuredContent"]
+
+
+def test_requests_sent_before_the_daemon_is_up_are_all_answered(data_dir):
+    server = RawServer(data_dir, version=None, agent=None)
+    try:
+        lines = [{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "codex-mcp-client", "version": "1"}}},
+            {"jsonrpc": "2.0", "method": "notifications/initialized"}]
+        facts = [f"service number {n} listens on port {8000 + n}" for n in range(5)]
+        lines += [{"jsonrpc": "2.0", "id": 10 + n, "method": "tools/call", "params": {"name": "remember", "arguments": {"content": fact}}}
+                  for n, fact in enumerate(facts)]
+        for line in lines:  # all at once, before the daemon has started
+            server.send_raw(json.dumps(line).encode())
+        answers = [server.wait_for(10 + n)["result"] for n in range(len(facts))]
+        assert [a["structuredContent"]["status"] for a in answers] == ["created"] * len(facts)
+        # The replayed handshake carried the client's name: the agent is codex.
+        assert {a["structuredContent"]["agents"][0] for a in answers} == {"codex"}
+        found = _call(server, "recall", query="which port does service number 3 listen on", limit=5)["results"]
+        assert facts[3] in [r["content"] for r in found]
+    finally:
+        server.close()
+
+
+def test_a_session_outlives_a_killed_daemon(data_dir):
+    server = RawServer(data_dir)
+    try:
+        first = _call(server, "remember", content="the staging cluster runs in eu-west-1")
+        pid = daemon_pid(data_dir)
+        kill_daemon(data_dir, signal.SIGKILL)
+        assert not pid_alive(pid)
+        # Sent on the dead daemon's connection: the front door reconnects (starting a new
+        # daemon), replays the handshake and sends the request again.
+        second = _call(server, "remember", content="production deploys need two approvals")
+        assert daemon_pid(data_dir) != pid
+        assert second["status"] == "created" and second["id"] != first["id"]
+        again = _call(server, "remember", content="the staging cluster runs in eu-west-1")
+        assert again["status"] == "merged" and again["duplicate_of"] == first["id"]  # nothing acknowledged was lost
+    finally:
+        server.close()
+
+
+def test_a_handshake_the_manifest_cannot_answer_goes_to_the_real_server(data_dir):
+    server = RawServer(data_dir, version=None)
+    try:
+        # No clientInfo: the SDK's own validation error, not a guess by the front door.
+        refused = server.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {}})
+        assert "error" in refused and refused["error"]["code"] == -32602
+        assert server.proc.poll() is None
+    finally:
+        server.close()
+
+
+def test_the_front_door_imports_neither_the_sdk_nor_the_store(tmp_path):
+    """What keeps the handshake instant: nothing heavy is imported before it is answered."""
+    done = subprocess.run([sys.executable, "-X", "importtime", EXE, "serve"], input=b"", capture_output=True,
+                          env={"HEADROOM_MCP_DATA_DIR": str(_unreachable(tmp_path)), "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in done.stderr.decode().splitlines() if line.startswith("import time:")}
+    assert "headroom_mcp.frontdoor" in imported
+    heavy = {name for name in imported if name.split(".")[0] in ("mcp", "pydantic", "anyio", "numpy", "chromadb", "onnxruntime", "asyncio")}
+    assert not heavy, sorted(heavy)
