@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -38,6 +39,13 @@ log = logging.getLogger("headroom_mcp.daemon")
 
 #: Largest request line (an ``import`` batch), bytes.
 MAX_MESSAGE = 32 * 1024 * 1024
+#: The requests that change nothing (``ping`` and the reads of ``service.METHODS``): they run
+#: beside each other and beside the one write at a time (writes stay serialised, which keeps
+#: dedup decisions race-free).
+READS = frozenset({"recall", "get", "list", "context", "stats", "ping"})
+#: Threads that run reads beside the writer: enough for the cores to stay busy while a
+#: read waits on Chroma's SQLite.
+READERS = 4
 #: How often the daemon purges old tombstones and expired turn memories, seconds.
 PURGE_EVERY = 600.0
 #: A daemon whose store failed to open waits this long for a client to tell, then exits.
@@ -50,11 +58,13 @@ class Reopen(Exception):
 
 
 def open_store(settings: Settings):
-    """Open the store the settings describe (the caller must hold the lock)."""
+    """Open the store the settings describe (the caller must hold the lock); concurrent
+    requests' texts are embedded together (``batching``)."""
+    from .store.batching import Coalescing
     from .store.embedder import embedder_from_env
     from .store.memory_store import MemoryStore
 
-    embedder = embedder_from_env(dict(settings.env) or None)
+    embedder = Coalescing(embedder_from_env(dict(settings.env) or None))
     return MemoryStore.open(embedder, data_dir=settings.data_dir, chroma_url=settings.chroma_url or None,
                             turn_ttl=settings.turn_ttl, secrets_policy=settings.secrets,
                             forget_retention=settings.forget_retention, min_free=settings.min_free)
@@ -73,8 +83,12 @@ class Daemon:
         self.settings = settings
         self.paths = DaemonPaths.for_data_dir(settings.data_dir)
         self.lock = StoreLock(self.paths.lock)
-        # One worker: every store call is serialised, so merges of the same fact cannot race.
+        # One writer: every write is serialised, so merges of the same fact cannot race. Reads
+        # run beside it on their own threads (the indexes and onnxruntime release the GIL).
         self.worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self.readers = concurrent.futures.ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="read")
+        #: Set once the store is open, or failed to: reads wait for it (writes queue behind it).
+        self._opened = threading.Event()
         self.store: Any = None
         self.clients = 0
         self.last_activity = time.monotonic()
@@ -103,12 +117,21 @@ class Daemon:
             self.open_error = exc if isinstance(exc, HeadroomError) else HeadroomError(
                 f"could not open the store in {self.paths.data_dir}: {type(exc).__name__}: {exc} (see {self.paths.log})")
             raise
-        self.store = store
+        else:
+            self.store = store
+        finally:
+            self._opened.set()
         log.info("store open in %.2fs: %s", time.perf_counter() - t, health)
+
+    def _submit(self, method: Any, params: Any, context: Any) -> concurrent.futures.Future:
+        """Queue one request: a read on the readers, anything else on the one writer."""
+        executor = self.readers if method in READS else self.worker
+        return executor.submit(self._handle, method, params, context)
 
     def _handle(self, method: Any, params: Any, context: Any) -> dict[str, Any]:
         from .service import dispatch
 
+        self._opened.wait()
         if self.open_error is not None:
             raise self.open_error
         if self.store.retired is not None:
@@ -121,7 +144,6 @@ class Daemon:
     # -- asyncio side --
 
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        loop = asyncio.get_running_loop()
         self.clients += 1
         try:
             while True:
@@ -146,9 +168,8 @@ class Daemon:
                         await self._host_session(request, reader, writer)
                         return
                     try:
-                        result = await loop.run_in_executor(
-                            self.worker, self._handle, request.get("method"), request.get("params"), request.get("context") or {}
-                        )
+                        result = await asyncio.wrap_future(
+                            self._submit(request.get("method"), request.get("params"), request.get("context") or {}))
                         response = {"id": request.get("id"), "result": result}
                     except Reopen:
                         self._exit_soon("the store retired its Chroma client after a failed write: exiting to reopen it")
@@ -257,7 +278,7 @@ class Daemon:
         session hosted here); a store that broke makes the daemon exit, as after a socket request."""
         self.last_activity = time.monotonic()
         try:
-            return self.worker.submit(self._handle, method, params, context).result()
+            return self._submit(method, params, context).result()
         finally:
             self.requests += 1
             self.last_activity = time.monotonic()
@@ -284,9 +305,14 @@ class Daemon:
         try:
             asyncio.run(self._run())
         finally:
-            self.worker.shutdown(wait=True)
-            self.lock.release()
+            self.close()
         return 0
+
+    def close(self) -> None:
+        """Let queued requests finish (the store closes with its threads), then free the lock."""
+        self.readers.shutdown(wait=True)
+        self.worker.shutdown(wait=True)
+        self.lock.release()
 
 
 def configure_logging(paths: DaemonPaths, verbose: bool = False) -> None:

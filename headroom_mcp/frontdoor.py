@@ -192,7 +192,7 @@ class FrontDoor:
             self._connected_once = True
             try:
                 sock = DaemonClient(self.settings).open()
-            except HeadroomError as exc:
+            except (HeadroomError, OSError) as exc:  # no daemon, and none could be started
                 self._fail_all(str(exc))
                 continue
             sock.settimeout(None)
@@ -200,6 +200,8 @@ class FrontDoor:
                 self._session(sock)
             except OSError as exc:
                 log.debug("daemon connection lost: %s", exc)
+            except Exception:  # a bug here must not leave the agent's requests unanswered
+                log.exception("relaying to the daemon failed")
             finally:
                 with self._lock:
                     self._sock = None

@@ -97,7 +97,7 @@ def transport_security(host: str, limits: Limits) -> TransportSecuritySettings:
 
 class _Uvicorn(uvicorn.Server):
     """uvicorn re-raises SIGTERM/SIGINT once its graceful shutdown is done, which kills the
-    process before ``serve_http`` stops the daemon, drains the store worker and releases the
+    process before ``serve_http`` stops the daemon, drains the store's threads and releases the
     lock. Here a signal only asks the server to stop; the process then exits 0."""
 
     def handle_exit(self, sig: int, frame: Any) -> None:
@@ -261,6 +261,5 @@ def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str 
         anyio.run(run)
     finally:
         if owner:
-            daemon.worker.shutdown(wait=True)
-            daemon.lock.release()
+            daemon.close()
     return 0

@@ -81,7 +81,7 @@ def _identity(daemon_settings: Settings, hello: dict[str, Any]) -> Settings:
 
 
 class _DaemonBackend:
-    """The tools' backend inside the daemon: the store worker, as a front door's session."""
+    """The tools' backend inside the daemon: the store's threads, as a front door's session."""
 
     def __init__(self, daemon: "Daemon", abort: Callable[[], None]):
         self.daemon, self.abort = daemon, abort

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -151,3 +152,30 @@ def test_socket_and_data_dir_are_private(data_dir):
         sock = memory._backend.paths.socket
     assert (data_dir.stat().st_mode & 0o077) == 0
     assert (sock.stat().st_mode & 0o077) == 0
+
+
+def test_reads_run_beside_a_write_and_writes_stay_one_at_a_time(data_dir):
+    from headroom_mcp.config import Settings
+    from headroom_mcp.daemon import Daemon
+
+    daemon = Daemon(Settings.resolve())
+    daemon.paths.prepare()
+    daemon.lock.acquire()
+    try:
+        daemon.worker.submit(daemon._open).result()
+        context = daemon.settings.context().to_mapping()
+        stored = daemon.call("remember", {"content": "the docs site is built with mkdocs"}, context)
+        writing, release = threading.Event(), threading.Event()
+        held = daemon.worker.submit(lambda: (writing.set(), release.wait(60)))  # a long write holds the writer
+        writing.wait(10)
+        queued = daemon._submit("remember", {"content": "the changelog lives in CHANGES.md"}, context)
+        # A read is answered while the write runs; the second write waits for the first.
+        found = daemon.call("recall", {"query": "what builds the documentation?"}, context)["results"]
+        assert [r["id"] for r in found][:1] == [stored["id"]]
+        assert daemon.call("ping", {}, context)["records"] >= 1
+        assert not queued.done()
+        release.set()
+        held.result(10)
+        assert queued.result(60)["status"] == "created"
+    finally:
+        daemon.close()
