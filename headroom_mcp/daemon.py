@@ -46,6 +46,8 @@ READS = frozenset({"recall", "get", "list", "context", "stats", "ping"})
 #: Threads that run reads beside the writer: enough for the cores to stay busy while a
 #: read waits on Chroma's SQLite.
 READERS = 4
+#: Most ``remember`` requests written in one commit (``store.staging``).
+GROUP = 32
 #: How often the daemon purges old tombstones and expired turn memories, seconds.
 PURGE_EVERY = 600.0
 #: A daemon whose store failed to open waits this long for a client to tell, then exits.
@@ -89,6 +91,9 @@ class Daemon:
         self.readers = concurrent.futures.ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="read")
         #: Set once the store is open, or failed to: reads wait for it (writes queue behind it).
         self._opened = threading.Event()
+        #: ``remember`` requests waiting for the next group commit: (params, context, future).
+        self._remembers: list[tuple[Any, Any, concurrent.futures.Future]] = []
+        self._group_lock = threading.Lock()
         self.store: Any = None
         self.clients = 0
         self.last_activity = time.monotonic()
@@ -124,9 +129,49 @@ class Daemon:
         log.info("store open in %.2fs: %s", time.perf_counter() - t, health)
 
     def _submit(self, method: Any, params: Any, context: Any) -> concurrent.futures.Future:
-        """Queue one request: a read on the readers, anything else on the one writer."""
+        """Queue one request: a read on the readers, a ``remember`` in the next group commit,
+        anything else on the one writer."""
+        if method == "remember":
+            future: concurrent.futures.Future = concurrent.futures.Future()
+            with self._group_lock:
+                self._remembers.append((params, context, future))
+                if len(self._remembers) == 1:  # else a group already queued will take it
+                    self.worker.submit(self._remember_group)
+            return future
         executor = self.readers if method in READS else self.worker
         return executor.submit(self._handle, method, params, context)
+
+    def _remember_group(self) -> None:
+        """Run the ``remember`` requests queued by now as one commit (``store.staging``), on the
+        writer: decided one by one, written together, answered only once written."""
+        with self._group_lock:
+            group, self._remembers = self._remembers[:GROUP], self._remembers[GROUP:]
+            if self._remembers:
+                self.worker.submit(self._remember_group)
+        answers: list[tuple[concurrent.futures.Future, Any, BaseException | None]] = []
+        texts = [p["content"] for p, _, _ in group if isinstance(p, dict) and isinstance(p.get("content"), str)]
+        try:
+            with self._commit(texts):
+                for params, context, future in group:
+                    try:
+                        answers.append((future, self._handle("remember", params, context), None))
+                    except Exception as exc:
+                        answers.append((future, None, exc))
+        except Exception as exc:  # the commit failed: none of the group is stored
+            answers = [(future, None, exc) for _, _, future in group]
+        for future, result, error in answers:
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+    def _commit(self, texts: list[str]) -> contextlib.AbstractContextManager:
+        """The store's ``one_commit``, or nothing when there is no usable store (every request
+        then fails in ``_handle`` with the reason)."""
+        self._opened.wait()
+        if self.store is None or self.store.retired is not None:
+            return contextlib.nullcontext()
+        return self.store.one_commit(texts)
 
     def _handle(self, method: Any, params: Any, context: Any) -> dict[str, Any]:
         from .service import dispatch

@@ -8,12 +8,13 @@ instant end with one memory).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, TypedDict
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypedDict
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from .dedup import Facts, judge
 from .embedder import Embedder
 from .lexical import INDEXED, LexicalIndex
 from .migrations import SCHEMA_VERSION, migrate, version_of
+from .staging import Staged
 from .records import (
     ACTIVE,
     DEFAULT_FORGET_RETENTION,
@@ -129,6 +131,9 @@ class MemoryStore:
         self.forget_retention = forget_retention
         self.refresh_interval = refresh_interval
         self.lexical = LexicalIndex()
+        #: Per thread: writes waiting for the end of ``one_commit`` (only the thread that
+        #: made them may read them, since other threads' reads must see only what is stored).
+        self._local = threading.local()
         self.weights = ranking.DEFAULT
         self._refresh_lock = threading.Lock()
         self._refreshed = 0.0
@@ -183,15 +188,56 @@ class MemoryStore:
     # ---- helpers -------------------------------------------------------------------------
 
     def _embed_one(self, text: str) -> np.ndarray:
+        staged = self._staged
+        if staged is not None and text in staged.vectors:
+            return staged.vectors[text]
         return self.embedder.embed([text])[0]
 
     def _records(self, ids: list[str], allowed: Callable[[Mapping[str, Any]], bool]) -> dict[str, MemoryRecord]:
         """The records among ``ids`` (any scope or status) whose metadata ``allowed`` accepts."""
         got = self.collection.get(ids=ids, include=["documents", "metadatas"])
-        return {i: MemoryRecord.from_chroma(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"]) if allowed(m)}
+        found = {i: MemoryRecord.from_chroma(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"]) if allowed(m)}
+        return self._staged.overlay(found, ids, allowed) if self._staged is not None else found
+
+    @property
+    def _staged(self) -> Staged | None:
+        return getattr(self._local, "staged", None)
+
+    @_staged.setter
+    def _staged(self, staged: Staged | None) -> None:
+        self._local.staged = staged
+
+    @contextlib.contextmanager
+    def one_commit(self, texts: Sequence[str] = ()) -> Iterator[None]:
+        """Make the writes inside go to Chroma together, when it ends (``staging``).
+
+        Until then the owner's thread reads them as written (dedup of a later request sees
+        an earlier one). Answer no request made inside before this returns: if the commit
+        fails, this raises and none of them is stored. ``texts``: what the requests inside
+        will embed, embedded together up front (one model run instead of one each).
+        """
+        if self._staged is not None:
+            yield  # already inside one
+            return
+        self._staged = Staged()
+        if texts:
+            self._staged.vectors = dict(zip(texts, self.embedder.embed(list(texts))))
+        try:
+            yield
+        finally:
+            staged, self._staged = self._staged, None
+            (records, vectors), changed = staged.groups()
+            if records:
+                self._write(records, vectors)
+            if changed:
+                self._write(changed)
 
     def _write(self, records: list[MemoryRecord], vectors: list[Any] | None = None) -> None:
-        """Upsert records (with new vectors, or keeping the stored ones) and index them."""
+        """Upsert records (with new vectors, or keeping the stored ones) and index them;
+        inside ``one_commit`` only stage them."""
+        if self._staged is not None:
+            self._staged.add(records, vectors)
+            return
         ids = [r.id for r in records]
         # When this write happened, apart from ``updated_at`` (which an import keeps from the
         # export): other replicas pull every write since their last look by this time.
@@ -396,7 +442,7 @@ class MemoryStore:
             # The same text after normalisation is the same fact whatever the cosine says.
             cosine = 1.0 if meta.get("hash") == content_hash(content) else 1.0 - float(dist)
             out.append((MemoryRecord.from_chroma(doc_id, doc, meta), cosine))
-        return out
+        return self._staged.neighbours(out, vector, domain, content, DEDUP_CANDIDATES) if self._staged else out
 
     def _merge(self, ctx: Context, record: MemoryRecord, content: str, vector: np.ndarray,
                importance: float | None, tags: list[str]) -> RememberResult:
