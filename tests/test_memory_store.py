@@ -302,3 +302,42 @@ def test_a_turn_memorys_restatement_lives_as_long_as_it(store, ctx):
     assert again["id"] == first["id"] and "restatement" in again
     store.purge()
     assert [r["id"] for r in store.get(turn, first["id"])["restatements"]] == [again["restatement"]]
+
+
+def test_reads_beside_writes_on_other_threads_fail_nothing_and_miss_nothing(store, ctx):
+    """The owner runs reads beside the writer: every shared piece (stemmer, indexes, secret
+    scanner, Chroma client) must take it."""
+    import sys
+    import threading
+
+    facts = [f"service {n} is deployed by the {('blue', 'green', 'canary')[n % 3]} pipeline on port {9000 + n}"
+             for n in range(40)]
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                store.recall(ctx, "which pipeline deploys the service on port 9007 with api_key=sk_live_4eC39HqLyjWDarjtT1zdp7dc?")
+                store.list(ctx, limit=5)
+            except BaseException as exc:  # noqa: BLE001 - any failure is the finding
+                errors.append(exc)
+                return
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, so that races show
+    for t in readers:
+        t.start()
+    try:
+        written = [store.remember(ctx, fact)["id"] for fact in facts]
+    finally:
+        done.set()
+        for t in readers:
+            t.join(60)
+        sys.setswitchinterval(interval)
+    assert not errors, errors[:3]
+    assert len(set(written)) == len(facts)
+    health = store.check(repair=False)
+    assert health["lexical"] == health["active"] == len(facts)
+    assert store.recall(ctx, "which pipeline deploys service 7?")[0]["content"] == facts[7]

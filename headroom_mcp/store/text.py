@@ -7,13 +7,24 @@ stop words and abbreviations (numbers and units are read by ``quantities``).
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 
 import snowballstemmer
 
 WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
 
-_SNOWBALL = snowballstemmer.stemmer("english")
+#: A Snowball stemmer keeps the word it works on in itself, so each thread needs its own
+#: (reads index query words while the writer indexes memories).
+_STEMMERS = threading.local()
+
+
+def _stem(word: str) -> str:
+    stemmer = getattr(_STEMMERS, "english", None)
+    if stemmer is None:
+        stemmer = _STEMMERS.english = snowballstemmer.stemmer("english")
+    return stemmer.stemWord(word)
+
 
 STOP_WORDS = frozenset(
     """a an the and or but if then than so of to in on at by for with from into onto about as
@@ -124,4 +135,4 @@ def index_terms(text: str) -> list[str]:
     more inflections ("paintings" / "painted" / "paint"), which lifted LoCoMo recall; the
     dedup guards keep the lighter ``stem``, whose conservative merges they were tuned on.
     """
-    return [_SNOWBALL.stemWord(aliased(w)) for w in words(text) if w not in STOP_WORDS]
+    return [_stem(aliased(w)) for w in words(text) if w not in STOP_WORDS]
