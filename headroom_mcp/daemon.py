@@ -102,7 +102,6 @@ class Daemon:
         self._stop: asyncio.Event | None = None
         self._server: asyncio.AbstractServer | None = None
         self._housekeeper: asyncio.Task | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         #: Exit when idle; off when an MCP HTTP server in this process is the real client.
         self.idle_exit = True
         #: Why the store did not open: every request is answered with it, then the daemon
@@ -227,7 +226,7 @@ class Daemon:
                 writer.write(json.dumps(response, ensure_ascii=False).encode("utf-8", "replace") + b"\n")
                 await writer.drain()
                 self.last_activity = time.monotonic()
-                if self._exit_if_broken():
+                if self.exit_if_broken():
                     return
         except (ConnectionError, BrokenPipeError):
             pass
@@ -248,10 +247,12 @@ class Daemon:
         except HeadroomError as exc:
             writer.write(json.dumps({"id": hello.get("id"), "error": error_payload(exc)}).encode() + b"\n")
             await writer.drain()
+        self.exit_if_broken()  # a session ended unanswered (Reopen) by a store that broke
 
-    def _exit_if_broken(self) -> bool:
+    def exit_if_broken(self) -> bool:
         """Must this daemon make way for a fresh one (only when it runs on its own)? If so, it
-        starts exiting, so that the next call reopens the store in a new process."""
+        starts exiting, so that the next call reopens the store in a new process. Called on
+        the event loop once an answer is written (an exit cancels what is not written yet)."""
         broken = self.open_error or (self.store.retired if self.store is not None else None)
         if not (self.idle_exit and broken is not None):
             return False
@@ -285,7 +286,7 @@ class Daemon:
 
     async def start(self) -> None:
         """Open the store and serve the socket; the caller holds the lock."""
-        loop = self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         self._stop = self._stop or asyncio.Event()
         # The store opens on the worker first; requests queue behind it, so the socket can
         # accept connections at once and nobody sees a half-open store.
@@ -319,16 +320,14 @@ class Daemon:
             self.paths.socket.unlink()
 
     def call(self, method: str, params: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-        """Run one request on the store worker from another thread of this process (an MCP
-        session hosted here); a store that broke makes the daemon exit, as after a socket request."""
+        """Run one request on the store's threads from another thread of this process (an MCP
+        session hosted here, or the HTTP server)."""
         self.last_activity = time.monotonic()
         try:
             return self._submit(method, params, context).result()
         finally:
             self.requests += 1
             self.last_activity = time.monotonic()
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(self._exit_if_broken)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -85,10 +85,13 @@ class _DaemonBackend:
 
     def __init__(self, daemon: "Daemon", abort: Callable[[], None]):
         self.daemon, self.abort = daemon, abort
+        #: A store call was made since the last answer went out (see ``host``).
+        self.called = False
 
     def call(self, method: str, params: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         from .daemon import Reopen
 
+        self.called = True
         try:
             return self.daemon.call(method, params, context)
         except Reopen:
@@ -102,7 +105,8 @@ async def host(daemon: "Daemon", hello: dict[str, Any], reader: asyncio.StreamRe
     """Serve the MCP session a front door opened with ``hello`` on this connection."""
     loop = asyncio.get_running_loop()
     settings = _identity(daemon.settings, hello)
-    server = build_server(_DaemonBackend(daemon, lambda: loop.call_soon_threadsafe(writer.transport.abort)), settings)
+    backend = _DaemonBackend(daemon, lambda: loop.call_soon_threadsafe(writer.transport.abort))
+    server = build_server(backend, settings)
 
     def write(data: bytes) -> None:
         if not writer.is_closing():
@@ -111,6 +115,9 @@ async def host(daemon: "Daemon", hello: dict[str, Any], reader: asyncio.StreamRe
     async def drain() -> None:
         if not writer.is_closing():
             await writer.drain()
+        if backend.called:  # an answer from the store is out: a store that broke can make way now
+            backend.called = False
+            daemon.exit_if_broken()
 
     await _serve(server, _Lines(reader.readline), _Output(write, drain))
 

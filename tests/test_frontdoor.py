@@ -74,6 +74,8 @@ def test_requests_sent_before_the_daemon_is_up_are_all_answered(data_dir):
                   for n, fact in enumerate(facts)]
         for line in lines:  # all at once, before the daemon has started
             server.send_raw(json.dumps(line).encode())
+        server.next_id = 100  # past the ids used above
+        assert server.wait_for(1)["result"]["serverInfo"]["name"] == "headroom-mcp"
         answers = [server.wait_for(10 + n)["result"] for n in range(len(facts))]
         assert [a["structuredContent"]["status"] for a in answers] == ["created"] * len(facts)
         # The replayed handshake carried the client's name: the agent is codex.

@@ -33,6 +33,7 @@ class RawServer:
                                      stderr=subprocess.DEVNULL,
                                      env={**os.environ, "HEADROOM_MCP_DATA_DIR": str(data_dir)})
         self.lines: Queue[bytes] = Queue()
+        self.answers: dict[object, dict] = {}
         threading.Thread(target=self._read, daemon=True).start()
         self.next_id = 0
         if version is not None:
@@ -50,13 +51,16 @@ class RawServer:
         self.proc.stdin.flush()
 
     def wait_for(self, request_id: int, timeout: float = 60) -> dict:
-        while True:
+        """The answer to ``request_id``; answers to others read meanwhile are kept for them
+        (concurrent requests may be answered in any order)."""
+        while request_id not in self.answers:
             try:
                 message = json.loads(self.lines.get(timeout=timeout))
             except Empty:
                 raise AssertionError(f"no answer to request {request_id}: the server is wedged or dead") from None
-            if message.get("id") == request_id:
-                return message
+            if isinstance(message.get("id"), (int, str)):
+                self.answers[message["id"]] = message
+        return self.answers.pop(request_id)
 
     def request(self, method: str, params: object) -> dict:
         self.next_id += 1
