@@ -544,33 +544,32 @@ class MemoryStore:
                 if (secrets.find if key.startswith("extra.") else secrets.find_known)(value):
                     raise InvalidInput(f"record {n} ({record.id}): {key} looks like a secret; nothing was imported")
         for start in range(0, len(records), batch):
-            chunk = records[start : start + batch]
-            vectors = self.embedder.embed([r.content for r in chunk])
-            found = self.collection.get(ids=[r.id for r in chunk], include=["documents", "metadatas"])
-            existing = {i: MemoryRecord.from_chroma(i, d, m) for i, d, m in zip(found["ids"], found["documents"], found["metadatas"])}
-            fresh: list[tuple[MemoryRecord, Any]] = []
-            for record, vector in zip(chunk, vectors):
-                before = existing.get(record.id)
-                if before is not None and before.status == MERGED:  # imported before and folded into its twin
+            with self.one_commit():  # one Chroma write (and fsync) per batch
+                self._import_batch(records[start : start + batch], dedup, counts)
+        return counts
+
+    def _import_batch(self, chunk: list[MemoryRecord], dedup: bool, counts: dict[str, int]) -> None:
+        """Import one batch inside ``one_commit``: later records see the earlier ones staged."""
+        vectors = self.embedder.embed([r.content for r in chunk])
+        found = self.collection.get(ids=[r.id for r in chunk], include=["documents", "metadatas"])
+        existing = {i: MemoryRecord.from_chroma(i, d, m) for i, d, m in zip(found["ids"], found["documents"], found["metadatas"])}
+        for record, vector in zip(chunk, vectors):
+            before = existing.get(record.id)
+            if before is not None and before.status == MERGED:  # imported before and folded into its twin
+                counts["merged"] += 1
+                continue
+            if before is not None:  # a replaced memory keeps what merges added since
+                record.agents = appended_once(record.agents + before.agents, "")
+                record.users = appended_once(record.users + before.users, "")
+                record.seen_count = max(record.seen_count, before.seen_count)
+            if dedup and record.id not in existing and record.status == ACTIVE:
+                twin = self._same_fact(record, vector)
+                if twin is not None:
+                    self._fold(twin, record, vector)
                     counts["merged"] += 1
                     continue
-                if before is not None:  # a replaced memory keeps what merges added since
-                    record.agents = appended_once(record.agents + before.agents, "")
-                    record.users = appended_once(record.users + before.users, "")
-                    record.seen_count = max(record.seen_count, before.seen_count)
-                if dedup and record.id not in existing and record.status == ACTIVE:
-                    twin = self._same_fact(record, vector)
-                    if twin is not None:
-                        self._fold(twin, record, vector)
-                        counts["merged"] += 1
-                        continue
-                counts["replaced" if record.id in existing else "created"] += 1
-                fresh.append((record, vector))
-                if dedup:  # later records in this batch must see this one
-                    self._write([record], [vector])
-            if fresh and not dedup:
-                self._write([r for r, _ in fresh], [v for _, v in fresh])
-        return counts
+            counts["replaced" if record.id in existing else "created"] += 1
+            self._write([record], [vector])
 
     def _same_fact(self, record: MemoryRecord, vector: np.ndarray) -> MemoryRecord | None:
         keys = {k: getattr(record, k) for k in SCOPE_KEYS[record.scope]}
