@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import ctypes
 import json
 import logging
 import os
 import signal
 import time
-from typing import Any
+from typing import Any, Callable
 
 from .config import Settings
 from .errors import HeadroomError, StoreLocked
@@ -37,6 +38,33 @@ MAX_MESSAGE = 32 * 1024 * 1024
 PURGE_EVERY = 600.0
 #: A daemon whose store failed to open waits this long for a client to tell, then exits.
 FAILED_LINGER = 2.0
+#: Freed memory is handed back to the OS once requests have paused this long, seconds.
+TRIM_AFTER = 1.0
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS)."""
+    try:
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)
+    except OSError:
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_memory() -> None:
+    """Return the C heap's free pages to the OS.
+
+    glibc keeps freed memory for reuse, and the daemon's heaps are shared by onnxruntime,
+    Chroma's Rust core, the Go secret scanner and Python: after a store opens (the model's
+    weights are folded from int8 to float32 through temporary copies) or a burst of writes,
+    tens to hundreds of MB sit free inside them, fragmented, and count against the
+    daemon's RSS for as long as it lives (bench/results/rss.md). ``malloc_trim`` gives
+    them back; it takes a few milliseconds, so it runs once the daemon has gone quiet.
+    """
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 class _Reopen(Exception):
@@ -75,6 +103,8 @@ class Daemon:
         self.last_activity = time.monotonic()
         self.started = time.time()
         self.requests = 0
+        #: ``requests`` when memory was last released: the next release waits for more.
+        self._released = 0
         self._stop: asyncio.Event | None = None
         self._server: asyncio.AbstractServer | None = None
         self._housekeeper: asyncio.Task | None = None
@@ -98,6 +128,7 @@ class Daemon:
                 f"could not open the store in {self.paths.data_dir}: {type(exc).__name__}: {exc} (see {self.paths.log})")
             raise
         self.store = store
+        release_memory()
         log.info("store open in %.2fs: %s", time.perf_counter() - t, health)
 
     def _handle(self, method: Any, params: Any, context: Any) -> dict[str, Any]:
@@ -192,6 +223,10 @@ class Daemon:
                     purged = await loop.run_in_executor(self.worker, self.store.purge)
                     if purged:
                         log.info("purged %d retired records", purged)
+            elif self.requests != self._released and idle >= TRIM_AFTER:
+                # On the worker, so it never runs in the middle of a request.
+                self._released = self.requests
+                await loop.run_in_executor(self.worker, release_memory)
 
     async def start(self) -> None:
         """Open the store and serve the socket; the caller holds the lock."""
