@@ -148,7 +148,8 @@ def main() -> int:
     builds = ([("previous", str(Path(args.previous).resolve()))] if args.previous else []) + [("now", str(ROOT))]
     lines = [
         f"Machine: {os.cpu_count()} cores, shared. VmRSS / Pss in MB; a real daemon per row, filled by bulk import, "
-        f"then {BURST} saves and {BURST} searches.",
+        f"then {BURST} saves and {BURST} searches. Rerun: `.venv/bin/python bench/rss_bench.py"
+        + (" --previous DIR`" if args.previous else "`") + " (about 15 minutes a build).",
         "",
         "| build | memories | daemon after burst | daemon settled | daemon reopened | stdio serve |",
         "|---|---|---|---|---|---|",
