@@ -179,3 +179,46 @@ def test_reads_run_beside_a_write_and_writes_stay_one_at_a_time(data_dir):
         assert queued.result(60)["status"] == "created"
     finally:
         daemon.close()
+
+
+def test_freed_memory_is_released_after_open_and_once_calls_pause(data_dir, monkeypatch):
+    """``release_memory`` runs when the store has opened, then once store calls pause (in-process
+    calls count, as under ``serve --http``), on the worker, and not again until there were more."""
+    import asyncio
+
+    from headroom_mcp import daemon as daemon_module
+    from headroom_mcp.config import Settings
+
+    daemon_module.release_memory()  # the real one: harmless wherever it runs (a no-op off glibc)
+    monkeypatch.setenv("HEADROOM_MCP_IDLE_TIMEOUT", "1")  # housekeeping looks every 0.25 s
+    monkeypatch.setattr(daemon_module, "TRIM_AFTER", 0.1)
+    settings = Settings.resolve()
+    daemon = daemon_module.Daemon(settings)
+    daemon.idle_exit = False
+    released: list[tuple[int, str]] = []
+    monkeypatch.setattr(daemon_module, "release_memory",
+                        lambda: released.append((daemon._handled, threading.current_thread().name)))
+
+    async def until(n: int) -> None:
+        deadline = time.monotonic() + 30
+        while len(released) < n and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def scenario() -> None:
+        await daemon.start()
+        assert [n for n, _ in released] == [0]  # once the store opened
+        ctx = settings.context().to_mapping()
+        await asyncio.to_thread(daemon.call, "remember", {"content": "freed memory goes back to the OS"}, ctx)
+        await asyncio.to_thread(daemon.call, "recall", {"query": "memory"}, ctx)
+        await until(2)
+        await asyncio.sleep(1.0)  # several more looks with no calls: nothing more to release
+        await daemon.stop()
+
+    daemon.paths.prepare()
+    daemon.lock.acquire()
+    try:
+        asyncio.run(scenario())
+    finally:
+        daemon.close()
+    assert [n for n, _ in released] == [0, 2]
+    assert all(name.startswith("store") for _, name in released)

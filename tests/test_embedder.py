@@ -102,3 +102,21 @@ def test_store_refuses_a_different_embedder(tmp_path, embedder, embeddings_serve
     MemoryStore.open(embedder, data_dir=tmp_path)
     with pytest.raises(HeadroomError, match="built with embedder"):
         MemoryStore.open(OpenAIEmbedder(embeddings_server[0], "other-model"), data_dir=tmp_path)
+
+
+def test_the_arena_is_off_and_changes_no_vector(embedder):
+    """The session runs without onnxruntime's CPU arena (which kept its peak for the session's
+    life), and its vectors are bitwise those of a session with the arena."""
+    import onnxruntime as ort
+
+    assert embedder._session.get_session_options().enable_cpu_mem_arena is False
+    texts = ["uv, not pip", "the billing service deploys on Fridays after the freeze " * 8, "port 5432"]
+    before = embedder.embed(texts)
+    options = embedder._session.get_session_options()
+    options.enable_cpu_mem_arena = True
+    arena = ort.InferenceSession(str(embedder.model_path), options, providers=["CPUExecutionProvider"])
+    with_arena = OnnxEmbedder()
+    with_arena.warm()
+    with_arena._session = arena
+    assert np.array_equal(with_arena.embed(texts), before)
+    assert np.array_equal(np.stack([with_arena.embed([t])[0] for t in texts]), np.stack([embedder.embed([t])[0] for t in texts]))

@@ -95,6 +95,12 @@ class OnnxEmbedder:
         # Idle onnxruntime threads otherwise spin for a while after each call, burning the
         # CPU that the server's other threads (Chroma, the event loop) need between embeddings.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # onnxruntime's CPU arena keeps every block it ever grew to for the life of the
+        # session: one import batch of 32 long texts grows it by about 680 MB, which the
+        # daemon then held until it exited. Without the arena each run's buffers are plain
+        # allocations freed when it returns; vectors are bitwise the same, one text embeds as
+        # fast, a batch of 16 about 10% slower (fresh pages each run; bench/results/rss.md).
+        options.enable_cpu_mem_arena = False
         options.log_severity_level = 3
         session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
         self._input_names = [i.name for i in session.get_inputs()]
