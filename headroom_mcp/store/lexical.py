@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from .records import MERGED
+from .records import MERGED, MemoryRecord
 from .text import index_terms
 
 #: BM25 term-frequency saturation and length normalisation. Memories are short and of
@@ -27,13 +27,18 @@ B = 0.3
 
 @dataclass
 class _Doc:
+    text: str
     terms: Counter[str]
     length: int
     meta: Mapping[str, Any]
 
 
 class LexicalIndex:
-    """BM25 over active memories, keyed by id, with each memory's metadata for filtering."""
+    """BM25 over active memories, keyed by id, with each memory's text and metadata.
+
+    Recall ranks its candidates with the text and metadata held here, and reads back from
+    the collection only the few it returns.
+    """
 
     def __init__(self) -> None:
         self._docs: dict[str, _Doc] = {}
@@ -59,12 +64,18 @@ class LexicalIndex:
             doc = self._docs.get(doc_id)
             return doc.meta if doc is not None else {}
 
+    def record(self, doc_id: str) -> MemoryRecord | None:
+        """An indexed memory as it was indexed (None when it is not indexed)."""
+        with self._lock:
+            doc = self._docs.get(doc_id)
+            return MemoryRecord.from_chroma(doc_id, doc.text, doc.meta) if doc is not None else None
+
     def apply(self, doc_id: str, document: str, meta: Mapping[str, Any]) -> None:
         """Add or replace one memory (which records are indexed is ``indexes``' business)."""
         with self._lock:
             self._remove(doc_id)
             terms = Counter(index_terms(document))
-            doc = _Doc(terms, sum(terms.values()), meta)
+            doc = _Doc(document, terms, sum(terms.values()), meta)
             self._docs[doc_id] = doc
             if meta.get("status") == MERGED:
                 self.restatements.add(doc_id)
@@ -96,8 +107,8 @@ class LexicalIndex:
             self._postings.clear()
             self._total_length = 0
 
-    def search(self, query: str, allowed: Callable[[Mapping[str, Any]], bool], limit: int) -> list[tuple[str, float]]:
-        """The ``limit`` best (id, coverage) among documents whose metadata ``allowed`` accepts.
+    def search(self, query: str, allowed: Callable[[str], bool], limit: int) -> list[tuple[str, float]]:
+        """The ``limit`` best (id, coverage) among documents whose ids ``allowed`` accepts.
 
         Coverage is BM25 divided by the query's own best score: the sum of its terms' IDF,
         which a memory holding every query term once at average length reaches. So a memory
@@ -126,7 +137,7 @@ class LexicalIndex:
                 for doc_id in posting:
                     ok = verdict.get(doc_id)
                     if ok is None:
-                        ok = verdict[doc_id] = allowed(self._docs[doc_id].meta)
+                        ok = verdict[doc_id] = allowed(doc_id)
                     if not ok:
                         continue
                     doc = self._docs[doc_id]

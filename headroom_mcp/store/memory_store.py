@@ -566,53 +566,65 @@ class MemoryStore:
             {i: r.age_days(t) for i, r in records.items()},
             self.weights,
         )
-        floor = float(min_score) if min_score is not None else None
-        results = []
-        for s in _newer_first(fused, {i: r.conflicts for i, r in records.items()}):
-            if floor is not None and s.score < floor:
-                continue
-            r = records[s.id]
-            results.append({
-                "id": r.id, "content": r.content, "score": round(s.score, 4), "scope": r.scope,
-                "agents": r.agents, "users": r.users, "importance": r.importance, "tags": r.tags,
-                "created_at": iso(r.created_at), "updated_at": iso(r.updated_at),
-            })
-            if len(results) == limit:
-                break
-        return results
+        ranked = [s for s in _newer_first(fused, {i: r.conflicts for i, r in records.items()})
+                  if min_score is None or s.score >= min_score]
+        return [{
+            "id": r.id, "content": r.content, "score": round(s.score, 4), "scope": r.scope,
+            "agents": r.agents, "users": r.users, "importance": r.importance, "tags": r.tags,
+            "created_at": iso(r.created_at), "updated_at": iso(r.updated_at),
+        } for s, r in self._read_back(ranked, vis, limit)]
+
+    def _read_back(self, ranked: list[ranking.Scored], vis: Visibility, limit: int) -> list[tuple[ranking.Scored, MemoryRecord]]:
+        """The first ``limit`` of ``ranked`` as the collection holds them, still visible.
+
+        The indexes rank; the collection (the source of truth) says what is shown, read a
+        few ids at a time (a fetch by id costs about its length): a memory forgotten by a
+        replica since the last refresh is passed over, and fields a merge changed are current.
+        """
+        out: list[tuple[ranking.Scored, MemoryRecord]] = []
+        start = 0
+        while len(out) < limit and start < len(ranked):
+            batch = ranked[start : start + 2 * (limit - len(out))]
+            start += len(batch)
+            found = self._records([s.id for s in batch], vis.matches)
+            out += [(s, found[s.id]) for s in batch if s.id in found]
+        return out[:limit]
 
     def candidates(self, query: str, vis: Visibility, pool: int) -> tuple[dict[str, MemoryRecord], dict[str, float], dict[str, float]]:
         """The visible records a query could return, with cosine for each and BM25 for some.
 
         The dense top ``pool`` comes from the vector index, the lexical top ``pool`` from the
-        BM25 index, both refreshed from the collection first. Every candidate has a cosine
-        (one matrix product scores them all), and is read back from the collection (the
-        source of truth) and re-checked against ``vis`` in one fetch by id.
+        BM25 index, both refreshed from the collection first and both filtered by the same
+        visibility mask; one matrix product gives every candidate its cosine. The records
+        are the indexes' copies: ``recall`` reads back from the collection what it returns.
         """
         vector = self._embed_one(query)
         if time.monotonic() - self._refreshed >= self.refresh_interval:
             self.refresh_indexes()
         scores = self.vectors.score(vector)
-        dense = {h.id: h.cosine for h in scores.top(Where.visible(vis), pool)}
+        visible = Where.visible(vis)
+        dense = {h.id: h.cosine for h in scores.top(visible, pool)}
         # Restatements are searched on behalf of the memory they were folded into, in a pool of
         # their own, so that a memory restated sixty times cannot crowd out the others.
         restated: dict[str, float] = {}  # memory id -> best cosine of its restatements
+        statuses = (ACTIVE, MERGED) if self.lexical.restatements else (ACTIVE,)
         if self.lexical.restatements:
             for h in scores.top(Where.visible(dataclasses.replace(vis, statuses=(MERGED,))), RESTATEMENT_POOL):
                 parent = str(h.meta.get("merged_into") or "")
                 restated[parent] = max(restated.get(parent, -1.0), h.cosine)
-        searched = dataclasses.replace(vis, statuses=(ACTIVE, MERGED)) if self.lexical.restatements else vis
+        searched = scores.admits(Where.visible(dataclasses.replace(vis, statuses=statuses)))
         lexical: dict[str, float] = {}
-        for doc_id, coverage in self.lexical.search(query, searched.matches, pool + len(self.lexical.restatements)):
+        for doc_id, coverage in self.lexical.search(query, searched, pool + len(self.lexical.restatements)):
             meta = self.lexical.meta(doc_id)
             target = str(meta.get("merged_into") or doc_id) if meta.get("status") == MERGED else doc_id
             lexical[target] = max(lexical.get(target, 0.0), coverage)
         lexical = dict(sorted(lexical.items(), key=lambda kv: kv[1], reverse=True)[:pool])
+        admitted = scores.admits(visible)
         for doc_id in dict.fromkeys([*lexical, *restated]):
-            cosine = dense.get(doc_id, scores.cosine(doc_id))
+            cosine = dense[doc_id] if doc_id in dense else scores.cosine(doc_id) if admitted(doc_id) else None
             if cosine is not None:
                 dense[doc_id] = max(cosine, restated.get(doc_id, -1.0))
-        records = self._records(list(dense), vis.matches) if dense else {}
+        records = {i: r for i in dense if (r := self.lexical.record(i)) is not None}
         dense = {i: c for i, c in dense.items() if i in records}
         lexical = {i: s for i, s in lexical.items() if i in dense}
         return records, dense, lexical

@@ -207,13 +207,25 @@ class Scores:
         self._index, self._rows, self._n, self._live, self._query = index, rows, n, live, query
         self._cosines = rows.matrix[:n] @ query if rows is not None and n else np.zeros(0, np.float32)
 
+    def _row(self, doc_id: str) -> int | None:
+        """The row of a memory indexed when the snapshot was taken (and not re-indexed since)."""
+        row = self._rows.row.get(doc_id) if self._rows is not None else None
+        return row if row is not None and row < self._n else None
+
     def cosine(self, doc_id: str) -> float | None:
-        """The cosine of one memory that was indexed when the snapshot was taken."""
-        rows = self._rows
-        row = rows.row.get(doc_id) if rows is not None else None
-        if row is None:
-            return None
-        return float(self._cosines[row]) if row < self._n else float(rows.matrix[row] @ self._query)
+        row = self._row(doc_id)
+        return float(self._cosines[row]) if row is not None else None
+
+    def admits(self, where: Where) -> Callable[[str], bool]:
+        """``where`` as a predicate on ids (for the lexical index's candidates)."""
+        if self._rows is None or not self._n:
+            return lambda doc_id: False
+        mask, metas, accept = self._mask(where), self._rows.metas, where.accept
+
+        def admitted(doc_id: str) -> bool:
+            row = self._row(doc_id)
+            return row is not None and bool(mask[row]) and (accept is None or accept(metas[row]))
+        return admitted
 
     def _mask(self, where: Where) -> np.ndarray:
         rows, n = self._rows, self._n
