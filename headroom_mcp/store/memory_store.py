@@ -607,14 +607,13 @@ class MemoryStore:
         # Restatements are searched on behalf of the memory they were folded into, in a pool of
         # their own, so that a memory restated sixty times cannot crowd out the others.
         restated: dict[str, float] = {}  # memory id -> best cosine of its restatements
-        statuses = (ACTIVE, MERGED) if self.lexical.restatements else (ACTIVE,)
         if self.lexical.restatements:
             for h in scores.top(Where.visible(dataclasses.replace(vis, statuses=(MERGED,))), RESTATEMENT_POOL):
                 parent = str(h.meta.get("merged_into") or "")
                 restated[parent] = max(restated.get(parent, -1.0), h.cosine)
-        searched = scores.admits(Where.visible(dataclasses.replace(vis, statuses=statuses)))
+        searched = dataclasses.replace(vis, statuses=(ACTIVE, MERGED)) if self.lexical.restatements else vis
         lexical: dict[str, float] = {}
-        for doc_id, coverage in self.lexical.search(query, searched, pool + len(self.lexical.restatements)):
+        for doc_id, coverage in self.lexical.search(query, scores.admits(Where.visible(searched)), pool + len(self.lexical.restatements)):
             meta = self.lexical.meta(doc_id)
             target = str(meta.get("merged_into") or doc_id) if meta.get("status") == MERGED else doc_id
             lexical[target] = max(lexical.get(target, 0.0), coverage)
