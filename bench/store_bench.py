@@ -11,8 +11,8 @@ time. Writes the table to bench/results/store.md as well as stdout.
 
 ``--search-part`` times only the dense search recall makes: the vector index's top 50 under
 a visibility mask (``VectorIndex.score(...).top``), over random unit vectors (the cost does
-not depend on what they mean) spread over ten users, their projects and sessions, queried
-as one of them. With ``--chroma`` the same records also go into a Chroma collection and its
+not depend on what they mean) spread over ``--users`` users (10), their projects and
+sessions, queried as one of them. With ``--chroma`` the same records also go into a Chroma collection and its
 filtered query (what recall asked before the index) is timed beside it. Prints its table.
 """
 
@@ -111,7 +111,7 @@ def timed(call, samples: int) -> tuple[float, float]:
     return statistics.median(ms), pct(ms, 0.95)
 
 
-def search_part(size: int, samples: int, chroma: bool, dim: int = 384, pool: int = 50) -> dict[str, float]:
+def search_part(size: int, samples: int, chroma: bool, users: int, dim: int = 384, pool: int = 50) -> dict[str, float]:
     """The dense top ``pool`` alone: the vector index (and, with ``chroma``, Chroma's filtered query)."""
     import numpy as np
 
@@ -120,13 +120,13 @@ def search_part(size: int, samples: int, chroma: bool, dim: int = 384, pool: int
     rng = np.random.default_rng(size)
     vectors = rng.standard_normal((size, dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    users = [f"user{u}" for u in range(10)]
-    metas = [{"status": "active", "scope": SCOPES[n % 4], "user_id": users[n % 10], "project": f"proj{n % 3}",  # no turn memories
+    names = [f"user{u}" for u in range(users)]
+    metas = [{"status": "active", "scope": SCOPES[n % 4], "user_id": names[n % users], "project": f"proj{n % 3}",  # no turn memories
               "session_id": f"s{n % 7}", "agent_id": "claude", "expires_at": 0.0} for n in range(size)]
     index = VectorIndex()
     for n in range(size):
         index.apply(f"m{n}", metas[n], vectors[n])
-    vis = Visibility(Context("user1", project="proj1", session_id="s1", agent_id="claude"), now=now())
+    vis = Visibility(Context(names[-1], project="proj1", session_id="s1", agent_id="claude"), now=now())
     queries = rng.standard_normal((samples, dim)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     visible = sum(vis.matches(m) for m in metas)
@@ -153,13 +153,14 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--search-part", metavar="SIZES", help="time only the dense search at these sizes")
     parser.add_argument("--chroma", action="store_true", help="with --search-part: time Chroma's filtered query too")
+    parser.add_argument("--users", type=int, default=10, help="with --search-part: the users the memories are spread over")
     args = parser.parse_args()
     if args.search_part:
-        print(f"Machine: {os.cpu_count()} cores; {args.samples} queries per size; top 50 of the memories one user may see.\n")
+        print(f"Machine: {os.cpu_count()} cores; {args.samples} queries per size; top 50 of what one of {args.users} users may see.\n")
         print("| memories | visible to the caller | index top-k p50 (ms) | p95 (ms) |" + (" Chroma query p50 (ms) | p95 (ms) |" if args.chroma else ""))
         print("|---|---|---|---|" + ("---|---|" if args.chroma else ""))
         for n in args.search_part.split(","):
-            r = search_part(int(n), args.samples, args.chroma)
+            r = search_part(int(n), args.samples, args.chroma, args.users)
             print(f"| {r['size']:,} | {r['visible']:,} | {r['index_p50']:.2f} | {r['index_p95']:.2f} |"
                   + (f" {r['chroma_p50']:.1f} | {r['chroma_p95']:.1f} |" if args.chroma else ""), flush=True)
         return 0

@@ -40,6 +40,12 @@ def test_top_k_is_exact_through_growth_updates_and_compaction():
     assert [h.id for h in hits] == [f"m{n}" for n in expected]
     assert np.allclose([h.cosine for h in hits], [vectors[n] @ query for n in expected], atol=1e-6)
     assert index.meta("m1") == {"scope": "user", "updated_at": 2.0}
+    for n in held[::5]:  # a mask admitting a few rows scores only those: the same ranking
+        index.apply(f"m{n}", {"scope": "user", "user_id": "few"})
+    few = sorted(held[::5], key=lambda n: -float(vectors[n] @ query))[:10]
+    hits = index.score(query).top(Where.equal({"scope": "user", "user_id": "few"}), 10)
+    assert [h.id for h in hits] == [f"m{n}" for n in few]
+    assert np.allclose([h.cosine for h in hits], [vectors[n] @ query for n in few], atol=1e-6)
 
 
 def test_a_search_sees_the_index_as_it_was_when_it_began():

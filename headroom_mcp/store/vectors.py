@@ -200,14 +200,32 @@ class VectorIndex:
         return self._codes[name].get(value)
 
 
+def _products(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
+    # einsum, not ``@``: OpenBLAS's threaded matrix-vector product was 2-10x slower and erratic
+    # on a busy 2-core machine; this single-threaded loop runs at memory speed.
+    return np.einsum("ij,j->i", matrix, query)
+
+
 class Scores:
-    """One query's cosines over a snapshot of the index: rows written later are not seen."""
+    """One query's cosines over a snapshot of the index: rows written later are not seen.
+
+    The product reads every row it scores, and at 100k rows that is memory-bound: a mask
+    that admits under a quarter of the rows (a team store: one user's share) scores only
+    those (gathering a row costs more than scoring it in place, so only then),
+    else one product over all rows serves every mask of the query.
+    """
 
     def __init__(self, index: VectorIndex, rows: _Rows | None, n: int, live: np.ndarray, query: np.ndarray) -> None:
         self._index, self._rows, self._n, self._live, self._query = index, rows, n, live, query
-        # einsum, not ``@``: OpenBLAS's threaded matrix-vector product was 2-10x slower and erratic
-        # on a busy 2-core machine; this single-threaded loop runs at memory speed.
-        self._cosines = np.einsum("ij,j->i", rows.matrix[:n], query) if rows is not None and n else np.zeros(0, np.float32)
+        self._all: np.ndarray | None = None
+
+    def _cosines(self, candidates: np.ndarray) -> np.ndarray:
+        assert self._rows is not None
+        if 4 * len(candidates) < self._n:
+            return _products(self._rows.matrix[candidates], self._query)
+        if self._all is None:
+            self._all = _products(self._rows.matrix[: self._n], self._query)
+        return self._all[candidates]
 
     def _row(self, doc_id: str) -> int | None:
         """The row of a memory indexed when the snapshot was taken (and not re-indexed since)."""
@@ -216,7 +234,7 @@ class Scores:
 
     def cosine(self, doc_id: str) -> float | None:
         row = self._row(doc_id)
-        return float(self._cosines[row]) if row is not None else None
+        return float(self._rows.matrix[row] @ self._query) if row is not None else None  # type: ignore[union-attr]
 
     def admits(self, where: Where) -> Callable[[str], bool]:
         """``where`` as a predicate on ids (for the lexical index's candidates)."""
@@ -255,7 +273,7 @@ class Scores:
         if self._rows is None or not self._n or limit <= 0:
             return []
         candidates = np.flatnonzero(self._mask(where))
-        cosines = self._cosines[candidates]
+        cosines = self._cosines(candidates)
         want = limit if where.accept is None else 4 * limit
         while True:
             k = min(want, len(candidates))
