@@ -1,12 +1,19 @@
-"""Store speed and size: save/search latency at 1k and 10k memories, ingest rate, RSS.
+"""Store speed and size: save/search latency at 1k and 10k memories, ingest rate, RSS; the search part alone.
 
     .venv/bin/python bench/store_bench.py [--sizes 1000,10000] [--samples 200]
+    .venv/bin/python bench/store_bench.py --search-part 1000,10000,100000 [--chroma]
 
 Everything goes through the real path a client takes: ``SyncMemory`` talking to a daemon
 on a fresh data dir (unix socket, one worker thread, embedded Chroma, bundled MiniLM).
 The store is filled with LoCoMo dialogue turns plus generated coding-project facts, first
 with ``import_records`` (bulk ingest rate), then timed one ``save`` and one ``search`` at a
 time. Writes the table to bench/results/store.md as well as stdout.
+
+``--search-part`` times only the dense search recall makes: the vector index's top 50 under
+a visibility mask (``VectorIndex.score(...).top``), over random unit vectors (the cost does
+not depend on what they mean) spread over ``--users`` users (10), their projects and
+sessions, queried as one of them. With ``--chroma`` the same records also go into a Chroma collection and its
+filtered query (what recall asked before the index) is timed beside it. Prints its table.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from headroom_mcp import SyncMemory  # noqa: E402
-from headroom_mcp.store.records import MemoryRecord, new_id, now  # noqa: E402
+from headroom_mcp.store.records import SCOPES, MemoryRecord, new_id, now  # noqa: E402
+from headroom_mcp.store.scopes import Context, Visibility  # noqa: E402
 
 LOCOMO = HERE.parent.parent / "shared" / "bench" / "locomo"
 SUBJECTS = ["the api", "the worker", "the billing service", "the frontend", "CI", "the cli", "the docs site", "the scheduler"]
@@ -93,11 +101,69 @@ def run(size: int, samples: int) -> dict[str, float]:
             "search_p50": statistics.median(search_ms), "search_p95": pct(search_ms, 0.95), "rss": rss}
 
 
+def timed(call, samples: int) -> tuple[float, float]:
+    """p50 and p95 (ms) of ``samples`` calls of ``call(i)``."""
+    ms = []
+    for i in range(samples):
+        s = time.perf_counter()
+        call(i)
+        ms.append((time.perf_counter() - s) * 1000)
+    return statistics.median(ms), pct(ms, 0.95)
+
+
+def search_part(size: int, samples: int, chroma: bool, users: int, dim: int = 384, pool: int = 50) -> dict[str, float]:
+    """The dense top ``pool`` alone: the vector index (and, with ``chroma``, Chroma's filtered query)."""
+    import numpy as np
+
+    from headroom_mcp.store.vectors import VectorIndex, Where
+
+    rng = np.random.default_rng(size)
+    vectors = rng.standard_normal((size, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    names = [f"user{u}" for u in range(users)]
+    metas = [{"status": "active", "scope": SCOPES[n % 4], "user_id": names[n % users], "project": f"proj{n % 3}",  # no turn memories
+              "session_id": f"s{n % 7}", "agent_id": "claude", "expires_at": 0.0} for n in range(size)]
+    index = VectorIndex()
+    for n in range(size):
+        index.apply(f"m{n}", metas[n], vectors[n])
+    vis = Visibility(Context(names[-1], project="proj1", session_id="s1", agent_id="claude"), now=now())
+    queries = rng.standard_normal((samples, dim)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    visible = sum(vis.matches(m) for m in metas)
+    row: dict[str, float] = {"size": size, "visible": visible}
+    row["index_p50"], row["index_p95"] = timed(lambda i: index.score(queries[i]).top(Where.visible(vis), pool), samples)
+    if chroma:
+        import chromadb
+
+        client = chromadb.EphemeralClient()
+        collection = client.create_collection(f"bench{size}", embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+        for start in range(0, size, 5000):
+            collection.add(ids=[f"m{n}" for n in range(start, min(size, start + 5000))], embeddings=vectors[start : start + 5000],
+                           metadatas=metas[start : start + 5000])
+        where = vis.where()
+        row["chroma_p50"], row["chroma_p95"] = timed(
+            lambda i: collection.query(query_embeddings=queries[i : i + 1], n_results=pool, where=where, include=["distances"]), samples)
+        client.delete_collection(f"bench{size}")
+    return row
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--search-part", metavar="SIZES", help="time only the dense search at these sizes")
+    parser.add_argument("--chroma", action="store_true", help="with --search-part: time Chroma's filtered query too")
+    parser.add_argument("--users", type=int, default=10, help="with --search-part: the users the memories are spread over")
     args = parser.parse_args()
+    if args.search_part:
+        print(f"Machine: {os.cpu_count()} cores; {args.samples} queries per size; top 50 of what one of {args.users} users may see.\n")
+        print("| memories | visible to the caller | index top-k p50 (ms) | p95 (ms) |" + (" Chroma query p50 (ms) | p95 (ms) |" if args.chroma else ""))
+        print("|---|---|---|---|" + ("---|---|" if args.chroma else ""))
+        for n in args.search_part.split(","):
+            r = search_part(int(n), args.samples, args.chroma, args.users)
+            print(f"| {r['size']:,} | {r['visible']:,} | {r['index_p50']:.2f} | {r['index_p95']:.2f} |"
+                  + (f" {r['chroma_p50']:.1f} | {r['chroma_p95']:.1f} |" if args.chroma else ""), flush=True)
+        return 0
     rows = [run(int(n), args.samples) for n in args.sizes.split(",")]
     lines = [
         f"Machine: {os.cpu_count()} cores; {args.samples} timed calls per size, through SyncMemory → daemon.",

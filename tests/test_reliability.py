@@ -13,13 +13,28 @@ from headroom_mcp.store.records import MemoryRecord, new_id, now
 
 def test_check_finds_and_repairs_a_drifted_lexical_index(store, ctx):
     ids = [store.remember(ctx, f"service {name} is deployed with helm")["id"] for name in ("alpha", "beta", "gamma")]
-    assert store.check() == {"records": 3, "active": 3, "lexical": 3, "missing": 0, "extra": 0, "repaired": False, "migrated": []}
+    assert store.check() == {"records": 3, "active": 3, "lexical": 3, "vectors": 3, "missing": 0, "extra": 0, "repaired": False,
+                             "migrated": []}
     store.lexical.remove(ids[0])
-    store.lexical.watermark = now() + 3600  # so the incremental refresh does not bring it back
+    store.indexes.watermark = now() + 3600  # so the incremental refresh does not bring it back
     store.lexical.apply("mem_ghost", "a memory the collection never had", {"updated_at": 1.0})
     report = store.check()
     assert (report["missing"], report["extra"], report["repaired"], report["lexical"]) == (1, 1, True, 3)
     assert store.check()["repaired"] is False
+    assert [m["id"] for m in store.recall(ctx, "alpha helm")][:1] == [ids[0]]
+
+
+def test_check_finds_and_repairs_a_damaged_vector_index(store, ctx):
+    ids = [store.remember(ctx, f"service {name} is deployed with helm")["id"] for name in ("alpha", "beta", "gamma")]
+    store.vectors.remove(ids[0])
+    store.indexes.watermark = now() + 3600
+    store.vectors.apply("mem_ghost", {"status": "active", "scope": "user", "user_id": ctx.user_id}, store.embedder.embed(["helm"])[0])
+    assert "mem_ghost" not in {m["id"] for m in store.recall(ctx, "helm")}  # read back from the collection, never shown
+    report = store.check(repair=False)
+    assert (report["lexical"], report["vectors"], report["missing"], report["extra"], report["repaired"]) == (3, 3, 1, 1, False)
+    report = store.check()
+    assert (report["vectors"], report["missing"], report["extra"], report["repaired"]) == (3, 1, 1, True)
+    assert store.vectors.ids() == set(ids) and store.check()["repaired"] is False
     assert [m["id"] for m in store.recall(ctx, "alpha helm")][:1] == [ids[0]]
 
 

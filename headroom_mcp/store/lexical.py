@@ -1,10 +1,10 @@
 """An in-memory BM25 index derived from the Chroma collection.
 
 Chroma's local mode has no sparse or BM25 index, so the owner process keeps this one. It
-is never the source of truth: it is filled from the collection and refreshed from it by an
-``updated_at`` watermark (non-active records act as tombstones), so a memory written by
-another process or replica is found lexically on the next recall, and anything it returns
-is re-checked against the collection before it is shown.
+is never the source of truth: ``indexes`` fills it from the collection and refreshes it
+by a write-time watermark, so a memory written by another process or replica is found
+lexically on the next recall, and anything it returns is re-checked against the
+collection before it is shown.
 """
 
 from __future__ import annotations
@@ -13,13 +13,10 @@ import math
 import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
-from .records import ACTIVE, MERGED
+from .records import MERGED, MemoryRecord
 from .text import index_terms
-
-#: Statuses the index holds: active memories, and restatements searched on their behalf.
-INDEXED = (ACTIVE, MERGED)
 
 #: BM25 term-frequency saturation and length normalisation. Memories are short and of
 #: similar length, so length matters less than in the textbook defaults (1.2, 0.75);
@@ -30,13 +27,18 @@ B = 0.3
 
 @dataclass
 class _Doc:
+    text: str
     terms: Counter[str]
     length: int
     meta: Mapping[str, Any]
 
 
 class LexicalIndex:
-    """BM25 over active memories, keyed by id, with each memory's metadata for filtering."""
+    """BM25 over active memories, keyed by id, with each memory's text and metadata.
+
+    Recall ranks its candidates with the text and metadata held here, and reads back from
+    the collection only the few it returns.
+    """
 
     def __init__(self) -> None:
         self._docs: dict[str, _Doc] = {}
@@ -45,9 +47,6 @@ class LexicalIndex:
         #: Indexed restatements (status ``merged``): recall looks for them only when there are some.
         self.restatements: set[str] = set()
         self._lock = threading.RLock()
-        #: Highest write time (``changed_at``, else ``updated_at``) seen; the next refresh asks
-        #: the collection for records written since.
-        self.watermark = 0.0
 
     def __len__(self) -> int:
         return len(self._docs)
@@ -65,29 +64,24 @@ class LexicalIndex:
             doc = self._docs.get(doc_id)
             return doc.meta if doc is not None else {}
 
-    def apply(self, doc_id: str, document: str | None, meta: Mapping[str, Any]) -> None:
-        """Add, replace or (for a retired record) drop one memory."""
+    def record(self, doc_id: str) -> MemoryRecord | None:
+        """An indexed memory as it was indexed (None when it is not indexed)."""
         with self._lock:
-            self.watermark = max(self.watermark, float(meta.get("changed_at") or meta.get("updated_at") or 0.0))
-            current = self._docs.get(doc_id)
-            if current is not None and current.meta.get("changed_at") == meta.get("changed_at") \
-                    and current.meta.get("updated_at") == meta.get("updated_at") and meta.get("status", ACTIVE) in INDEXED:
-                return  # already indexed (refresh windows overlap on purpose)
+            doc = self._docs.get(doc_id)
+            return MemoryRecord.from_chroma(doc_id, doc.text, doc.meta) if doc is not None else None
+
+    def apply(self, doc_id: str, document: str, meta: Mapping[str, Any]) -> None:
+        """Add or replace one memory (which records are indexed is ``indexes``' business)."""
+        with self._lock:
             self._remove(doc_id)
-            if meta.get("status", ACTIVE) not in INDEXED or not document:
-                return
             terms = Counter(index_terms(document))
-            doc = _Doc(terms, sum(terms.values()), dict(meta))
+            doc = _Doc(document, terms, sum(terms.values()), meta)
             self._docs[doc_id] = doc
             if meta.get("status") == MERGED:
                 self.restatements.add(doc_id)
             self._total_length += doc.length
             for term in terms:
                 self._postings[term].add(doc_id)
-
-    def apply_many(self, ids: Iterable[str], documents: Iterable[str | None], metas: Iterable[Mapping[str, Any]]) -> None:
-        for doc_id, document, meta in zip(ids, documents, metas):
-            self.apply(doc_id, document, meta)
 
     def remove(self, doc_id: str) -> None:
         with self._lock:
@@ -112,10 +106,9 @@ class LexicalIndex:
             self.restatements.clear()
             self._postings.clear()
             self._total_length = 0
-            self.watermark = 0.0
 
-    def search(self, query: str, allowed: Callable[[Mapping[str, Any]], bool], limit: int) -> list[tuple[str, float]]:
-        """The ``limit`` best (id, coverage) among documents whose metadata ``allowed`` accepts.
+    def search(self, query: str, allowed: Callable[[str], bool], limit: int) -> list[tuple[str, float]]:
+        """The ``limit`` best (id, coverage) among documents whose ids ``allowed`` accepts.
 
         Coverage is BM25 divided by the query's own best score: the sum of its terms' IDF,
         which a memory holding every query term once at average length reaches. So a memory
@@ -144,7 +137,7 @@ class LexicalIndex:
                 for doc_id in posting:
                     ok = verdict.get(doc_id)
                     if ok is None:
-                        ok = verdict[doc_id] = allowed(self._docs[doc_id].meta)
+                        ok = verdict[doc_id] = allowed(doc_id)
                     if not ok:
                         continue
                     doc = self._docs[doc_id]

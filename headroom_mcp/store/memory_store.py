@@ -23,7 +23,7 @@ from . import faults, ranking, secrets
 from .chroma import open_client, open_collection
 from .dedup import Facts, judge
 from .embedder import Embedder
-from .lexical import INDEXED, LexicalIndex
+from .indexes import INDEXED, Indexes
 from .migrations import SCHEMA_VERSION, migrate, version_of
 from .staging import Staged
 from .records import (
@@ -46,6 +46,7 @@ from .records import (
     now,
 )
 from .scopes import SCOPE_KEYS, Context, Visibility, owner_clause
+from .vectors import Where
 
 MAX_RECALL_LIMIT = 100
 #: Dense and lexical candidate pool per recall, as a multiple of ``limit`` (at least 50).
@@ -101,11 +102,11 @@ def _newer_first(ranked: list[ranking.Scored], replaces: Mapping[str, list[str]]
 
 
 class MemoryStore:
-    """The memory engine over one Chroma collection, an embedder and a lexical index."""
+    """The memory engine over one Chroma collection, an embedder, and indexes derived from the collection."""
 
     def __init__(self, collection, embedder: Embedder, turn_ttl: float = DEFAULT_TURN_TTL, refresh_interval: float = 0.0,
                  secrets_policy: str = "redact", forget_retention: float = DEFAULT_FORGET_RETENTION):
-        """``refresh_interval``: seconds between lexical refreshes from the collection on recall.
+        """``refresh_interval``: seconds between index refreshes from the collection on recall.
 
         0 (refresh on every recall) when other processes write the same collection (a Chroma
         server shared by replicas); an embedded store's owner sees every write itself, so it
@@ -130,14 +131,15 @@ class MemoryStore:
         self.turn_ttl = turn_ttl
         self.forget_retention = forget_retention
         self.refresh_interval = refresh_interval
-        self.lexical = LexicalIndex()
+        self.indexes = Indexes(self._stored_vectors)
+        self.lexical = self.indexes.lexical
+        self.vectors = self.indexes.vectors
         #: Per thread: writes waiting for the end of ``one_commit`` (only the thread that
         #: made them may read them, since other threads' reads must see only what is stored).
         self._local = threading.local()
         self.weights = ranking.DEFAULT
-        self._refresh_lock = threading.Lock()
         self._refreshed = 0.0
-        self.refresh_lexical()
+        self.refresh_indexes()
 
     @classmethod
     def open(
@@ -255,8 +257,12 @@ class MemoryStore:
                 self.collection.upsert(ids=ids, metadatas=metas, documents=docs, embeddings=[list(map(float, v)) for v in vectors])
         except Exception as exc:
             self._write_failed(exc)  # returns only when Chroma kept the records
-        for r, m in zip(records, metas):
-            self.lexical.apply(r.id, r.content, m)
+        self.indexes.apply(ids, docs, metas, vectors)
+
+    def _stored_vectors(self, ids: list[str]) -> dict[str, Any]:
+        """The collection's embeddings of ``ids`` (those it has)."""
+        got = self.collection.get(ids=ids, include=["embeddings"])
+        return dict(zip(got["ids"], got["embeddings"]))
 
     def _may_write(self) -> None:
         """Refuse a write before Chroma sees it: the client is retired, or the disk nearly full."""
@@ -287,46 +293,35 @@ class MemoryStore:
             raise NotFound(f"no memory with id {memory_id!r}")
         return found[memory_id]
 
-    def refresh_lexical(self) -> int:
-        """Pull records written since the watermark into the lexical index; return how many.
+    def refresh_indexes(self) -> int:
+        """Pull records written since the watermark into the indexes; return how many."""
+        self._refreshed = time.monotonic()
+        return self.indexes.refresh(self._pages)
 
-        The window overlaps the watermark by a few seconds so that writes from another
-        replica whose clock or commit lags slightly are not skipped (re-applying is harmless).
-        """
-        with self._refresh_lock:
-            self._refreshed = time.monotonic()
-            since = self.lexical.watermark - 5.0 if self.lexical.watermark else None
-            where = {"changed_at": {"$gte": since}} if since is not None else None
-            seen = 0
-            for page in self._pages(where, ["documents", "metadatas"]):
-                self.lexical.apply_many(page["ids"], page["documents"], page["metadatas"])
-                seen += len(page["ids"])
-            return seen
-
-    def rebuild_lexical(self) -> int:
-        """Drop the lexical index and rebuild it from the collection."""
-        self.lexical.clear()
-        self.refresh_lexical()
-        return len(self.lexical)
+    def rebuild_indexes(self) -> None:
+        """Drop the indexes and rebuild them from the collection."""
+        self.indexes.clear()
+        self.refresh_indexes()
 
     def check(self, repair: bool = True) -> dict[str, Any]:
-        """Does the lexical index hold exactly the collection's active records? Rebuild it if not.
+        """Do the lexical and vector indexes hold exactly the collection's active records? Rebuild them if not.
 
         The daemon runs this at startup and ``doctor`` asks for it. The collection is the
         source of truth; the index is derived, so repairing it loses nothing.
         """
         if not isinstance(repair, bool):
             raise InvalidInput(f"repair must be true or false, got {repair!r}")
-        self.refresh_lexical()
+        self.refresh_indexes()
         active = {i for page in self._pages({"status": {"$in": list(INDEXED)}}, []) for i in page["ids"]}
-        indexed = self.lexical.ids()
-        missing, extra = sorted(active - indexed), sorted(indexed - active)
-        report: dict[str, Any] = {"records": self.collection.count(), "active": len(active), "lexical": len(indexed),
-                                  "missing": len(missing), "extra": len(extra), "repaired": False, "migrated": self.migrated}
+        lexical, vectors = self.indexes.held()
+        missing, extra = active - (lexical & vectors), (lexical | vectors) - active
+        report: dict[str, Any] = {"records": self.collection.count(), "active": len(active), "lexical": len(lexical),
+                                  "vectors": len(vectors), "missing": len(missing), "extra": len(extra), "repaired": False,
+                                  "migrated": self.migrated}
         if (missing or extra) and repair:
-            self.rebuild_lexical()
+            self.rebuild_indexes()
             report["repaired"] = True
-            report["lexical"] = len(self.lexical)
+            report["lexical"], report["vectors"] = len(self.lexical), len(self.vectors)
         return report
 
     def backup(self, dest: Any) -> dict[str, Any]:
@@ -434,14 +429,19 @@ class MemoryStore:
         return result
 
     def _neighbours(self, vector: np.ndarray, domain: dict[str, Any], content: str) -> list[tuple[MemoryRecord, float]]:
-        """The nearest active memories in the same scope domain, with their cosine."""
-        where = {"$and": [{k: v} for k, v in domain.items()]}
-        hits = self.collection.query(query_embeddings=[list(map(float, vector))], n_results=DEDUP_CANDIDATES, where=where, include=["documents", "metadatas", "distances"])
-        out = []
-        for doc_id, doc, meta, dist in zip(hits["ids"][0], hits["documents"][0], hits["metadatas"][0], hits["distances"][0]):
+        """The nearest active memories in the same scope domain, with their cosine.
+
+        Ranked by the vector index, read back from the collection (the source of truth);
+        inside ``one_commit`` the writes staged so far count too.
+        """
+        where = Where.equal(domain)
+        hits = self.vectors.score(vector).top(where, DEDUP_CANDIDATES)
+        out: list[tuple[MemoryRecord, float]] = []
+        if hits:
+            records = self._records([h.id for h in hits], lambda meta: all(meta.get(k) == v for k, v in domain.items()))
             # The same text after normalisation is the same fact whatever the cosine says.
-            cosine = 1.0 if meta.get("hash") == content_hash(content) else 1.0 - float(dist)
-            out.append((MemoryRecord.from_chroma(doc_id, doc, meta), cosine))
+            same = content_hash(content)
+            out = [(records[h.id], 1.0 if h.meta.get("hash") == same else h.cosine) for h in hits if h.id in records]
         return self._staged.neighbours(out, vector, domain, content, DEDUP_CANDIDATES) if self._staged else out
 
     def _merge(self, ctx: Context, record: MemoryRecord, content: str, vector: np.ndarray,
@@ -614,68 +614,65 @@ class MemoryStore:
             {i: r.age_days(t) for i, r in records.items()},
             self.weights,
         )
-        floor = float(min_score) if min_score is not None else None
-        results = []
-        for s in _newer_first(fused, {i: r.conflicts for i, r in records.items()}):
-            if floor is not None and s.score < floor:
-                continue
-            r = records[s.id]
-            results.append({
-                "id": r.id, "content": r.content, "score": round(s.score, 4), "scope": r.scope,
-                "agents": r.agents, "users": r.users, "importance": r.importance, "tags": r.tags,
-                "created_at": iso(r.created_at), "updated_at": iso(r.updated_at),
-            })
-            if len(results) == limit:
-                break
-        return results
+        ranked = [s for s in _newer_first(fused, {i: r.conflicts for i, r in records.items()})
+                  if min_score is None or s.score >= min_score]
+        return [{
+            "id": r.id, "content": r.content, "score": round(s.score, 4), "scope": r.scope,
+            "agents": r.agents, "users": r.users, "importance": r.importance, "tags": r.tags,
+            "created_at": iso(r.created_at), "updated_at": iso(r.updated_at),
+        } for s, r in self._read_back(ranked, vis, limit)]
+
+    def _read_back(self, ranked: list[ranking.Scored], vis: Visibility, limit: int) -> list[tuple[ranking.Scored, MemoryRecord]]:
+        """The first ``limit`` of ``ranked`` as the collection holds them, still visible.
+
+        The indexes rank; the collection (the source of truth) says what is shown, read a
+        few ids at a time (a fetch by id costs about its length): a memory forgotten by a
+        replica since the last refresh is passed over, and fields a merge changed are current.
+        """
+        out: list[tuple[ranking.Scored, MemoryRecord]] = []
+        start = 0
+        while len(out) < limit and start < len(ranked):
+            batch = ranked[start : start + 2 * (limit - len(out))]
+            start += len(batch)
+            found = self._records([s.id for s in batch], vis.matches)
+            out += [(s, found[s.id]) for s in batch if s.id in found]
+        return out[:limit]
 
     def candidates(self, query: str, vis: Visibility, pool: int) -> tuple[dict[str, MemoryRecord], dict[str, float], dict[str, float]]:
         """The visible records a query could return, with cosine for each and BM25 for some.
 
-        The dense top ``pool`` comes from Chroma with the visibility filter in the query; the
-        lexical top ``pool`` from the BM25 index. Lexical-only candidates are re-checked
-        against the collection (the source of truth) and scored densely, so every candidate
-        has a cosine. Fetching them by id and applying the visibility predicate here is 10x
-        faster than an id + where query.
+        The dense top ``pool`` comes from the vector index, the lexical top ``pool`` from the
+        BM25 index, both refreshed from the collection first and both filtered by the same
+        visibility mask; one matrix product gives every candidate its cosine. The records
+        are the indexes' copies: ``recall`` reads back from the collection what it returns.
         """
         vector = self._embed_one(query)
-        query_vector = [list(map(float, vector))]
-        hits = self.collection.query(query_embeddings=query_vector, n_results=pool, where=vis.where(), include=["documents", "metadatas", "distances"])
-        records: dict[str, MemoryRecord] = {}
-        dense: dict[str, float] = {}
-        for doc_id, doc, meta, dist in zip(hits["ids"][0], hits["documents"][0], hits["metadatas"][0], hits["distances"][0]):
-            records[doc_id] = MemoryRecord.from_chroma(doc_id, doc, meta)
-            dense[doc_id] = 1.0 - float(dist)
-
         if time.monotonic() - self._refreshed >= self.refresh_interval:
-            self.refresh_lexical()
+            self.refresh_indexes()
+        scores = self.vectors.score(vector)
+        visible = Where.visible(vis)
+        dense = {h.id: h.cosine for h in scores.top(visible, pool)}
         # Restatements are searched on behalf of the memory they were folded into, in a pool of
         # their own, so that a memory restated sixty times cannot crowd out the others.
         restated: dict[str, float] = {}  # memory id -> best cosine of its restatements
         if self.lexical.restatements:
-            hits = self.collection.query(query_embeddings=query_vector, n_results=RESTATEMENT_POOL,
-                                         where=dataclasses.replace(vis, statuses=(MERGED,)).where(),
-                                         include=["metadatas", "distances"])
-            for meta, dist in zip(hits["metadatas"][0], hits["distances"][0]):
-                parent = str(meta.get("merged_into") or "")
-                restated[parent] = max(restated.get(parent, -1.0), 1.0 - float(dist))
+            for h in scores.top(Where.visible(dataclasses.replace(vis, statuses=(MERGED,))), RESTATEMENT_POOL):
+                parent = str(h.meta.get("merged_into") or "")
+                restated[parent] = max(restated.get(parent, -1.0), h.cosine)
         searched = dataclasses.replace(vis, statuses=(ACTIVE, MERGED)) if self.lexical.restatements else vis
         lexical: dict[str, float] = {}
-        for doc_id, coverage in self.lexical.search(query, searched.matches, pool + len(self.lexical.restatements)):
+        for doc_id, coverage in self.lexical.search(query, scores.admits(Where.visible(searched)), pool + len(self.lexical.restatements)):
             meta = self.lexical.meta(doc_id)
             target = str(meta.get("merged_into") or doc_id) if meta.get("status") == MERGED else doc_id
             lexical[target] = max(lexical.get(target, 0.0), coverage)
         lexical = dict(sorted(lexical.items(), key=lambda kv: kv[1], reverse=True)[:pool])
-        missing = [i for i in dict.fromkeys([*lexical, *restated]) if i not in dense]
-        if missing:
-            got = self.collection.get(ids=missing, include=["documents", "metadatas", "embeddings"])
-            for doc_id, doc, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
-                if vis.matches(meta):
-                    records[doc_id] = MemoryRecord.from_chroma(doc_id, doc, meta)
-                    dense[doc_id] = float(np.dot(vector, np.asarray(emb, dtype=np.float32)))
-        for doc_id, cosine in restated.items():
-            if doc_id in dense:
-                dense[doc_id] = max(dense[doc_id], cosine)
+        admitted = scores.admits(visible)
+        for doc_id in dict.fromkeys([*lexical, *restated]):
+            cosine = dense[doc_id] if doc_id in dense else scores.cosine(doc_id) if admitted(doc_id) else None
+            if cosine is not None:
+                dense[doc_id] = max(cosine, restated.get(doc_id, -1.0))
+        records = {i: r for i in dense if (r := self.lexical.record(i)) is not None}
+        dense = {i: c for i, c in dense.items() if i in records}
         lexical = {i: s for i, s in lexical.items() if i in dense}
         return records, dense, lexical
 
@@ -852,8 +849,7 @@ class MemoryStore:
         expired = [i for i in targets if records[i].updated_at + self.forget_retention < t]
         if expired:
             raise NotFound(f"{', '.join(map(repr, expired))} passed the retention and will be purged; nothing was restored")
-        stored = self.collection.get(ids=targets, include=["embeddings"])
-        vectors = dict(zip(stored["ids"], stored["embeddings"]))
+        vectors = self._stored_vectors(targets)
         merged: dict[str, str] = {}
         for memory_id in targets:
             record = records[memory_id]
@@ -899,8 +895,7 @@ class MemoryStore:
         for start in range(0, len(doomed), 500):
             chunk = doomed[start : start + 500]
             self.collection.delete(ids=chunk)
-            for doc_id in chunk:
-                self.lexical.remove(doc_id)
+            self.indexes.remove(chunk)
         return len(doomed)
 
     def count(self) -> int:
