@@ -115,12 +115,16 @@ def test_a_handshake_the_manifest_cannot_answer_goes_to_the_real_server(data_dir
         server.close()
 
 
-def test_the_front_door_imports_neither_the_sdk_nor_the_store(tmp_path):
-    """What keeps the handshake instant: nothing heavy is imported before it is answered."""
-    done = subprocess.run([sys.executable, "-X", "importtime", EXE, "serve"], input=b"", capture_output=True,
+@pytest.mark.parametrize("command, stdin, module", [
+    (["serve"], b"", "headroom_mcp.frontdoor"),
+    (["hook", "prompt", "--agent", "claude"], b'{"prompt": "which package manager?", "session_id": "s1"}', "headroom_mcp.hooks"),
+])
+def test_the_front_door_and_the_hooks_import_neither_the_sdk_nor_the_store(tmp_path, command, stdin, module):
+    """What keeps the handshake (and every prompt's hook) instant: nothing heavy is imported."""
+    done = subprocess.run([sys.executable, "-X", "importtime", EXE, *command], input=stdin, capture_output=True,
                           env={"HEADROOM_MCP_DATA_DIR": str(_unreachable(tmp_path)), "PATH": "/usr/bin:/bin"}, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in done.stderr.decode().splitlines() if line.startswith("import time:")}
-    assert "headroom_mcp.frontdoor" in imported
+    assert module in imported
     heavy = {name for name in imported if name.split(".")[0] in ("mcp", "pydantic", "anyio", "numpy", "chromadb", "onnxruntime", "asyncio")}
     assert not heavy, sorted(heavy)
