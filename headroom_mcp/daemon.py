@@ -179,32 +179,47 @@ class Daemon:
         writer: decided one by one, written together, answered only once written."""
         with self._group_lock:
             group, self._remembers = self._remembers[:GROUP], self._remembers[GROUP:]
-            if self._remembers:
-                self.worker.submit(self._remember_group)
-        answers: list[tuple[concurrent.futures.Future, Any, BaseException | None]] = []
-        texts = [p["content"] for p, _, _ in group if isinstance(p, dict) and isinstance(p.get("content"), str)]
+            more = bool(self._remembers)
+        group = [entry for entry in group if entry[2].set_running_or_notify_cancel()]  # a caller gone is not run
+        answers: dict[concurrent.futures.Future, tuple[Any, BaseException | None]] = {}
         try:
-            with self._commit(texts):
+            with self._commit([p.get("content") for p, _, _ in group if isinstance(p, dict)]):
                 for params, context, future in group:
                     try:
-                        answers.append((future, self._handle("remember", params, context), None))
+                        answers[future] = (self._handle("remember", params, context), None)
                     except Exception as exc:
-                        answers.append((future, None, exc))
-        except Exception as exc:  # the commit failed: none of the group is stored
-            answers = [(future, None, exc) for _, _, future in group]
-        for future, result, error in answers:
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
+                        answers[future] = (None, exc)
+        except Exception as exc:
+            # The commit failed. When its first write was stored and the client then retired
+            # (the second write refused), what is stored is not what was answered: drop the
+            # requests unanswered, so each is sent again to a fresh daemon (and merges there).
+            retired = self.store is not None and exc is self.store.retired
+            failure = Reopen() if retired and self.idle_exit else exc
+            answers = {future: (None, failure) for _, _, future in group}
+        finally:
+            for _, _, future in group:
+                result, error = answers.get(future, (None, HeadroomError("internal error: the write was not finished")))
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)
+            if more:
+                try:
+                    self.worker.submit(self._remember_group)
+                except RuntimeError:  # the daemon is shutting down: answer what waits
+                    with self._group_lock:
+                        left, self._remembers = self._remembers, []
+                    for _, _, future in left:
+                        if future.set_running_or_notify_cancel():
+                            future.set_exception(HeadroomError("the store daemon is shutting down; nothing was stored"))
 
-    def _commit(self, texts: list[str]) -> contextlib.AbstractContextManager:
+    def _commit(self, contents: list[Any]) -> contextlib.AbstractContextManager:
         """The store's ``one_commit``, or nothing when there is no usable store (every request
         then fails in ``_handle`` with the reason)."""
         self._opened.wait()
         if self.store is None or self.store.retired is not None:
             return contextlib.nullcontext()
-        return self.store.one_commit(texts)
+        return self.store.one_commit(contents)
 
     def _handle(self, method: Any, params: Any, context: Any) -> dict[str, Any]:
         from .service import dispatch
@@ -279,6 +294,7 @@ class Daemon:
             # Imported on the worker, after the store opened: the SDK and Chroma share
             # dependencies, and importing them in two threads at once is not safe.
             sessions = await loop.run_in_executor(self.worker, importlib.import_module, "headroom_mcp.sessions")
+            writer.write(json.dumps({"id": hello.get("id"), "result": {"session": True}}).encode() + b"\n")
             await sessions.host(self, hello, reader, writer)
         except HeadroomError as exc:
             writer.write(json.dumps({"id": hello.get("id"), "error": error_payload(exc)}).encode() + b"\n")

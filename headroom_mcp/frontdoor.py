@@ -54,6 +54,12 @@ def _line(message: dict[str, Any]) -> bytes:
     return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
+def _handshake(initialize: dict[str, Any]) -> list[bytes]:
+    """The lines that open a daemon session as ``initialize`` opened the client's, under the
+    private id (the daemon's answer to it is dropped)."""
+    return [_line({**initialize, "id": REPLAY_ID}), _line({"jsonrpc": "2.0", "method": "notifications/initialized"})]
+
+
 def _parse(line: bytes) -> Any:
     """The JSON value of a line, or None for anything the real server should judge."""
     try:
@@ -92,6 +98,9 @@ class FrontDoor:
         #: until the client's first request says which.
         self._replay: list[bytes] | None = None
         self._agreed: str | None = None
+        #: The client's own ``initialize`` when it went to the daemon: from the next connection
+        #: on, ``_replay``.
+        self._handshake: list[bytes] = []
         self._connected_once = False
         self._closed = False
 
@@ -122,8 +131,13 @@ class FrontDoor:
             return
         if method == "notifications/initialized" and self._replay:
             return  # the replay sends its own
+        if method == "notifications/cancelled" and isinstance(message.get("params"), dict):
+            with self._lock:  # the server never answers a cancelled request: never send it again
+                self._pending.pop(json.dumps(message["params"].get("requestId")), None)
         if has_id and self._replay is None:
             self._decide([])  # the client's handshake (or a protocol without one) is the real server's
+            if method == "initialize":  # replayed on the next connections, after this one carried it
+                self._handshake = _handshake(message)
         self._relay(line, json.dumps(message["id"]) if has_id else None)
 
     def _decide(self, replay: list[bytes]) -> None:
@@ -140,7 +154,7 @@ class FrontDoor:
             return {}
         if method == "initialize" and self._replay is None and self._well_formed(params):
             self._agreed = self.manifest["offers"].get(params["protocolVersion"], self.manifest["counter_offer"])
-            self._decide([_line({**request, "id": REPLAY_ID}), _line({"jsonrpc": "2.0", "method": "notifications/initialized"})])
+            self._decide(_handshake(request))
             return self.manifest["answers"][self._agreed]["initialize"]
         if method in STATIC_METHODS and self._agreed is not None and not (isinstance(params, dict) and params.get("cursor")):
             return self.manifest["answers"][self._agreed][method]
@@ -205,6 +219,8 @@ class FrontDoor:
             finally:
                 with self._lock:
                     self._sock = None
+                    if self._replay == [] and self._handshake:
+                        self._replay = self._handshake
                 sock.close()
             self._give_up_on_resent()
             time.sleep(RECONNECT_PAUSE)
@@ -213,6 +229,11 @@ class FrontDoor:
         """Open an MCP session on ``sock``, bring it up to date, and relay its answers."""
         context = self.settings.context().to_mapping()
         sock.sendall(_line({"id": HELLO_ID, "method": SESSION, "context": context, "agent": self.settings.agent_id}))
+        reader = sock.makefile("rb")
+        accepted = _parse(reader.readline())  # nothing else is sent until the daemon hosts the session
+        if not (isinstance(accepted, dict) and accepted.get("id") == HELLO_ID and "result" in accepted):
+            self._fail_all(self._refusal(accepted))
+            return
         with self._lock:
             while self._replay is None and not self._closed:
                 self._lock.wait()
@@ -226,19 +247,28 @@ class FrontDoor:
                 sock.sendall(line)
             self._backlog.clear()
             self._sock = sock
-        reader = sock.makefile("rb")
         for line in iter(reader.readline, b""):
             self._from_daemon(line)
 
+    def _refusal(self, answer: Any) -> str:
+        """Why the daemon did not host the session, from its answer to the session request."""
+        error = answer.get("error") if isinstance(answer, dict) else None
+        message = error.get("message", "") if isinstance(error, dict) else ""
+        if "unknown method" in message:  # a daemon of an older headroom-mcp, still running
+            lock = DaemonClient(self.settings).paths.lock
+            return (f"the store daemon running for {self.settings.data_dir} is an older headroom-mcp that cannot serve "
+                    f"this one: stop it (kill $(cat {lock})) and the next call starts a current one")
+        return message or "the store daemon closed the connection before hosting the session"
+
     def _from_daemon(self, line: bytes) -> None:
         message = _parse(line)
-        if isinstance(message, dict) and "method" not in message and "id" in message:
+        if not (isinstance(message, dict) and message.get("jsonrpc") == "2.0"):
+            log.warning("dropped a line from the daemon that is not JSON-RPC: %.200r", line)
+            return
+        if "method" not in message and "id" in message:
             if message["id"] == REPLAY_ID:
                 if "error" in message:
-                    log.warning("the daemon refused the session: %s", message["error"])
-                return
-            if message["id"] == HELLO_ID:  # the daemon could not host a session at all
-                self._fail_all(message.get("error", {}).get("message", "the store daemon refused the session"))
+                    log.warning("the daemon refused the replayed handshake: %s", message["error"])
                 return
             with self._lock:
                 self._pending.pop(json.dumps(message["id"]), None)

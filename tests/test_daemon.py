@@ -222,3 +222,34 @@ def test_freed_memory_is_released_after_open_and_once_calls_pause(data_dir, monk
         daemon.close()
     assert [n for n, _ in released] == [0, 2]
     assert all(name.startswith("store") for _, name in released)
+
+
+def test_a_group_commit_answers_each_request_for_itself(data_dir):
+    """One bad request does not fail its group; a request whose caller is gone is not run."""
+    from headroom_mcp.config import Settings
+    from headroom_mcp.daemon import Daemon
+
+    daemon = Daemon(Settings.resolve())
+    daemon.paths.prepare()
+    daemon.lock.acquire()
+    try:
+        daemon.worker.submit(daemon._open).result()
+        context = daemon.settings.context().to_mapping()
+        writing, release = threading.Event(), threading.Event()
+        held = daemon.worker.submit(lambda: (writing.set(), release.wait(60)))
+        writing.wait(10)
+        good = daemon._submit("remember", {"content": "the nightly build runs at 02:00 UTC"}, context)
+        bad = daemon._submit("remember", {"content": "a lone surrogate \ud800 here"}, context)
+        gone = daemon._submit("remember", {"content": "the caller of this one hung up"}, context)
+        other = daemon._submit("remember", {"content": "benchmarks live in bench/"}, context)
+        assert gone.cancel()
+        release.set()
+        held.result(10)
+        assert good.result(60)["status"] == "created" and other.result(60)["status"] == "created"
+        with pytest.raises(InvalidInput, match="surrogate"):
+            bad.result(60)
+        assert gone.cancelled()
+        contents = [m["content"] for m in daemon.call("list", {}, context)["memories"]]
+        assert sorted(contents) == ["benchmarks live in bench/", "the nightly build runs at 02:00 UTC"]
+    finally:
+        daemon.close()

@@ -10,6 +10,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -128,3 +129,56 @@ def test_the_front_door_and_the_hooks_import_neither_the_sdk_nor_the_store(tmp_p
     assert module in imported
     heavy = {name for name in imported if name.split(".")[0] in ("mcp", "pydantic", "anyio", "numpy", "chromadb", "onnxruntime", "asyncio")}
     assert not heavy, sorted(heavy)
+
+
+def test_with_no_manifest_the_real_server_answers_everything_even_after_a_daemon_restart(data_dir):
+    """The fallback when the manifest is missing or stale: slower, never wrong (the client's own
+    handshake is replayed to the next daemon)."""
+    import os
+    import threading
+
+    from headroom_mcp.config import Settings
+    from headroom_mcp.frontdoor import FrontDoor
+
+    to_door, from_door = os.pipe(), os.pipe()
+    door = FrontDoor(Settings.resolve(agent_id="claude"), os.fdopen(from_door[1], "wb"), manifest=None)
+    threading.Thread(target=door.run, args=(os.fdopen(to_door[0], "rb"),), daemon=True).start()
+    send, answers = os.fdopen(to_door[1], "wb"), os.fdopen(from_door[0], "rb")
+
+    def ask(n: int, method: str, params: dict) -> dict:
+        send.write(json.dumps({"jsonrpc": "2.0", "id": n, "method": method, "params": params}).encode() + b"\n")
+        send.flush()
+        while True:
+            answer = json.loads(answers.readline())
+            if answer.get("id") == n:
+                return answer
+
+    init = ask(1, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}})
+    assert init["result"]["serverInfo"]["name"] == "headroom-mcp"
+    send.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
+    recall = {"name": "recall", "arguments": {"query": "anything"}}
+    assert ask(2, "tools/call", recall)["result"]["isError"] is False
+    kill_daemon(data_dir, signal.SIGKILL)
+    assert ask(3, "tools/call", recall)["result"]["isError"] is False
+    send.close()
+
+
+def test_a_cancelled_request_is_never_sent_again(data_dir):
+    """The real server never answers a cancelled request; a new daemon must not run it."""
+    server = RawServer(data_dir)
+    try:
+        _call(server, "recall", query="warm the daemon up")
+        server.send_raw(json.dumps({"jsonrpc": "2.0", "id": 77, "method": "tools/call", "params": {
+            "name": "remember", "arguments": {"content": "the staging database is snapshotted nightly"}}}).encode())
+        server.send_raw(json.dumps({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 77}}).encode())
+        server.request("ping", {})
+        time.sleep(1)  # let the daemon finish (or drop) it
+        ran_before = 77 in server.answers
+        kill_daemon(data_dir, signal.SIGKILL)
+        found = _call(server, "recall", query="when is the staging database snapshotted?")["results"]  # a new daemon
+        assert ran_before or 77 not in server.answers  # no answer to what was cancelled
+        for memory in found:  # the first daemon may have run it (a thread cannot be stopped), once
+            read = server.request("resources/read", {"uri": f"memory://memories/{memory['id']}"})["result"]
+            assert json.loads(read["contents"][0]["text"])["seen_count"] == 1
+    finally:
+        server.close()

@@ -341,3 +341,11 @@ def test_reads_beside_writes_on_other_threads_fail_nothing_and_miss_nothing(stor
     health = store.check(repair=False)
     assert health["lexical"] == health["active"] == len(facts)
     assert store.recall(ctx, "which pipeline deploys service 7?")[0]["content"] == facts[7]
+
+
+def test_a_replica_merges_what_another_remembered_without_recalling_first(store, embedder, ctx):
+    """Replicas on one Chroma server: dedup looks at the other's writes too, not only recall."""
+    replica = MemoryStore(store.collection, embedder, refresh_interval=0.0)
+    first = store.remember(ctx, "release builds are signed with the key in vault path secret/release")
+    again = replica.remember(ctx, "Release builds are signed with the key in vault path secret/release.")
+    assert again["status"] == "merged" and again["duplicate_of"] == first["id"]

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypedDi
 
 import numpy as np
 
-from ..errors import InvalidInput, NotFound
+from ..errors import HeadroomError, InvalidInput, NotFound
 from . import faults, ranking, secrets
 from .chroma import open_client, open_collection
 from .dedup import Facts, judge
@@ -106,7 +106,7 @@ class MemoryStore:
 
     def __init__(self, collection, embedder: Embedder, turn_ttl: float = DEFAULT_TURN_TTL, refresh_interval: float = 0.0,
                  secrets_policy: str = "redact", forget_retention: float = DEFAULT_FORGET_RETENTION):
-        """``refresh_interval``: seconds between index refreshes from the collection on recall.
+        """``refresh_interval``: seconds between index refreshes from the collection on recall and remember.
 
         0 (refresh on every recall) when other processes write the same collection (a Chroma
         server shared by replicas); an embedded store's owner sees every write itself, so it
@@ -210,29 +210,52 @@ class MemoryStore:
         self._local.staged = staged
 
     @contextlib.contextmanager
-    def one_commit(self, texts: Sequence[str] = ()) -> Iterator[None]:
+    def one_commit(self, contents: Sequence[Any] = ()) -> Iterator[None]:
         """Make the writes inside go to Chroma together, when it ends (``staging``).
 
         Until then the owner's thread reads them as written (dedup of a later request sees
-        an earlier one). Answer no request made inside before this returns: if the commit
-        fails, this raises and none of them is stored. ``texts``: what the requests inside
-        will embed, embedded together up front (one model run instead of one each).
+        an earlier one). Answer no request made inside before this returns. If the body
+        raises, nothing it staged is written; if the commit's write fails, this raises (see
+        ``_write_failed`` for what was stored then). ``contents``: what ``remember`` requests
+        inside were given; those that pass its checks and screening are embedded together
+        up front (one model run instead of one each; any other is embedded on its own).
         """
         if self._staged is not None:
             yield  # already inside one
             return
         self._staged = Staged()
-        if texts:
-            self._staged.vectors = dict(zip(texts, self.embedder.embed(list(texts))))
         try:
+            self._staged.vectors = self._embedded_together(contents)
             yield
-        finally:
-            staged, self._staged = self._staged, None
-            (records, vectors), changed = staged.groups()
-            if records:
-                self._write(records, vectors)
-            if changed:
-                self._write(changed)
+        except BaseException:
+            self._staged = None
+            raise
+        staged, self._staged = self._staged, None
+        (records, vectors), changed = staged.groups()
+        if records:
+            self._write(records, vectors)
+        if changed:
+            self._write(changed)
+
+    def _screened(self, content: Any) -> tuple[str, list[str]]:
+        """``content`` as ``remember`` stores it: checked, credentials redacted (their kinds)."""
+        return secrets.screen(check_content(content), self.secrets_policy)
+
+    def _embedded_together(self, contents: Sequence[Any]) -> dict[str, np.ndarray]:
+        """Vectors of the screened ``contents`` in one model run; none for a content that fails
+        its checks (its request reports why) or when the run fails (each then embeds alone)."""
+        texts = []
+        for content in contents:
+            try:
+                texts.append(self._screened(content)[0])
+            except HeadroomError:
+                continue
+        if not texts:
+            return {}
+        try:
+            return dict(zip(texts, self.embedder.embed(texts)))
+        except Exception:
+            return {}
 
     def _write(self, records: list[MemoryRecord], vectors: list[Any] | None = None) -> None:
         """Upsert records (with new vectors, or keeping the stored ones) and index them;
@@ -258,6 +281,12 @@ class MemoryStore:
         except Exception as exc:
             self._write_failed(exc)  # returns only when Chroma kept the records
         self.indexes.apply(ids, docs, metas, vectors)
+
+    def _fresh_indexes(self) -> None:
+        """Pull writes of other processes (replicas) into the indexes once the refresh interval
+        has passed: always on a Chroma server, now and then as a safety net when embedded."""
+        if time.monotonic() - self._refreshed >= self.refresh_interval:
+            self.refresh_indexes()
 
     def _stored_vectors(self, ids: list[str]) -> dict[str, Any]:
         """The collection's embeddings of ``ids`` (those it has)."""
@@ -375,7 +404,7 @@ class MemoryStore:
         are redacted (the result lists their kinds in ``redacted``) or refused.
         """
         ctx.require_write()
-        content, redacted = secrets.screen(check_content(content), self.secrets_policy)
+        content, redacted = self._screened(content)
         scope = check_scope(scope) or ctx.default_scope()
         importance = check_importance(importance)
         tags = secrets.screen_tags(check_tags(tags))
@@ -434,6 +463,7 @@ class MemoryStore:
         Ranked by the vector index, read back from the collection (the source of truth);
         inside ``one_commit`` the writes staged so far count too.
         """
+        self._fresh_indexes()  # another replica may have said it since
         where = Where.equal(domain)
         hits = self.vectors.score(vector).top(where, DEDUP_CANDIDATES)
         out: list[tuple[MemoryRecord, float]] = []
@@ -647,8 +677,7 @@ class MemoryStore:
         are the indexes' copies: ``recall`` reads back from the collection what it returns.
         """
         vector = self._embed_one(query)
-        if time.monotonic() - self._refreshed >= self.refresh_interval:
-            self.refresh_indexes()
+        self._fresh_indexes()
         scores = self.vectors.score(vector)
         visible = Where.visible(vis)
         dense = {h.id: h.cosine for h in scores.top(visible, pool)}
