@@ -3,10 +3,11 @@
 Embedded Chroma is not safe for several processes writing one directory (stale HNSW per
 process, long SQLite lock waits, compaction wedged by SIGKILL), and agents kill their
 stdio servers at every session end. So one daemon per data dir holds an exclusive lock
-(``daemon.lock``), the Chroma client, the warm embedder and the lexical index, and serves
-every other process over a unix socket that only the OS user can open. Requests run one
-at a time on a single worker thread, which makes dedup decisions race-free. The daemon
-exits after ``idle_timeout`` seconds with no connected client.
+(``daemon.lock``), the Chroma client, the warm embedder and the derived indexes, and serves
+every other process over a unix socket that only the OS user can open. Writes run one at
+a time on a single worker thread, which makes dedup decisions race-free (``remember``
+requests queued behind one another share one commit); reads run beside it on threads of
+their own. The daemon exits after ``idle_timeout`` seconds with no connected client.
 
 Wire protocol: one JSON object per line each way.
 request  ``{"id": 1, "method": "remember", "params": {...}, "context": {"user_id": ...}}``
@@ -336,7 +337,8 @@ class Daemon:
                     if purged:
                         log.info("purged %d retired records", purged)
             elif self._handled != self._released and time.monotonic() - self._handled_at >= TRIM_AFTER:
-                # On the worker, so it never runs in the middle of a request.
+                # On the worker, so it never runs in the middle of a write (malloc_trim takes
+                # the allocator's locks, so a read beside it only waits a moment).
                 self._released = self._handled
                 await loop.run_in_executor(self.worker, release_memory)
 
