@@ -157,7 +157,7 @@ class SyncMemory:
         return self._call("backup", dest=os.fspath(Path(dest).expanduser().resolve()))
 
     def check(self, repair: bool = True) -> dict[str, Any]:
-        """Compare the derived lexical index with the collection, rebuilding it if they differ."""
+        """Compare the derived indexes (lexical and vector) with the collection, rebuilding them if they differ."""
         return self._call("check", repair=repair)
 
     def close(self) -> None:
