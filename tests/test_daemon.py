@@ -154,7 +154,9 @@ def test_socket_and_data_dir_are_private(data_dir):
     assert (sock.stat().st_mode & 0o077) == 0
 
 
-def test_reads_run_beside_a_write_and_writes_stay_one_at_a_time(data_dir):
+@pytest.fixture
+def owner(data_dir):
+    """A daemon in this process with its store open (no socket), and a way to hold its writer."""
     from headroom_mcp.config import Settings
     from headroom_mcp.daemon import Daemon
 
@@ -163,22 +165,32 @@ def test_reads_run_beside_a_write_and_writes_stay_one_at_a_time(data_dir):
     daemon.lock.acquire()
     try:
         daemon.worker.submit(daemon._open).result()
-        context = daemon.settings.context().to_mapping()
-        stored = daemon.call("remember", {"content": "the docs site is built with mkdocs"}, context)
-        writing, release = threading.Event(), threading.Event()
-        held = daemon.worker.submit(lambda: (writing.set(), release.wait(60)))  # a long write holds the writer
-        writing.wait(10)
-        queued = daemon._submit("remember", {"content": "the changelog lives in CHANGES.md"}, context)
-        # A read is answered while the write runs; the second write waits for the first.
-        found = daemon.call("recall", {"query": "what builds the documentation?"}, context)["results"]
-        assert [r["id"] for r in found][:1] == [stored["id"]]
-        assert daemon.call("ping", {}, context)["records"] >= 1
-        assert not queued.done()
-        release.set()
-        held.result(10)
-        assert queued.result(60)["status"] == "created"
+        yield daemon
     finally:
         daemon.close()
+
+
+def _hold_writer(daemon):
+    """Occupy the writer until the returned event is set (a long write)."""
+    writing, release = threading.Event(), threading.Event()
+    held = daemon.worker.submit(lambda: (writing.set(), release.wait(60)))
+    writing.wait(10)
+    return release, held
+
+
+def test_reads_run_beside_a_write_and_writes_stay_one_at_a_time(owner):
+    context = owner.settings.context().to_mapping()
+    stored = owner.call("remember", {"content": "the docs site is built with mkdocs"}, context)
+    release, held = _hold_writer(owner)
+    queued = owner._submit("remember", {"content": "the changelog lives in CHANGES.md"}, context)
+    # A read is answered while the write runs; the second write waits for the first.
+    found = owner.call("recall", {"query": "what builds the documentation?"}, context)["results"]
+    assert [r["id"] for r in found][:1] == [stored["id"]]
+    assert owner.call("ping", {}, context)["records"] >= 1
+    assert not queued.done()
+    release.set()
+    held.result(10)
+    assert queued.result(60)["status"] == "created"
 
 
 def test_freed_memory_is_released_after_open_and_once_calls_pause(data_dir, monkeypatch):
@@ -224,32 +236,20 @@ def test_freed_memory_is_released_after_open_and_once_calls_pause(data_dir, monk
     assert all(name.startswith("store") for _, name in released)
 
 
-def test_a_group_commit_answers_each_request_for_itself(data_dir):
+def test_a_group_commit_answers_each_request_for_itself(owner):
     """One bad request does not fail its group; a request whose caller is gone is not run."""
-    from headroom_mcp.config import Settings
-    from headroom_mcp.daemon import Daemon
-
-    daemon = Daemon(Settings.resolve())
-    daemon.paths.prepare()
-    daemon.lock.acquire()
-    try:
-        daemon.worker.submit(daemon._open).result()
-        context = daemon.settings.context().to_mapping()
-        writing, release = threading.Event(), threading.Event()
-        held = daemon.worker.submit(lambda: (writing.set(), release.wait(60)))
-        writing.wait(10)
-        good = daemon._submit("remember", {"content": "the nightly build runs at 02:00 UTC"}, context)
-        bad = daemon._submit("remember", {"content": "a lone surrogate \ud800 here"}, context)
-        gone = daemon._submit("remember", {"content": "the caller of this one hung up"}, context)
-        other = daemon._submit("remember", {"content": "benchmarks live in bench/"}, context)
-        assert gone.cancel()
-        release.set()
-        held.result(10)
-        assert good.result(60)["status"] == "created" and other.result(60)["status"] == "created"
-        with pytest.raises(InvalidInput, match="surrogate"):
-            bad.result(60)
-        assert gone.cancelled()
-        contents = [m["content"] for m in daemon.call("list", {}, context)["memories"]]
-        assert sorted(contents) == ["benchmarks live in bench/", "the nightly build runs at 02:00 UTC"]
-    finally:
-        daemon.close()
+    context = owner.settings.context().to_mapping()
+    release, held = _hold_writer(owner)
+    good = owner._submit("remember", {"content": "the nightly build runs at 02:00 UTC"}, context)
+    bad = owner._submit("remember", {"content": "a lone surrogate \ud800 here"}, context)
+    gone = owner._submit("remember", {"content": "the caller of this one hung up"}, context)
+    other = owner._submit("remember", {"content": "benchmarks live in bench/"}, context)
+    assert gone.cancel()
+    release.set()
+    held.result(10)
+    assert good.result(60)["status"] == "created" and other.result(60)["status"] == "created"
+    with pytest.raises(InvalidInput, match="surrogate"):
+        bad.result(60)
+    assert gone.cancelled()
+    contents = [m["content"] for m in owner.call("list", {}, context)["memories"]]
+    assert sorted(contents) == ["benchmarks live in bench/", "the nightly build runs at 02:00 UTC"]
