@@ -295,7 +295,6 @@ class Daemon:
             # Imported on the worker, after the store opened: the SDK and Chroma share
             # dependencies, and importing them in two threads at once is not safe.
             sessions = await loop.run_in_executor(self.worker, importlib.import_module, "headroom_mcp.sessions")
-            writer.write(json.dumps({"id": hello.get("id"), "result": {"session": True}}).encode() + b"\n")
             await sessions.host(self, hello, reader, writer)
         except HeadroomError as exc:
             writer.write(json.dumps({"id": hello.get("id"), "error": error_payload(exc)}).encode() + b"\n")

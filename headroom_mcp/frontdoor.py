@@ -31,6 +31,7 @@ from . import __version__
 from .client import DaemonClient
 from .config import Settings
 from .errors import HeadroomError
+from .paths import DaemonPaths
 
 log = logging.getLogger("headroom_mcp.frontdoor")
 
@@ -255,7 +256,7 @@ class FrontDoor:
         error = answer.get("error") if isinstance(answer, dict) else None
         message = error.get("message", "") if isinstance(error, dict) else ""
         if "unknown method" in message:  # a daemon of an older headroom-mcp, still running
-            lock = DaemonClient(self.settings).paths.lock
+            lock = DaemonPaths.for_data_dir(self.settings.data_dir).lock
             return (f"the store daemon running for {self.settings.data_dir} is an older headroom-mcp that cannot serve "
                     f"this one: stop it (kill $(cat {lock})) and the next call starts a current one")
         return message or "the store daemon closed the connection before hosting the session"

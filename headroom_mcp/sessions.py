@@ -102,11 +102,14 @@ class _DaemonBackend:
 
 
 async def host(daemon: "Daemon", hello: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Serve the MCP session a front door opened with ``hello`` on this connection."""
+    """Serve the MCP session a front door opened with ``hello`` on this connection: accepted
+    (the front door sends nothing else before) once its identity is checked, or refused by
+    the ``InvalidInput`` raised here."""
     loop = asyncio.get_running_loop()
     settings = _identity(daemon.settings, hello)
     backend = _DaemonBackend(daemon, lambda: loop.call_soon_threadsafe(writer.transport.abort))
     server = build_server(backend, settings)
+    writer.write(json.dumps({"id": hello.get("id"), "result": {"session": True}}).encode() + b"\n")
 
     def write(data: bytes) -> None:
         if not writer.is_closing():

@@ -182,3 +182,14 @@ def test_a_cancelled_request_is_never_sent_again(data_dir):
             assert json.loads(read["contents"][0]["text"])["seen_count"] == 1
     finally:
         server.close()
+
+
+def test_an_identity_the_store_refuses_is_told_to_the_agent(data_dir, monkeypatch):
+    monkeypatch.setenv("HEADROOM_MCP_USER", "two\twords")  # not an id
+    server = RawServer(data_dir)
+    try:
+        failed = server.request("tools/call", {"name": "recall", "arguments": {"query": "anything"}})["result"]
+        assert failed["isError"] and "must be an id" in failed["content"][0]["text"]
+        assert server.alive()
+    finally:
+        server.close()
