@@ -25,7 +25,7 @@ from .dedup import Facts, judge
 from .embedder import Embedder
 from .indexes import INDEXED, Indexes
 from .migrations import SCHEMA_VERSION, migrate, version_of
-from .staging import Staged
+from .staging import Staged, in_domain
 from .records import (
     ACTIVE,
     DEFAULT_FORGET_RETENTION,
@@ -225,7 +225,7 @@ class MemoryStore:
             return
         self._staged = Staged()
         try:
-            self._staged.vectors = self._embedded_together(contents)
+            self._embedded_together(self._staged, contents)
             yield
         except BaseException:
             self._staged = None
@@ -238,24 +238,28 @@ class MemoryStore:
             self._write(changed)
 
     def _screened(self, content: Any) -> tuple[str, list[str]]:
-        """``content`` as ``remember`` stores it: checked, credentials redacted (their kinds)."""
+        """``content`` as ``remember`` stores it: checked, credentials redacted (their kinds);
+        inside ``one_commit`` as screened up front."""
+        staged = self._staged
+        if staged is not None and isinstance(content, str) and content in staged.screened:
+            return staged.screened[content]
         return secrets.screen(check_content(content), self.secrets_policy)
 
-    def _embedded_together(self, contents: Sequence[Any]) -> dict[str, np.ndarray]:
-        """Vectors of the screened ``contents`` in one model run; none for a content that fails
-        its checks (its request reports why) or when the run fails (each then embeds alone)."""
-        texts = []
+    def _embedded_together(self, staged: Staged, contents: Sequence[Any]) -> None:
+        """Screen ``contents`` and embed them in one model run, into ``staged``; a content that
+        fails its checks is left to its request (which reports why), and when the run fails
+        each request embeds its own."""
         for content in contents:
             try:
-                texts.append(self._screened(content)[0])
+                staged.screened[content] = self._screened(content)
             except HeadroomError:
                 continue
-        if not texts:
-            return {}
-        try:
-            return dict(zip(texts, self.embedder.embed(texts)))
-        except Exception:
-            return {}
+        texts = list(dict.fromkeys(text for text, _ in staged.screened.values()))
+        if texts:
+            try:
+                staged.vectors = dict(zip(texts, self.embedder.embed(texts)))
+            except Exception:
+                pass
 
     def _write(self, records: list[MemoryRecord], vectors: list[Any] | None = None) -> None:
         """Upsert records (with new vectors, or keeping the stored ones) and index them;
@@ -468,7 +472,7 @@ class MemoryStore:
         hits = self.vectors.score(vector).top(where, DEDUP_CANDIDATES)
         out: list[tuple[MemoryRecord, float]] = []
         if hits:
-            records = self._records([h.id for h in hits], lambda meta: all(meta.get(k) == v for k, v in domain.items()))
+            records = self._records([h.id for h in hits], lambda meta: in_domain(meta, domain))
             # The same text after normalisation is the same fact whatever the cosine says.
             same = content_hash(content)
             out = [(records[h.id], 1.0 if h.meta.get("hash") == same else h.cosine) for h in hits if h.id in records]

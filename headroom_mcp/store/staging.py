@@ -18,6 +18,11 @@ import numpy as np
 from .records import ACTIVE, MemoryRecord, content_hash
 
 
+def in_domain(meta: Mapping[str, Any], domain: Mapping[str, Any]) -> bool:
+    """Does a record's metadata hold every field of ``domain`` (``memory_store._domain``)?"""
+    return all(meta.get(k) == v for k, v in domain.items())
+
+
 class Staged:
     """Records written inside one commit and not yet in Chroma, newest version of each."""
 
@@ -26,6 +31,8 @@ class Staged:
         self.writes: dict[str, list[Any]] = {}
         #: Texts embedded up front for the requests inside the commit, with their vectors.
         self.vectors: dict[str, np.ndarray] = {}
+        #: What those requests were given → it checked and screened (``MemoryStore._screened``).
+        self.screened: dict[str, tuple[str, list[str]]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.writes)
@@ -68,5 +75,5 @@ class Staged:
                 out[record.id] = (record, cosine)
         meta = {doc_id: r.to_metadata() for doc_id, (r, _) in out.items()}
         kept = [(r, c) for doc_id, (r, c) in out.items()
-                if meta[doc_id].get("status", ACTIVE) == ACTIVE and all(meta[doc_id].get(k) == v for k, v in domain.items())]
+                if meta[doc_id].get("status", ACTIVE) == ACTIVE and in_domain(meta[doc_id], domain)]
         return sorted(kept, key=lambda rc: rc[1], reverse=True)[:most]
