@@ -201,6 +201,21 @@ class MemoryStore:
         found = {i: MemoryRecord.from_chroma(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"]) if allowed(m)}
         return self._staged.overlay(found, ids, allowed) if self._staged is not None else found
 
+    def _current(self, ids: list[str], allowed: Callable[[Mapping[str, Any]], bool]) -> dict[str, MemoryRecord]:
+        """The indexed records among ``ids`` that ``allowed`` accepts, as they stand now: what
+        recall returns and what dedup compares with.
+
+        An embedded store has one writer, the process that holds its lock, and each of its
+        writes reaches the indexes as it lands, so their copies are current and reading the
+        collection again would only cost time (1-2 ms a call at 10,000 memories). On a Chroma
+        server another replica may have changed or forgotten a record since the last refresh,
+        so the collection, the source of truth, is read.
+        """
+        if self.chroma_dir is None:
+            return self._records(ids, allowed)
+        found = {i: r for i in ids if (r := self.lexical.record(i)) is not None and allowed(self.lexical.meta(i))}
+        return self._staged.overlay(found, ids, allowed) if self._staged is not None else found
+
     @property
     def _staged(self) -> Staged | None:
         return getattr(self._local, "staged", None)
@@ -464,15 +479,15 @@ class MemoryStore:
     def _neighbours(self, vector: np.ndarray, domain: dict[str, Any], content: str) -> list[tuple[MemoryRecord, float]]:
         """The nearest active memories in the same scope domain, with their cosine.
 
-        Ranked by the vector index, read back from the collection (the source of truth);
-        inside ``one_commit`` the writes staged so far count too.
+        Ranked by the vector index, as they stand now (``_current``); inside ``one_commit``
+        the writes staged so far count too.
         """
         self._fresh_indexes()  # another replica may have said it since
         where = Where.equal(domain)
         hits = self.vectors.score(vector).top(where, DEDUP_CANDIDATES)
         out: list[tuple[MemoryRecord, float]] = []
         if hits:
-            records = self._records([h.id for h in hits], lambda meta: in_domain(meta, domain))
+            records = self._current([h.id for h in hits], lambda meta: in_domain(meta, domain))
             # The same text after normalisation is the same fact whatever the cosine says.
             same = content_hash(content)
             out = [(records[h.id], 1.0 if h.meta.get("hash") == same else h.cosine) for h in hits if h.id in records]
@@ -659,16 +674,16 @@ class MemoryStore:
     def _read_back(self, ranked: list[ranking.Scored], vis: Visibility, limit: int) -> list[tuple[ranking.Scored, MemoryRecord]]:
         """The first ``limit`` of ``ranked`` as the collection holds them, still visible.
 
-        The indexes rank; the collection (the source of truth) says what is shown, read a
-        few ids at a time (a fetch by id costs about its length): a memory forgotten by a
-        replica since the last refresh is passed over, and fields a merge changed are current.
+        The indexes rank; ``_current`` says what is shown, read a few ids at a time (on a
+        Chroma server a fetch by id costs about its length): a memory forgotten by a replica
+        since the last refresh is passed over, and fields a merge changed are current.
         """
         out: list[tuple[ranking.Scored, MemoryRecord]] = []
         start = 0
         while len(out) < limit and start < len(ranked):
             batch = ranked[start : start + 2 * (limit - len(out))]
             start += len(batch)
-            found = self._records([s.id for s in batch], vis.matches)
+            found = self._current([s.id for s in batch], vis.matches)
             out += [(s, found[s.id]) for s in batch if s.id in found]
         return out[:limit]
 
