@@ -104,6 +104,9 @@ class FrontDoor:
         self._handshake: list[bytes] = []
         self._connected_once = False
         self._closed = False
+        #: Reasons already logged: a daemon that cannot be reached fails every call alike, and
+        #: the agent's log should say so once, not once a call (each call's answer says it).
+        self._logged: set[str] = set()
 
     # -- the client's side (main thread) --
 
@@ -283,7 +286,9 @@ class FrontDoor:
             self._fail(key, f"lost the store daemon for {self.settings.data_dir} {SENDS} times while answering")
 
     def _fail_all(self, why: str) -> None:
-        log.warning("%s", why)
+        if why not in self._logged:
+            self._logged.add(why)
+            log.warning("%s", why)
         with self._lock:
             keys = list(self._pending)
             self._backlog.clear()

@@ -58,6 +58,19 @@ def test_the_handshake_is_the_real_servers_even_with_no_daemon(tmp_path, offered
     assert server.proc.returncode == 0
 
 
+def test_an_unreachable_daemon_is_logged_once_and_told_to_every_call(tmp_path):
+    log = tmp_path / "stderr.log"
+    with open(log, "wb") as stderr:
+        server = RawServer(_unreachable(tmp_path), stderr=stderr)
+        try:
+            for n in range(3):
+                failed = server.request("tools/call", {"name": "recall", "arguments": {"query": f"question {n}"}})["result"]
+                assert failed["isError"] and "socket directory" in failed["content"][0]["text"]
+        finally:
+            server.close()
+    assert log.read_text().count("refusing the daemon socket directory") == 1
+
+
 def _call(server: RawServer, tool: str, **arguments) -> dict:
     result = server.request("tools/call", {"name": tool, "arguments": arguments})["result"]
     assert not result["isError"], result

@@ -25,13 +25,13 @@ from test_server import EXE
 class RawServer:
     """``headroom-mcp serve`` driven by hand over its stdin/stdout."""
 
-    def __init__(self, data_dir, version: str | None = "2025-06-18", agent: str | None = "fuzz"):
+    def __init__(self, data_dir, version: str | None = "2025-06-18", agent: str | None = "fuzz", stderr=subprocess.DEVNULL):
         """``version``: the protocol version of the handshake made at once (None: none made);
-        ``agent``: the ``--agent`` flag (None: the agent is named after the MCP client)."""
+        ``agent``: the ``--agent`` flag (None: the agent is named after the MCP client);
+        ``stderr``: where the server's log goes (an open file to read it afterwards)."""
         self.data_dir = data_dir
         self.proc = subprocess.Popen([EXE, "serve", *(["--agent", agent] if agent else [])], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL,
-                                     env={**os.environ, "HEADROOM_MCP_DATA_DIR": str(data_dir)})
+                                     stderr=stderr, env={**os.environ, "HEADROOM_MCP_DATA_DIR": str(data_dir)})
         self.lines: Queue[bytes] = Queue()
         self.answers: dict[object, dict] = {}
         threading.Thread(target=self._read, daemon=True).start()
