@@ -433,7 +433,9 @@ needs_clis = pytest.mark.skipif(not (CLIS / "claude").exists(), reason="agent CL
 def test_real_clients_see_the_registered_server(home, tmp_path, data_dir):
     project = tmp_path / "project"
     project.mkdir()
-    assert cli(home, "install", "all", "--data-dir", str(data_dir)).returncode == 0
+    (home / ".gemini" / "settings.json").write_text(OWN_GEMINI)  # comments, which Gemini CLI reads
+    assert cli(home, "install", "all", "--hooks").returncode == 0  # the store from HEADROOM_MCP_DATA_DIR
+    assert "/* my file server */" in (home / ".gemini" / "settings.json").read_text()
     (home / ".gemini" / "trustedFolders.json").write_text(json.dumps({str(project): "TRUST_FOLDER"}))
     env = {**os.environ, "HOME": str(home), "DISABLE_TELEMETRY": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
            "GEMINI_API_KEY": "test-key"}
@@ -447,7 +449,7 @@ def test_real_clients_see_the_registered_server(home, tmp_path, data_dir):
     gemini = [line for line in listing("gemini").splitlines() if "headroom" in line]
     assert gemini and "Connected" in gemini[0], gemini
     codex = [line for line in listing("codex").splitlines() if line.startswith("headroom ")]
-    assert codex and "enabled" in codex[0] and "--agent codex" in codex[0], codex
+    assert codex and "enabled" in codex[0] and f"--agent codex --data-dir {data_dir}" in codex[0], codex
 
 
 @dataclass
@@ -580,3 +582,36 @@ def test_agent_configs_folder_matches_what_install_writes(tmp_path):
     assert json.loads(written[".mcp.json"]) == json.loads((configs / "claude-code.team.mcp.json").read_text())
     assert tomllib.loads(written[".codex/config.toml"]) == tomllib.loads((configs / "codex.team.config.toml").read_text())
     assert json.loads(written[".gemini/settings.json"]) == json.loads((configs / "gemini.team.settings.json").read_text())
+
+
+def test_doctor_shows_where_each_entry_points_and_flags_split_stores_and_trust(own_home, tmp_path, data_dir):
+    """Claude and Gemini on one store, Codex registered from a shell with another: doctor names
+    both stores and fails; it also says Gemini's folder is untrusted and Codex's hooks untrusted,
+    with the fix for each."""
+    project = git_repo(tmp_path / "atlas")
+    other = tmp_path / "other-store"
+    assert cli(own_home, "install", "all", "--hooks", cwd=project).returncode == 0  # data_dir's store, from the env
+    assert cli(own_home, "install", "codex", "--data-dir", str(other), cwd=project).returncode == 0
+
+    def doctor() -> dict[str, dict[str, Any]]:
+        out = cli(own_home, "doctor", "--json", cwd=project)
+        assert "Traceback" not in out.stderr, out.stderr
+        return {c["check"]: c for c in json.loads(out.stdout)["checks"]} | {"exit": {"code": out.returncode}}
+
+    checks = doctor()
+    assert checks["exit"]["code"] == 1 and checks["one store"]["status"] == "fail"
+    assert f"codex user server -> {other}" in checks["one store"]["detail"]
+    assert f"claude user server -> {data_dir}" in checks["one store"]["detail"] and "install all" in checks["one store"]["fix"]
+    assert f"-> {other} (user alice" in checks["agent codex"]["detail"]
+    assert checks["gemini folder trust"]["status"] == "warn" and "TRUST_FOLDER" in checks["gemini folder trust"]["fix"]
+    assert checks["codex hook trust"]["status"] == "warn" and "0 of 2" in checks["codex hook trust"]["detail"]
+
+    assert cli(own_home, "install", "all", "--hooks", cwd=project).returncode == 0  # one store again
+    (own_home / ".gemini" / "trustedFolders.json").write_text(json.dumps({str(project.parent): "TRUST_FOLDER"}))
+    hooks_file = own_home / ".codex" / "hooks.json"
+    with (own_home / ".codex" / "config.toml").open("a") as f:  # as Codex records a trust
+        for key in (f"{hooks_file}:session_start:0:0", f"{hooks_file}:user_prompt_submit:0:0"):
+            f.write(f'\n[hooks.state."{key}"]\ntrusted_hash = "sha256:0"\n')
+    checks = doctor()
+    assert checks["exit"]["code"] == 0 and checks["one store"]["status"] == "ok", checks["one store"]
+    assert checks["gemini folder trust"]["status"] == "ok" and checks["codex hook trust"]["status"] == "ok"
