@@ -480,8 +480,10 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
     elif client == "codex":
         base = (target.home if user else target.project_root) / ".codex"
         # Uninstalling takes back the hooks feature flag unless the user's own file had it.
-        saved = _read_backup(base / "config.toml")
-        users = tomllib.loads(saved) if saved is not None else {}
+        try:
+            users = tomllib.loads(_read_backup(base / "config.toml") or "")
+        except ValueError:  # a damaged backup: take the flag back as if there were none
+            users = {}
         users_features = users.get("features") if isinstance(users.get("features"), dict) else None
         drop_flag = not install and (users_features or {}).get("codex_hooks") is not True
         drop_features = drop_flag and users_features is None
