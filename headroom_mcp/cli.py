@@ -364,13 +364,12 @@ def _run_install(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from .install import CLIENTS, Target, apply, default_executable, plan, project_root
+    from .install import CLIENTS, apply, plan, target_for
 
-    data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None
-    target = Target(args.scope, Path.home(), project_root(Path.cwd()), default_executable(), data_dir,
-                    url=getattr(args, "url", None), token_env=getattr(args, "token_env", None))
-    clients = CLIENTS if args.client == "all" else (args.client,)
     installing = args.command == "install"
+    target, notes = target_for(args.scope, Path.cwd(), args.data_dir, url=getattr(args, "url", None),
+                               token_env=getattr(args, "token_env", None))
+    clients = CLIENTS if args.client == "all" else (args.client,)
     # Plan every client first: a config we cannot parse stops everything before any write.
     planned = {c: plan(c, target, install=installing, hooks=installing and args.hooks) for c in clients}
     written = [] if args.dry_run else apply([c for changes in planned.values() for c in changes])
@@ -380,8 +379,10 @@ def _run_install(args: argparse.Namespace) -> int:
             print("\n".join(diffs) if diffs else f"{client}: nothing to change")
             continue
         for change in changes:
-            state = "updated" if change in written else "unchanged"
+            state = "unchanged" if change not in written else "removed" if change.after is None else "updated"
             print(f"{client}: {state} {change.path}")
+    for note in notes if installing else []:
+        print(f"headroom-mcp: {note}", file=sys.stderr)
     if installing and target.url and not os.environ.get(target.token_variable):
         print(f"headroom-mcp: set {target.token_variable} to your token where your agents start, "
               "or they cannot reach the server", file=sys.stderr)

@@ -64,7 +64,8 @@ def default_data_dir() -> Path:
     return Path(user_data_dir(APP_NAME, appauthor=False))
 
 
-def _os_user() -> str:
+def os_user() -> str:
+    """The default user id: the OS user name."""
     try:
         return getpass.getuser()
     except Exception:  # no passwd entry (some containers)
@@ -121,7 +122,7 @@ class Settings:
         workdir = cwd or env.get("CLAUDE_PROJECT_DIR") or env.get("GEMINI_PROJECT_DIR") or None
         return cls(
             data_dir=Path(directory).expanduser() if directory else default_data_dir(),
-            user_id=pick(user_id, "USER") or _os_user(),
+            user_id=pick(user_id, "USER") or os_user(),
             agent_id=pick(agent_id, "AGENT"),
             # An explicit project, even "" (none: an app serving many users), is used as given.
             project=project if project is not None else env.get("HEADROOM_MCP_PROJECT") or project_id(workdir),

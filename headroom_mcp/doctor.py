@@ -3,56 +3,206 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
+import re
+import shlex
 import shutil
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
+from . import jsonc
+from .config import Settings, default_data_dir, os_user
 from .errors import HeadroomError
-from .install import SERVER_NAME, project_root
+from .install import CLIENTS, SERVER_NAME, our_hooks, project_root
 
 
-def _check(name: str, ok: bool | None, detail: str) -> dict[str, Any]:
-    """ok True/False, or None for a warning (works, but worth knowing)."""
-    return {"check": name, "status": "ok" if ok else "warn" if ok is None else "fail", "detail": detail}
+def _check(name: str, ok: bool | None, detail: str, fix: str | None = None) -> dict[str, Any]:
+    """ok True/False, or None for a warning (works, but worth knowing); ``fix`` says what to do about it."""
+    return {"check": name, "status": "ok" if ok else "warn" if ok is None else "fail", "detail": detail,
+            **({"fix": fix} if fix and not ok else {})}
 
 
-def _registered(path: Path, kind: str) -> tuple[bool, bool]:
-    """(server registered, our hooks present) in one client config file."""
+def _load(path: Path, kind: str) -> dict[str, Any]:
+    """A client config's data, or {} when it is missing or unreadable (install reports those)."""
     try:
         text = path.read_text()
-        data = tomllib.loads(text) if kind == "toml" else json.loads(text)
+        data = tomllib.loads(text) if kind == "toml" else jsonc.loads(text) if text.strip() else {}
     except (OSError, ValueError):
-        return False, False
-    servers = data.get("mcp_servers" if kind == "toml" else "mcpServers") or {}
-    return SERVER_NAME in servers, "headroom-mcp" in json.dumps(data.get("hooks", {}))
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
-def registrations(home: Path, root: Path) -> list[dict[str, Any]]:
-    """Which agents have the server (and hooks) in their user and project configs."""
+@dataclass(frozen=True)
+class Pointer:
+    """Where one registered entry (server or hook) of an agent sends its memories."""
+
+    agent: str
+    what: str  # "user server", "project hooks", ...
+    command: str
+    store: str  # the data dir, or the team server's URL
+    user: str
+    embedder: str
+
+    def describe(self) -> str:
+        return f"{self.what}: {self.command} -> {self.store} (user {self.user}, embedder {self.embedder})"
+
+
+def _flag(args: list[str], name: str) -> str | None:
+    return args[args.index(name) + 1] if name in args[:-1] else None
+
+
+def _pointer(agent: str, what: str, command: str, args: list[str], env: dict[str, str], shell: dict[str, str]) -> Pointer:
+    """Resolve an entry the way the launched process will: its flags, then its env, then (except
+    under Codex, which starts servers with a minimal environment) the shell's variables."""
+    inherited = {} if agent == "codex" and "server" in what else shell
+    setting = {**{k: v for k, v in inherited.items() if k.startswith("HEADROOM_MCP_")}, **env}
+    url = _flag(args, "--url")
+    store = url or _flag(args, "--data-dir") or setting.get("HEADROOM_MCP_DATA_DIR") or str(default_data_dir())
+    embedder = setting.get("HEADROOM_MCP_EMBED_URL") or setting.get("HEADROOM_MCP_EMBED_MODEL_DIR") or "default"
+    user = _flag(args, "--user") or setting.get("HEADROOM_MCP_USER") or os_user()
+    return Pointer(agent, what, command, store if url else str(Path(store).expanduser()), user, embedder)
+
+
+def _hook_pointers(agent: str, label: str, hooks: Any, shell: dict[str, str]) -> list[Pointer]:
+    """Our hooks in one file, resolved (the first is enough: install writes them all alike)."""
+    for _, _, _, hook in our_hooks(hooks):
+        try:
+            words = shlex.split(str(hook["command"]))
+        except ValueError:
+            continue
+        assigned = dict(w.split("=", 1) for w in itertools.takewhile(lambda w: "=" in w and not w.startswith("-"), words))
+        rest = words[len(assigned):]
+        return [_pointer(agent, f"{label} hooks", rest[0] if rest else "?", rest[1:], assigned, shell)]
+    return []
+
+
+def pointers(home: Path, root: Path, shell: dict[str, str]) -> list[Pointer]:
+    """Every entry of ours in each agent's user and project configs, resolved to the store it opens."""
     found = []
-    for client, files in {
+    for agent, files in {
         "claude": [(home / ".claude.json", "json", "user"), (root / ".mcp.json", "json", "project"),
-                   (home / ".claude" / "settings.json", "json", "user hooks"), (root / ".claude" / "settings.json", "json", "project hooks")],
+                   (home / ".claude" / "settings.json", "json", "user"), (root / ".claude" / "settings.json", "json", "project")],
         "codex": [(home / ".codex" / "config.toml", "toml", "user"), (root / ".codex" / "config.toml", "toml", "project"),
-                  (home / ".codex" / "hooks.json", "json", "user hooks"), (root / ".codex" / "hooks.json", "json", "project hooks")],
+                  (home / ".codex" / "hooks.json", "json", "user"), (root / ".codex" / "hooks.json", "json", "project")],
         "gemini": [(home / ".gemini" / "settings.json", "json", "user"), (root / ".gemini" / "settings.json", "json", "project")],
     }.items():
-        where = []
+        seen = set()
         for path, kind, label in files:
-            server, hooks = _registered(path, kind)
-            if server:
-                where.append(f"{label.split()[0]} server")
-            if hooks:
-                where.append(f"{label.split()[0]} hooks")
-        on_path = shutil.which(client)
-        detail = ", ".join(where) if where else f"not registered (headroom-mcp install {client})"
-        if not on_path:
-            detail += "; CLI not on PATH"
-        found.append(_check(f"agent {client}", True if where else None, detail))
+            if path in seen:  # the home is the repository root
+                continue
+            seen.add(path)
+            data = _load(path, kind)
+            servers = data.get("mcp_servers" if kind == "toml" else "mcpServers")
+            entry = servers.get(SERVER_NAME) if isinstance(servers, dict) else None
+            if isinstance(entry, dict):
+                args = [str(a) for a in entry.get("args") or []] if isinstance(entry.get("args"), list) else []
+                env = {str(k): str(v) for k, v in entry["env"].items()} if isinstance(entry.get("env"), dict) else {}
+                url = entry.get("url") or entry.get("httpUrl")
+                found.append(_pointer(agent, f"{label} server", str(entry.get("command") or url or "?"),
+                                      ["--url", str(url)] if url else args, env, shell))
+            found.extend(_hook_pointers(agent, label, data.get("hooks"), shell))
     return found
+
+
+def registrations(home: Path, root: Path, shell: dict[str, str], settings: Settings) -> list[dict[str, Any]]:
+    """Which agents have the server (and hooks), where each entry points, and whether they agree on one store."""
+    found = pointers(home, root, shell)
+    checks = []
+    for agent in CLIENTS:
+        mine = [p for p in found if p.agent == agent]
+        detail = "; ".join(p.describe() for p in mine) if mine else "not registered"
+        if not shutil.which(agent):
+            detail += "; CLI not on PATH"
+        checks.append(_check(f"agent {agent}", True if mine else None, detail, f"headroom-mcp install {agent} --hooks"))
+    stores = {(p.store, p.user, p.embedder) for p in found}
+    if len(stores) > 1:
+        split = "; ".join(f"{p.agent} {p.what} -> {p.store} (user {p.user}, embedder {p.embedder})" for p in found)
+        checks.append(_check("one store", False, f"the agents do not share one memory: {split}",
+                             "run `headroom-mcp install all --hooks` (add --data-dir DIR for another store) from the shell "
+                             "whose store they should share: it writes that store into every entry"))
+    elif stores:
+        store, user, embedder = next(iter(stores))
+        here = (str(settings.data_dir), settings.user_id)
+        checks.append(_check("one store", True if (store, user) == here or store.startswith("http") else None,
+                             f"every agent opens {store} as {user}" + ("" if (store, user) == here or store.startswith("http")
+                                                                        else f"; this shell opens {here[0]} as {here[1]}"),
+                             "set the same HEADROOM_MCP_* variables here as the agents use, or re-run install from this shell"))
+    if any(p.agent == "gemini" for p in found):
+        checks.append(gemini_trust(home, root, shell))
+    checks.extend(codex_trust(home, root))
+    return checks
+
+
+def gemini_trust(home: Path, folder: Path, shell: dict[str, str]) -> dict[str, Any]:
+    """Gemini CLI disables every MCP server (and hook) in a folder the user has not trusted.
+
+    Its rules live in ``~/.gemini/trustedFolders.json`` (or ``GEMINI_CLI_TRUSTED_FOLDERS_PATH``):
+    the longest rule path that contains the folder wins; ``TRUST_PARENT`` trusts the rule
+    path's parent. ``security.folderTrust.enabled: false`` or ``GEMINI_CLI_TRUST_WORKSPACE``
+    turn the check off (read from Gemini CLI 0.61's sources).
+    """
+    if shell.get("GEMINI_CLI_TRUST_WORKSPACE") == "true":
+        return _check("gemini folder trust", True, "GEMINI_CLI_TRUST_WORKSPACE=true trusts every folder")
+    security = _load(home / ".gemini" / "settings.json", "json").get("security")
+    folder_trust = security.get("folderTrust") if isinstance(security, dict) else None
+    if isinstance(folder_trust, dict) and folder_trust.get("enabled") is False:
+        return _check("gemini folder trust", True, "folder trust is turned off in ~/.gemini/settings.json")
+    rules_file = Path(shell.get("GEMINI_CLI_TRUSTED_FOLDERS_PATH") or home / ".gemini" / "trustedFolders.json")
+    rules = _load(rules_file, "json")
+    here = folder.resolve()
+    best, level = -1, None
+    for rule, trust in rules.items():
+        base = Path(rule).parent if trust == "TRUST_PARENT" else Path(rule)
+        try:
+            inside = here.is_relative_to(base.expanduser().resolve())
+        except OSError:
+            continue
+        if inside and len(rule) > best:
+            best, level = len(rule), trust
+    fix = (f'add "{here}": "TRUST_FOLDER" to {rules_file} (or start gemini in {here} and trust the folder when it asks)')
+    if level in ("TRUST_FOLDER", "TRUST_PARENT"):
+        return _check("gemini folder trust", True, f"{here} is trusted ({rules_file})")
+    state = "marked DO_NOT_TRUST" if level == "DO_NOT_TRUST" else "not trusted"
+    return _check("gemini folder trust", None, f"{here} is {state}: Gemini CLI disables MCP servers and hooks here", fix)
+
+
+def codex_trust(home: Path, root: Path) -> list[dict[str, Any]]:
+    """Codex runs a hook only after the user trusts it, and reads a project's .codex/ only in a trusted project.
+
+    Hook trust is recorded in ``~/.codex/config.toml`` as ``[hooks.state."<hooks.json path>:<event>:<group>:<handler>"]``
+    with a ``trusted_hash``; project trust as ``[projects."<path>"] trust_level = "trusted"``.
+    """
+    user_config = _load(home / ".codex" / "config.toml", "toml")
+    hooks_cfg = user_config.get("hooks")
+    state = hooks_cfg.get("state") if isinstance(hooks_cfg, dict) else None
+    state = state if isinstance(state, dict) else {}
+    checks = []
+    for hooks_file in dict.fromkeys([home / ".codex" / "hooks.json", root / ".codex" / "hooks.json"]):
+        hooks = _load(hooks_file, "json").get("hooks")
+        keys = [f"{hooks_file}:{re.sub(r'(?<!^)(?=[A-Z])', '_', event).lower()}:{g}:{h}"
+                for event, g, h, _ in our_hooks(hooks)]
+        if not keys:
+            continue
+        trusted = [k for k in keys if isinstance(state.get(k), dict) and state[k].get("trusted_hash")]
+        checks.append(_check("codex hook trust", len(trusted) == len(keys) or None,
+                             f"{len(trusted)} of {len(keys)} of our hooks in {hooks_file} trusted"
+                             + ("" if len(trusted) == len(keys) else "; Codex skips the others"),
+                             "run `codex` in a terminal and choose 'Trust all and continue' when it says hooks need review "
+                             "(or review them with /hooks)"))
+    project_servers = _load(root / ".codex" / "config.toml", "toml").get("mcp_servers")
+    if root != home and isinstance(project_servers, dict) and SERVER_NAME in project_servers:
+        projects = user_config.get("projects")
+        entry = projects.get(str(root)) if isinstance(projects, dict) else None
+        ok = isinstance(entry, dict) and entry.get("trust_level") == "trusted"
+        checks.append(_check("codex project trust", ok or None,
+                             f"{root} is {'trusted' if ok else 'not trusted'}: Codex reads {root / '.codex'} only in trusted projects",
+                             f'trust the project when codex asks, or add [projects."{root}"] trust_level = "trusted" '
+                             "to ~/.codex/config.toml"))
+    return checks
 
 
 def tokens_check(path: Path) -> dict[str, Any] | None:
@@ -106,12 +256,12 @@ def run_doctor(args: argparse.Namespace) -> int:
     tokens = tokens_check(settings.tokens_file)
     if tokens is not None:
         checks.append(tokens)
-    checks.extend(registrations(Path.home(), project_root(Path.cwd())))
+    checks.extend(registrations(Path.home(), project_root(Path.cwd()), dict(os.environ), settings))
     if args.json:
         print(json.dumps({"checks": checks}, indent=2))
     else:
         width = max(len(c["check"]) for c in checks)
         for c in checks:
-            print(f"{c['status']:<4}  {c['check']:<{width}}  {c['detail']}")
+            print(f"{c['status']:<4}  {c['check']:<{width}}  {c['detail']}" + (f"\n      {'':<{width}}  fix: {c['fix']}" if "fix" in c else ""))
     return 1 if any(c["status"] == "fail" for c in checks) else 0
 

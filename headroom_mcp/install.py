@@ -2,8 +2,12 @@
 
 Each client keeps its own files, and users keep much else in them, so every change is a
 read-modify-write of just our entries: idempotent (a second install changes nothing),
-atomic (temp file + rename, mode kept), with the previous content saved next to the file
-as ``<name>.headroom-backup``. ``uninstall`` removes exactly what ``install`` adds.
+atomic (temp file + rename, mode kept), with the user's own file (as it was before any of
+our entries) saved next to it as ``<name>.headroom-backup``. Files are edited as text (JSON
+and JSONC through ``jsonc``, TOML through tomlkit), so comments and the entries we do not
+own keep their bytes. ``uninstall`` removes exactly what ``install`` added: a file that
+ends up as the backup's content gets the backup's bytes back, a file we created is
+deleted, and the backup goes once the file is back in the user's hands.
 
 | client | servers | hooks |
 |---|---|---|
@@ -20,10 +24,12 @@ committed for the whole team.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -31,11 +37,13 @@ import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 import tomlkit
 
+from . import jsonc
+from .config import default_data_dir, os_user
 from .errors import InvalidInput
 from .project import project_id
 from .remote import DEFAULT_TOKEN_ENV
@@ -60,6 +68,14 @@ TRANSPORT_KEYS = {
     "gemini": {"stdio": ("command", "args", "env", "cwd"), "http": ("httpUrl", "url", "headers")},
 }
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Settings besides the data dir that decide which store and embedder a server uses. When one
+#: differs from its default, install writes it into every entry: Claude Code and Gemini CLI pass
+#: the shell's environment to their servers, Codex does not, and agents that disagree split the
+#: memory in two.
+STORE_VARIABLES = ("HEADROOM_MCP_USER", "HEADROOM_MCP_CHROMA_URL", "HEADROOM_MCP_EMBED_URL",
+                   "HEADROOM_MCP_EMBED_MODEL", "HEADROOM_MCP_EMBED_MODEL_DIR")
+#: Secrets an embedding endpoint may need: never written, only named for Codex to pass on.
+API_KEY_VARIABLES = {"HEADROOM_MCP_EMBED_API_KEY", "OPENAI_API_KEY"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,11 @@ class Target:
     data_dir: str | None = None
     url: str | None = None  # a team server's MCP endpoint: register it instead of a local stdio server
     token_env: str | None = None  # the variable holding the token for ``url`` (default DEFAULT_TOKEN_ENV)
+    #: ``HEADROOM_MCP_*`` settings other than the data dir that choose the store (user, embedder,
+    #: Chroma server), written into every entry: Codex starts its servers without the shell's.
+    env: tuple[tuple[str, str], ...] = ()
+    #: Variables named for Codex to pass on from its own environment (an embedding endpoint's key).
+    pass_env: tuple[str, ...] = ()
 
     @property
     def transport(self) -> str:
@@ -81,6 +102,12 @@ class Target:
     @property
     def token_variable(self) -> str:
         return self.token_env or DEFAULT_TOKEN_ENV
+
+    @property
+    def command(self) -> str:
+        """What the entries launch. Project files are committed for everyone: they name the
+        command (each teammate has headroom-mcp on PATH), never this machine's path to it."""
+        return "headroom-mcp" if self.scope == "project" else self.executable
 
     @property
     def project(self) -> str:
@@ -96,19 +123,24 @@ class Target:
         return [*verb, "--agent", agent, *extra]
 
     def hook_command(self, kind: str, agent: str) -> str:
-        # A team's project files are committed for everyone: name the command, not this
-        # machine's path to it (each teammate has headroom-mcp on PATH).
-        executable = "headroom-mcp" if self.url and self.scope == "project" else self.executable
-        return " ".join(_quote(p) for p in [executable, *self.args("hook", kind, agent=agent)])
+        """A shell command line; the store settings go first as assignments (every client runs hooks through a shell)."""
+        assignments = [f"{name}={shlex.quote(value)}" for name, value in self.env]
+        return " ".join([*assignments, *(shlex.quote(p) for p in [self.command, *self.args("hook", kind, agent=agent)])])
 
 
 @dataclass
 class Change:
-    """One file's content before and after (``None``: the file does not exist)."""
+    """One file's content before and after (``None``: the file does not exist).
+
+    ``backup``: save ``before`` as the backup (it holds none of our entries, so it is the
+    user's own file); ``release``: an uninstall, after which the backup is deleted.
+    """
 
     path: Path
     before: str | None
     after: str | None
+    backup: bool = False
+    release: bool = False
 
     @property
     def changed(self) -> bool:
@@ -121,10 +153,6 @@ class Change:
         ))
 
 
-def _quote(part: str) -> str:
-    return part if part and all(c.isalnum() or c in "/._-=:" for c in part) else json.dumps(part)
-
-
 def default_executable() -> str:
     """The absolute path of our console script, so agents need nothing on their PATH."""
     beside = Path(sys.executable).parent / "headroom-mcp"
@@ -133,37 +161,135 @@ def default_executable() -> str:
     return shutil.which("headroom-mcp") or "headroom-mcp"
 
 
-def project_root(cwd: Path) -> Path:
+def repository_root(cwd: Path) -> Path | None:
+    """The git work tree holding ``cwd``, or None outside one."""
     try:
         out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True, timeout=5)
         if out.returncode == 0 and out.stdout.strip():
             return Path(out.stdout.strip())
     except (OSError, subprocess.SubprocessError):
         pass
-    return cwd
+    return None
+
+
+def project_root(cwd: Path) -> Path:
+    """The repository root, else ``cwd`` itself."""
+    return repository_root(cwd) or cwd
+
+
+def backup_path(path: Path) -> Path:
+    return path.with_name(path.name + ".headroom-backup")
+
+
+def _read_backup(path: Path) -> str | None:
+    """The user's own file saved by an install, if any (a symlink is never followed)."""
+    backup = backup_path(path)
+    return backup.read_text() if backup.is_file() and not backup.is_symlink() else None
+
+
+def target_for(scope: str, cwd: Path, data_dir: str | None = None, url: str | None = None,
+               token_env: str | None = None, env: Mapping[str, str] | None = None) -> tuple[Target, list[str]]:
+    """The target an install from ``cwd`` registers, and notes for the user.
+
+    User scope carries the effective store (``--data-dir`` or ``HEADROOM_MCP_DATA_DIR``, and
+    the ``STORE_VARIABLES`` set in ``env``) into every entry whenever it is not the default,
+    so every agent opens the store this shell does. Project files are committed for the
+    team: they get neither this machine's paths nor its settings, and exist only in a
+    repository.
+    """
+    env = os.environ if env is None else env
+    root = repository_root(cwd)
+    if scope == "project" and root is None:
+        raise InvalidInput(f"--scope project writes files into a repository, and {cwd} is not inside a git repository; "
+                           "run it from your repository, or use --scope user (nothing was changed)")
+    if scope == "project" and data_dir and not url:
+        raise InvalidInput("--data-dir is this machine's: project files are shared with the team, so they name no "
+                           "store; install it with --scope user (nothing was changed)")
+    chosen = data_dir or (None if url else env.get("HEADROOM_MCP_DATA_DIR"))
+    store = str(Path(chosen).expanduser().resolve()) if chosen else None
+    if store and Path(store) == default_data_dir().resolve():
+        store = None
+    settings = tuple((name, env[name]) for name in STORE_VARIABLES if env.get(name))
+    settings = tuple((n, v) for n, v in settings if (n, v) != ("HEADROOM_MCP_USER", os_user()))
+    pass_env = tuple(sorted(n for n in API_KEY_VARIABLES if env.get(n))) if dict(settings).get("HEADROOM_MCP_EMBED_URL") else ()
+    notes = []
+    if url:
+        settings, pass_env = (), ()  # the team server keeps the store
+    elif scope == "project" and (store or settings):
+        names = ", ".join(["HEADROOM_MCP_DATA_DIR"] * bool(store) + [n for n, _ in settings])
+        notes.append(f"{names} not written: project files are shared, and Codex starts servers without your shell's "
+                     "variables, so it would use the default store; run `headroom-mcp install all` (user scope) too")
+        store, settings, pass_env = None, (), ()
+    return Target(scope, Path.home(), root or cwd, default_executable(), store, url, token_env, settings, pass_env), notes
 
 
 # ---- file edits ---------------------------------------------------------------------------
 
-def _json_edit(path: Path, edit: Callable[[dict[str, Any]], None]) -> Change:
+def _has_ours(data: Any, servers_key: str) -> bool:
+    """Whether a config holds our server entry or one of our hooks (then it is not the user's own file)."""
+    if not isinstance(data, dict):
+        return False
+    servers = data.get(servers_key)
+    return (isinstance(servers, dict) and SERVER_NAME in servers) or any(our_hooks(data.get("hooks")))
+
+
+def _finish(path: Path, before: str | None, after: str | None, kind: str, install: bool,
+            original: Any, result: Any) -> Change:
+    """The change, settled for a round trip.
+
+    Installing over the user's own file marks it for a backup. Uninstalling: when what is
+    left differs from the backup only in whitespace (a blank line tomlkit kept), the
+    backup's bytes come back; a file left empty (no comments) that no backup says the user
+    had is deleted; the backup goes either way.
+    """
+    servers_key = "mcp_servers" if kind == "toml" else "mcpServers"
+    if install:
+        return Change(path, before, after, backup=before is not None and not _has_ours(original, servers_key))
+    saved = _read_backup(path)
+    if after == before or after is None:
+        pass
+    elif saved is not None:
+        try:
+            if re.sub(r"\s", "", saved) == re.sub(r"\s", "", after) and jsonc.same(_loads(saved, kind), result):
+                after = saved
+        except ValueError:
+            pass
+    elif not result and not _content(after, kind):
+        after = None
+    return Change(path, before, after, release=True)
+
+
+def _loads(text: str, kind: str) -> Any:
+    return tomllib.loads(text) if kind == "toml" else (jsonc.loads(text) if text.strip() else {})
+
+
+def _content(text: str, kind: str) -> str:
+    """The text less whitespace and an empty object: what the user would lose if the file went."""
+    return text.strip() if kind == "toml" else re.sub(r"\s", "", text).removeprefix("{").removesuffix("}")
+
+
+def _json_edit(path: Path, edit: Callable[[dict[str, Any]], None], install: bool) -> Change:
+    """Apply ``edit`` to the file's data, then splice just the difference into its text."""
     before = path.read_text() if path.exists() else None
     try:
-        data = json.loads(before) if before and before.strip() else {}
+        data = jsonc.loads(before) if before and before.strip() else {}
     except ValueError as exc:
         raise InvalidInput(f"{path} is not valid JSON ({exc}); fix it or move it away, nothing was changed") from None
     if not isinstance(data, dict):
         raise InvalidInput(f"{path} does not hold a JSON object; nothing was changed")
-    edit(data)
-    after = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    if before is None and not data:
-        after = None
-    elif before is not None and json.loads(before or "{}") == data:
-        after = before  # nothing to do: keep the user's formatting byte for byte
-    return Change(path, before, after)
+    result = copy.deepcopy(data)
+    edit(result)
+    if jsonc.same(result, data):
+        after = before
+    elif before is None or not before.strip():
+        after = json.dumps(result, indent=2, ensure_ascii=False) + "\n" if result else before
+    else:
+        after = jsonc.update(before, result)
+    return _finish(path, before, after, "json", install, data, result)
 
 
 def _toml_edit(path: Path, edit: Callable[[Any], None], expect: Callable[[dict[str, Any]], None],
-               sample: str = "codex.config.toml") -> Change:
+               install: bool, sample: str = "codex.config.toml") -> Change:
     """Edit a TOML file keeping its layout; ``expect`` applies the same change to plain data.
 
     TOML can say one thing several ways (tables, inline tables, dotted keys), and a
@@ -186,8 +312,12 @@ def _toml_edit(path: Path, edit: Callable[[Any], None], expect: Callable[[dict[s
         raise InvalidInput(f"could not edit {path} without disturbing its other settings; nothing was changed. "
                            f"Add the entry from agent-configs/{sample} by hand")
     if result == original:
-        return Change(path, before, before)
-    return Change(path, before, after if after.strip() or before is not None else None)
+        after = before
+    elif not install and after.strip():
+        after = after.rstrip("\n") + "\n"  # tomlkit leaves the blank line that preceded a removed table
+    elif not after.strip() and before is None:
+        after = None
+    return _finish(path, before, after, "toml", install, original, result)
 
 
 def _is_http_url(url: str) -> bool:
@@ -226,8 +356,13 @@ def _check_team_target(target: Target) -> None:
 def _server_entry(target: Target, client: str) -> dict[str, Any]:
     """Our entry: a stdio launch of this install, or (with ``url``) the team server's endpoint."""
     if target.url is None:
-        entry: dict[str, Any] = {"command": target.executable, "args": target.args("serve", agent=client)}
-        return {"type": "stdio", **entry, "env": {}} if client == "claude" else entry
+        entry: dict[str, Any] = {"command": target.command, "args": target.args("serve", agent=client)}
+        env = dict(target.env)
+        if client == "claude":
+            return {"type": "stdio", **entry, "env": env}
+        if client == "codex" and target.pass_env:
+            entry["env_vars"] = list(target.pass_env)  # Codex passes on only the variables it is told to
+        return {**entry, **({"env": env} if env else {})}
     project = {PROJECT_HEADER: target.project} if target.project else {}
     if client == "codex":
         return {"url": target.url, "bearer_token_env_var": target.token_variable, **({"http_headers": project} if project else {})}
@@ -248,8 +383,18 @@ def _merged_entry(existing: Any, entry: dict[str, Any], client: str, transport: 
     return merged
 
 
-def _is_ours(hook: Any) -> bool:
+def is_our_hook(hook: Any) -> bool:
     return isinstance(hook, dict) and "headroom-mcp" in str(hook.get("command", "")) and " hook " in str(hook.get("command", ""))
+
+
+def our_hooks(hooks: Any) -> Iterator[tuple[str, int, int, dict[str, Any]]]:
+    """(event, group index, handler index, hook) of each of our hooks in a client's ``hooks`` setting."""
+    for event, groups in hooks.items() if isinstance(hooks, dict) else ():
+        for g, group in enumerate(groups if isinstance(groups, list) else ()):
+            inner = group.get("hooks") if isinstance(group, dict) else None
+            for h, hook in enumerate(inner if isinstance(inner, list) else ()):
+                if is_our_hook(hook):
+                    yield event, g, h, hook
 
 
 def _set_hooks(hooks: dict[str, Any], target: Target, client: str, install: bool) -> None:
@@ -261,8 +406,8 @@ def _set_hooks(hooks: dict[str, Any], target: Target, client: str, install: bool
         kept = []
         for group in groups:
             inner = group.get("hooks") if isinstance(group, dict) else None
-            if isinstance(inner, list) and any(_is_ours(h) for h in inner):
-                rest = [h for h in inner if not _is_ours(h)]
+            if isinstance(inner, list) and any(is_our_hook(h) for h in inner):
+                rest = [h for h in inner if not is_our_hook(h)]
                 if rest:
                     kept.append({**group, "hooks": rest})
                 continue
@@ -329,11 +474,19 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
     if client == "claude":
         servers_file = target.home / ".claude.json" if user else target.project_root / ".mcp.json"
         settings_file = (target.home if user else target.project_root) / ".claude" / "settings.json"
-        changes.append(_json_edit(servers_file, lambda d: _json_servers(d, entry, client, target.transport)))
+        changes.append(_json_edit(servers_file, lambda d: _json_servers(d, entry, client, target.transport), install))
         if want_hooks or (touch_hooks and settings_file.exists()):
-            changes.append(_json_edit(settings_file, lambda d: _json_hooks(d, target, client, want_hooks)))
+            changes.append(_json_edit(settings_file, lambda d: _json_hooks(d, target, client, want_hooks), install))
     elif client == "codex":
         base = (target.home if user else target.project_root) / ".codex"
+        # Uninstalling takes back the hooks feature flag unless the user's own file had it.
+        try:
+            users = tomllib.loads(_read_backup(base / "config.toml") or "")
+        except ValueError:  # a damaged backup: take the flag back as if there were none
+            users = {}
+        users_features = users.get("features") if isinstance(users.get("features"), dict) else None
+        drop_flag = not install and (users_features or {}).get("codex_hooks") is not True
+        drop_features = drop_flag and users_features is None
 
         def edit_config(doc: Any) -> None:
             servers = doc.get("mcp_servers")
@@ -364,6 +517,11 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
                     features = tomlkit.table()
                     doc["features"] = features
                 features["codex_hooks"] = True
+            features = doc.get("features")
+            if drop_flag and isinstance(features, dict) and "codex_hooks" in features:
+                del features["codex_hooks"]
+                if not features and drop_features:
+                    del doc["features"]
 
         def expect_config(data: dict[str, Any]) -> None:
             servers = data.setdefault("mcp_servers", {})
@@ -375,11 +533,15 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
                 del data["mcp_servers"]
             if want_hooks:
                 data.setdefault("features", {})["codex_hooks"] = True
+            if drop_flag and isinstance(data.get("features"), dict) and "codex_hooks" in data["features"]:
+                del data["features"]["codex_hooks"]
+                if not data["features"] and drop_features:
+                    del data["features"]
 
         sample = "codex.team.config.toml" if target.url else "codex.config.toml"
-        changes.append(_toml_edit(base / "config.toml", edit_config, expect_config, sample))
+        changes.append(_toml_edit(base / "config.toml", edit_config, expect_config, install, sample))
         if want_hooks or (touch_hooks and (base / "hooks.json").exists()):
-            changes.append(_json_edit(base / "hooks.json", lambda d: _json_hooks(d, target, client, want_hooks)))
+            changes.append(_json_edit(base / "hooks.json", lambda d: _json_hooks(d, target, client, want_hooks), install))
     else:
         settings_file = (target.home if user else target.project_root) / ".gemini" / "settings.json"
 
@@ -388,38 +550,48 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
             if want_hooks or (touch_hooks and "hooks" in d):
                 _json_hooks(d, target, client, want_hooks)
 
-        changes.append(_json_edit(settings_file, edit_gemini))
+        changes.append(_json_edit(settings_file, edit_gemini, install))
     return changes
 
 
 def apply(changes: list[Change]) -> list[Change]:
-    """Write the changed files atomically, each after a backup of its previous content.
+    """Write (or delete) the changed files atomically, backing up the user's own file first.
 
     A config that is a symlink (dotfile managers) is written through to its target. The
-    backup keeps the file as it was before headroom-mcp first changed it, is never
-    followed if it is a symlink (a repository could plant one pointing at ~/.bashrc), and
-    is created 0600.
+    backup, ``<name>.headroom-backup`` beside the config's own name, holds the file as it
+    was with none of our entries, is never followed if it is a symlink (a repository
+    could plant one pointing at ~/.bashrc), and is created 0600. An uninstall deletes it:
+    by then the file is back in the user's hands. A file we delete takes its folder with
+    it when that folder (``.codex`` and the like) is left empty.
     """
-    pending = [c for c in changes if c.changed and c.after is not None]
-    for change in pending:  # every check before the first write
-        backup = change.path.with_name(change.path.name + ".headroom-backup")
-        if backup.is_symlink():
-            raise InvalidInput(f"{backup} is a symlink; remove it before installing (nothing was changed)")
+    for change in changes:  # every check before the first write
+        backup = backup_path(change.path)
+        if (change.backup or change.release) and backup.is_symlink():
+            raise InvalidInput(f"{backup} is a symlink; remove it first (nothing was changed)")
     done = []
-    for change in pending:
+    for change in changes:
         path = change.path.resolve() if change.path.is_symlink() else change.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
-        if change.before is not None:
-            backup = path.with_name(path.name + ".headroom-backup")
-            if not backup.exists() and not backup.is_symlink():
-                fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-                with os.fdopen(fd, "w") as f:
-                    f.write(change.before)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w") as f:
-            f.write(change.after)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-        done.append(change)
+        if change.changed and change.after is None:
+            path.unlink(missing_ok=True)
+            if path.parent.name in (".claude", ".codex", ".gemini") and not any(path.parent.iterdir()):
+                path.parent.rmdir()
+            done.append(change)
+        elif change.changed:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+            if change.backup and change.before is not None:
+                _write(backup_path(change.path), change.before, 0o600)
+            _write(path, change.after or "", mode)
+            done.append(change)
+        if change.release:
+            backup_path(change.path).unlink(missing_ok=True)
     return done
+
+
+def _write(path: Path, text: str, mode: int) -> None:
+    """Atomically: a temp file beside ``path``, then a rename over it (over a link, not through it)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import pytest
 
 from conftest import ROOT
+from headroom_mcp import jsonc
 from test_server import EXE
 
 CLIS = ROOT / "tests" / "agents" / "node_modules" / ".bin"
@@ -78,16 +79,160 @@ def test_install_all_with_hooks_keeps_everything_else_and_is_idempotent(home, tm
     assert again.returncode == 0 and "updated" not in again.stdout and snapshot(home) == before
 
 
-def test_uninstall_removes_exactly_what_install_added(home):
-    assert cli(home, "install", "all", "--hooks").returncode == 0
-    out = cli(home, "uninstall", "all")
+def tree(root: Path) -> dict[str, bytes | None]:
+    """Every file (its bytes) and folder (None) under ``root``, outside .git: what a user would diff."""
+    return {str(p.relative_to(root)): None if p.is_dir() else p.read_bytes()
+            for p in sorted(root.rglob("*")) if ".git" not in p.relative_to(root).parts}
+
+
+# The user's own configs as the clients and people write them: Claude's JSON as Claude writes
+# it, Codex's TOML with comments, Gemini's settings with // and /* */ comments (Gemini CLI
+# reads them; it refuses trailing commas, so the one here has none) and other servers.
+OWN_CLAUDE = json.dumps(CLAUDE_JSON, indent=2)
+OWN_CODEX = ('# my settings\nmodel = "o3"   # the default\n\n[mcp_servers.docs]\ncommand = "docs-mcp"\nargs = ["--fast"]\n'
+             '\n# keep this\n[tui]\ntheme = "dark"\n')
+OWN_GEMINI = """{
+  // theme picked in /theme
+  "theme": "GitHub",
+  "mcpServers": {
+    "fs": {"command": "fs-mcp"} /* my file server */
+  },
+  "security": {"auth": {"selectedType": "gemini-api-key"}}
+}
+"""
+
+
+@pytest.fixture
+def own_home(tmp_path: Path) -> Path:
+    h = tmp_path / "own"
+    (h / ".codex").mkdir(parents=True)
+    (h / ".gemini").mkdir()
+    (h / ".claude.json").write_text(OWN_CLAUDE)
+    (h / ".codex" / "config.toml").write_text(OWN_CODEX)
+    (h / ".gemini" / "settings.json").write_text(OWN_GEMINI)
+    return h
+
+
+@pytest.mark.parametrize("own_hooks", [False, True], ids=["no-hooks-files", "own-hooks-files"])
+def test_install_then_uninstall_gives_every_file_back_byte_for_byte(own_home, own_hooks):
+    if own_hooks:
+        (own_home / ".claude").mkdir()
+        (own_home / ".claude" / "settings.json").write_text(json.dumps(CLAUDE_SETTINGS, indent=4))
+        (own_home / ".codex" / "hooks.json").write_text('{"hooks": {"SessionStart": [{"hooks": [{"type": "command", "command": "echo hi"}]}]}}')
+    before = tree(own_home)
+    out = cli(own_home, "install", "all", "--hooks")
     assert out.returncode == 0, out.stderr
-    assert json.loads((home / ".claude.json").read_text()) == CLAUDE_JSON
-    assert json.loads((home / ".claude" / "settings.json").read_text()) == CLAUDE_SETTINGS
-    codex = tomllib.loads((home / ".codex" / "config.toml").read_text())
-    assert "headroom" not in codex["mcp_servers"] and codex["mcp_servers"]["docs"]["command"] == "docs-mcp"
-    assert json.loads((home / ".codex" / "hooks.json").read_text()) == {}
-    assert json.loads((home / ".gemini" / "settings.json").read_text()) == GEMINI_SETTINGS
+    installed = tree(own_home)
+    assert "codex_hooks = true" in installed[".codex/config.toml"].decode()
+    assert "hook prompt --agent codex" in installed[".codex/hooks.json"].decode()
+    gemini = installed[".gemini/settings.json"].decode()
+    assert "// theme picked in /theme" in gemini and "/* my file server */" in gemini and "BeforeAgent" in gemini
+    assert jsonc.loads(gemini)["mcpServers"]["fs"] == {"command": "fs-mcp"}
+    assert installed[".codex/config.toml"].decode().startswith(OWN_CODEX.split("[tui]")[0])
+    claude = installed[".claude.json"].decode()
+    assert claude.startswith(OWN_CLAUDE[:OWN_CLAUDE.index('"github"')])  # the user's entries keep their bytes
+
+    out = cli(own_home, "uninstall", "all")
+    assert out.returncode == 0, out.stderr
+    assert tree(own_home) == before  # byte-identical, no backups, no files or folders of ours left
+    assert cli(own_home, "uninstall", "all").returncode == 0 and tree(own_home) == before
+
+
+def test_uninstall_keeps_what_the_user_changed_meanwhile_and_still_leaves_no_backups(own_home):
+    assert cli(own_home, "install", "all", "--hooks").returncode == 0
+    claude = json.loads((own_home / ".claude.json").read_text())
+    claude["numStartups"] = 8  # Claude Code rewrites its file all the time
+    (own_home / ".claude.json").write_text(json.dumps(claude, indent=2))
+    with (own_home / ".codex" / "config.toml").open("a") as f:
+        f.write('\n[mcp_servers.more]\ncommand = "more-mcp"\n')
+    assert cli(own_home, "uninstall", "all").returncode == 0
+    assert json.loads((own_home / ".claude.json").read_text()) == {**CLAUDE_JSON, "numStartups": 8}
+    codex = (own_home / ".codex" / "config.toml").read_text()
+    assert codex.startswith(OWN_CODEX.split("[tui]")[0]) and "headroom" not in codex and "codex_hooks" not in codex
+    assert tomllib.loads(codex)["mcp_servers"]["more"] == {"command": "more-mcp"}
+    assert not list(own_home.rglob("*.headroom-backup"))
+    assert not (own_home / ".codex" / "hooks.json").exists() and not (own_home / ".claude").exists()
+
+
+def test_the_users_own_hooks_flag_stays_after_uninstall(own_home):
+    own = OWN_CODEX + "\n[features]\ncodex_hooks = true\n"
+    (own_home / ".codex" / "config.toml").write_text(own)
+    assert cli(own_home, "install", "codex", "--hooks").returncode == 0
+    (own_home / ".codex" / "config.toml").write_text((own_home / ".codex" / "config.toml").read_text() + "# later\n")
+    assert cli(own_home, "uninstall", "codex").returncode == 0
+    after = (own_home / ".codex" / "config.toml").read_text()
+    # Edited meanwhile, so no backup to restore: the user's flag, comments and entries stay, ours go.
+    assert tomllib.loads(after) == tomllib.loads(own) and "# later" in after and "# keep this" in after
+    assert not list(own_home.rglob("*.headroom-backup"))
+
+
+def test_project_scope_round_trip_names_the_command_and_no_path_of_this_machine(own_home, tmp_path):
+    repo = git_repo(tmp_path / "atlas")
+    (repo / ".mcp.json").write_text('{"mcpServers": {"lint": {"command": "lint-mcp"}}}\n')
+    (repo / "src").mkdir()
+    before, home_before = tree(repo), tree(own_home)
+    out = cli(own_home, "install", "all", "--scope", "project", "--hooks", cwd=repo / "src",
+              env={"HEADROOM_MCP_DATA_DIR": str(tmp_path / "my-store")})
+    assert out.returncode == 0, out.stderr
+    assert "HEADROOM_MCP_DATA_DIR not written" in out.stderr  # said, not silently dropped
+    written = {name: data.decode() for name, data in tree(repo).items() if data is not None and name not in before}
+    assert set(written) >= {".claude/settings.json", ".codex/config.toml", ".codex/hooks.json", ".gemini/settings.json"}
+    for name, text in {**written, ".mcp.json": (repo / ".mcp.json").read_text()}.items():
+        assert str(tmp_path) not in text and ".venv" not in text, (name, text)
+    assert json.loads((repo / ".mcp.json").read_text())["mcpServers"]["headroom"]["command"] == "headroom-mcp"
+    assert tomllib.loads(written[".codex/config.toml"])["mcp_servers"]["headroom"]["command"] == "headroom-mcp"
+    assert json.loads(written[".gemini/settings.json"])["mcpServers"]["headroom"]["command"] == "headroom-mcp"
+    assert json.loads(written[".claude/settings.json"])["hooks"]["SessionStart"][0]["hooks"][0]["command"].startswith(
+        "headroom-mcp hook session-start --agent claude")
+    assert tree(own_home) == home_before
+
+    assert cli(own_home, "uninstall", "all", "--scope", "project", cwd=repo).returncode == 0
+    assert tree(repo) == before and tree(own_home) == home_before
+
+
+def test_project_scope_outside_a_repository_is_refused_and_writes_nothing(own_home, tmp_path):
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    for verb in (["install", "claude", "--scope", "project"], ["install", "all", "--scope", "project", "--hooks"],
+                 ["uninstall", "all", "--scope", "project"]):
+        out = cli(own_home, *verb, cwd=loose)
+        assert out.returncode == 1 and "not inside a git repository" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert tree(loose) == {}
+    out = cli(own_home, "install", "all", "--scope", "project", "--data-dir", str(tmp_path / "s"), cwd=git_repo(tmp_path / "r"))
+    assert out.returncode == 1 and "--data-dir is this machine's" in out.stderr
+    assert not (tmp_path / "r" / ".mcp.json").exists()
+
+
+def test_the_effective_store_goes_into_every_entry(own_home, tmp_path):
+    """With HEADROOM_MCP_DATA_DIR and HEADROOM_MCP_USER set in the shell (no flags), every entry,
+    Codex's included, names that store and user: Codex would not pass the shell's variables on."""
+    store = tmp_path / "team-store"
+    out = cli(own_home, "install", "all", "--hooks", env={"HEADROOM_MCP_DATA_DIR": str(store), "HEADROOM_MCP_USER": "ada"})
+    assert out.returncode == 0, out.stderr
+    claude = json.loads((own_home / ".claude.json").read_text())["mcpServers"]["headroom"]
+    codex = tomllib.loads((own_home / ".codex" / "config.toml").read_text())["mcp_servers"]["headroom"]
+    gemini = jsonc.loads((own_home / ".gemini" / "settings.json").read_text())["mcpServers"]["headroom"]
+    for entry in (claude, codex, gemini):
+        assert entry["args"][-2:] == ["--data-dir", str(store)] and entry["env"] == {"HEADROOM_MCP_USER": "ada"}, entry
+    for hooks in ((own_home / ".claude" / "settings.json").read_text(), (own_home / ".codex" / "hooks.json").read_text(),
+                  (own_home / ".gemini" / "settings.json").read_text()):
+        commands = [h["command"] for groups in jsonc.loads(hooks)["hooks"].values() for g in groups for h in g["hooks"]]
+        assert commands and all(c.startswith("HEADROOM_MCP_USER=ada ") and f"--data-dir {store}" in c for c in commands)
+
+    out = cli(own_home, "install", "all", env={"HEADROOM_MCP_DATA_DIR": "", "HEADROOM_MCP_USER": ""})
+    assert out.returncode == 0  # the default store again: no --data-dir
+    assert "--data-dir" not in tomllib.loads((own_home / ".codex" / "config.toml").read_text())["mcp_servers"]["headroom"]["args"]
+
+
+def test_jsonc_settings_keep_their_comments_and_trailing_commas(own_home):
+    text = '{\n  /* block */ "theme": "GitHub", // line\n  "mcpServers": {\n    "fs": {"command": "fs-mcp",},\n  },\n}\n'
+    (own_home / ".gemini" / "settings.json").write_text(text)
+    assert cli(own_home, "install", "gemini", "--hooks").returncode == 0
+    after = (own_home / ".gemini" / "settings.json").read_text()
+    assert after.startswith('{\n  /* block */ "theme": "GitHub", // line\n  "mcpServers": {\n    "fs": {"command": "fs-mcp",},\n')
+    assert set(jsonc.loads(after)["mcpServers"]) == {"fs", "headroom"}
+    assert cli(own_home, "uninstall", "gemini").returncode == 0
+    assert (own_home / ".gemini" / "settings.json").read_text() == text
 
 
 def test_a_plain_install_keeps_hooks_an_earlier_install_added(home):
@@ -288,7 +433,9 @@ needs_clis = pytest.mark.skipif(not (CLIS / "claude").exists(), reason="agent CL
 def test_real_clients_see_the_registered_server(home, tmp_path, data_dir):
     project = tmp_path / "project"
     project.mkdir()
-    assert cli(home, "install", "all", "--data-dir", str(data_dir)).returncode == 0
+    (home / ".gemini" / "settings.json").write_text(OWN_GEMINI)  # comments, which Gemini CLI reads
+    assert cli(home, "install", "all", "--hooks").returncode == 0  # the store from HEADROOM_MCP_DATA_DIR
+    assert "/* my file server */" in (home / ".gemini" / "settings.json").read_text()
     (home / ".gemini" / "trustedFolders.json").write_text(json.dumps({str(project): "TRUST_FOLDER"}))
     env = {**os.environ, "HOME": str(home), "DISABLE_TELEMETRY": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
            "GEMINI_API_KEY": "test-key"}
@@ -302,7 +449,7 @@ def test_real_clients_see_the_registered_server(home, tmp_path, data_dir):
     gemini = [line for line in listing("gemini").splitlines() if "headroom" in line]
     assert gemini and "Connected" in gemini[0], gemini
     codex = [line for line in listing("codex").splitlines() if line.startswith("headroom ")]
-    assert codex and "enabled" in codex[0] and "--agent codex" in codex[0], codex
+    assert codex and "enabled" in codex[0] and f"--agent codex --data-dir {data_dir}" in codex[0], codex
 
 
 @dataclass
@@ -435,3 +582,36 @@ def test_agent_configs_folder_matches_what_install_writes(tmp_path):
     assert json.loads(written[".mcp.json"]) == json.loads((configs / "claude-code.team.mcp.json").read_text())
     assert tomllib.loads(written[".codex/config.toml"]) == tomllib.loads((configs / "codex.team.config.toml").read_text())
     assert json.loads(written[".gemini/settings.json"]) == json.loads((configs / "gemini.team.settings.json").read_text())
+
+
+def test_doctor_shows_where_each_entry_points_and_flags_split_stores_and_trust(own_home, tmp_path, data_dir):
+    """Claude and Gemini on one store, Codex registered from a shell with another: doctor names
+    both stores and fails; it also says Gemini's folder is untrusted and Codex's hooks untrusted,
+    with the fix for each."""
+    project = git_repo(tmp_path / "atlas")
+    other = tmp_path / "other-store"
+    assert cli(own_home, "install", "all", "--hooks", cwd=project).returncode == 0  # data_dir's store, from the env
+    assert cli(own_home, "install", "codex", "--data-dir", str(other), cwd=project).returncode == 0
+
+    def doctor() -> dict[str, dict[str, Any]]:
+        out = cli(own_home, "doctor", "--json", cwd=project)
+        assert "Traceback" not in out.stderr, out.stderr
+        return {c["check"]: c for c in json.loads(out.stdout)["checks"]} | {"exit": {"code": out.returncode}}
+
+    checks = doctor()
+    assert checks["exit"]["code"] == 1 and checks["one store"]["status"] == "fail"
+    assert f"codex user server -> {other}" in checks["one store"]["detail"]
+    assert f"claude user server -> {data_dir}" in checks["one store"]["detail"] and "install all" in checks["one store"]["fix"]
+    assert f"-> {other} (user alice" in checks["agent codex"]["detail"]
+    assert checks["gemini folder trust"]["status"] == "warn" and "TRUST_FOLDER" in checks["gemini folder trust"]["fix"]
+    assert checks["codex hook trust"]["status"] == "warn" and "0 of 2" in checks["codex hook trust"]["detail"]
+
+    assert cli(own_home, "install", "all", "--hooks", cwd=project).returncode == 0  # one store again
+    (own_home / ".gemini" / "trustedFolders.json").write_text(json.dumps({str(project.parent): "TRUST_FOLDER"}))
+    hooks_file = own_home / ".codex" / "hooks.json"
+    with (own_home / ".codex" / "config.toml").open("a") as f:  # as Codex records a trust
+        for key in (f"{hooks_file}:session_start:0:0", f"{hooks_file}:user_prompt_submit:0:0"):
+            f.write(f'\n[hooks.state."{key}"]\ntrusted_hash = "sha256:0"\n')
+    checks = doctor()
+    assert checks["exit"]["code"] == 0 and checks["one store"]["status"] == "ok", checks["one store"]
+    assert checks["gemini folder trust"]["status"] == "ok" and checks["codex hook trust"]["status"] == "ok"
