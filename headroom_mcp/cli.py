@@ -36,6 +36,17 @@ ALL = 1_000_000
 STOP_TIMEOUT = 60.0
 
 
+def _port(text: str) -> int:
+    """A TCP port for ``--port``: refused by argparse, not by ``bind`` deep in the server."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, got {text!r}")
+    return port
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="store location (HEADROOM_MCP_DATA_DIR)")
     parser.add_argument("--user", help="user id (HEADROOM_MCP_USER)")
@@ -64,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--transport", choices=["stdio", "sse", "http"], default="stdio")
     p.add_argument("--host", default="127.0.0.1", help="sse/http: address to bind (127.0.0.1; 0.0.0.0 for a team)")
-    p.add_argument("--port", type=int, default=8765, help="sse/http: port (8765)")
+    p.add_argument("--port", type=_port, default=8765, help="sse/http: port (8765)")
     p.add_argument("--no-auth", action="store_true",
                    help="sse/http: serve without bearer tokens (loopback only, with --trust-local-users)")
     p.add_argument("--trust-local-users", action="store_true",
@@ -307,8 +318,11 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "hook":
         from .hooks import run_hook
 
-        print(json.dumps(run_hook(args.kind, _stdin_text("the hook's JSON"), agent=args.agent, data_dir=args.data_dir,
-                                  url=args.url, token_env=args.token_env, project=args.project), ensure_ascii=False))
+        # Decoded leniently: a hook must never fail the agent's turn, and run_hook answers
+        # input it cannot read with no context.
+        stdin_text = sys.stdin.buffer.read().decode("utf-8", "replace")
+        print(json.dumps(run_hook(args.kind, stdin_text, agent=args.agent, data_dir=args.data_dir, url=args.url,
+                                  token_env=args.token_env, project=args.project), ensure_ascii=False))
         return 0
     from .api import SyncMemory
 
@@ -713,14 +727,24 @@ def _stdout_closed() -> int:
     return CLOSED_STDOUT
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace | int:
+    """The command line, or the exit code argparse chose (``--help``, ``--version``, a usage
+    error), returned rather than raised so that its output is flushed inside ``main``."""
+    try:
+        args = parser.parse_args(argv)
+        check_usage(parser, args)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command line; every failure a user can cause ends in one line on stderr and
     an exit code (see the module's docstring), never a traceback."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-        check_usage(parser, args)
-        code = run(args)
+        parsed = _parse(parser, argv)
+        code = parsed if isinstance(parsed, int) else run(parsed)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below
         return code
     except BrokenPipeError:
