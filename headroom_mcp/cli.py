@@ -3,9 +3,10 @@
 Global flags (``--data-dir``, ``--user``, ``--agent``, ``--project``, ``--session``,
 ``--chroma-url``) override the ``HEADROOM_MCP_*`` variables of the same names.
 
-Exit codes: 0 done; 1 an error the user can fix (the message says what, and nothing was
-changed); 2 a usage error (argparse's own code, given before any store is opened);
-130 interrupted; 141 stdout closed before everything was written (``| head``).
+Exit codes: 0 done; 1 an error the user can fix (one line on stderr says what), or part of
+what was asked not done (an id already forgotten); 2 a usage error (argparse's own code,
+given before any store is opened); 130 interrupted; 141 stdout closed before everything
+was written (``| head``).
 """
 
 from __future__ import annotations
