@@ -253,9 +253,14 @@ def verbs(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]
     return {}
 
 
+def _stdin_bytes() -> bytes:
+    """Everything on stdin; nothing when it is closed (``<&-``), rather than an AttributeError."""
+    return sys.stdin.buffer.read() if sys.stdin is not None else b""
+
+
 def _stdin_text(what: str) -> str:
     """stdin as text: bytes that are not UTF-8 are a clear error, not a decoding traceback."""
-    data = sys.stdin.buffer.read()
+    data = _stdin_bytes()
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -281,7 +286,7 @@ def _remember_usage(args: argparse.Namespace) -> str | None:
 
 
 def _clear_usage(args: argparse.Namespace) -> str | None:
-    if not args.yes and not sys.stdin.isatty():
+    if not args.yes and not (sys.stdin is not None and sys.stdin.isatty()):
         return "clear forgets every memory visible here and stdin is not a terminal to ask on: confirm with --yes"
     return None
 
@@ -321,7 +326,7 @@ def run(args: argparse.Namespace) -> int:
 
         # Decoded leniently: a hook must never fail the agent's turn, and run_hook answers
         # input it cannot read with no context.
-        stdin_text = sys.stdin.buffer.read().decode("utf-8", "replace")
+        stdin_text = _stdin_bytes().decode("utf-8", "replace")
         print(json.dumps(run_hook(args.kind, stdin_text, agent=args.agent, data_dir=args.data_dir, url=args.url,
                                   token_env=args.token_env, project=args.project), ensure_ascii=False))
         return 0
@@ -349,6 +354,8 @@ def _remembered(r: dict[str, Any]) -> str:
 
 def _remember(args: argparse.Namespace, memory: Any) -> int:
     content = _stdin_text("the content") if args.content == "-" else args.content
+    if args.content == "-" and not content.strip():
+        raise HeadroomError("stdin was empty: nothing to remember")
     r = memory.save(content, scope=args.scope, importance=args.importance, tags=args.tags, supersedes=args.supersedes)
     _print(args, r, _remembered(r))
     return 0

@@ -107,6 +107,7 @@ BAD_INPUT: dict[str, list[tuple[Callable[[Path], list[str]], bytes | None, int, 
     "export": [(lambda t: ["export", str(t)], None, 1, "Is a directory")],
     "remember": [
         (lambda t: ["remember", "-"], b"\xff\xfe", 1, "not UTF-8"),
+        (lambda t: ["remember", "-"], None, 1, "stdin was empty: nothing to remember"),
         (lambda t: ["remember", "x", "--scope", "session"], None, 2, "needs --session"),
         (lambda t: ["remember", "x", "--importance", "3"], None, 1, "importance"),
     ],
@@ -348,3 +349,11 @@ def test_import_draws_a_progress_bar_only_on_a_terminal(data_dir, tmp_path):
     assert "import: 100%" in drawn and "300/300" in drawn and "Traceback" not in drawn, drawn
     piped = cli("import", str(dump))
     assert piped.returncode == 0 and piped.stderr == "", piped.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
+def test_an_unreadable_file_is_named_with_the_reason(tmp_path):
+    locked = tmp_path / "locked.jsonl"
+    locked.write_text('{"content": "fine"}\n')
+    locked.chmod(0)
+    assert_refused(cli("import", str(locked)), 1, "locked.jsonl: Permission denied")
