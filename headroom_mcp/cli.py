@@ -2,17 +2,50 @@
 
 Global flags (``--data-dir``, ``--user``, ``--agent``, ``--project``, ``--session``,
 ``--chroma-url``) override the ``HEADROOM_MCP_*`` variables of the same names.
+
+Exit codes: 0 done; 1 an error the user can fix (one line on stderr says what), or part of
+what was asked not done (an id already forgotten); 2 a usage error (argparse's own code,
+given before any store is opened); 130 interrupted; 141 stdout closed before everything
+was written (``| head``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
-from typing import Any, Sequence
+import time
+from typing import Any, Callable, Sequence
 
-from .errors import HeadroomError
+from . import __version__
+from .errors import DaemonUnavailable, HeadroomError, UnsafeSocketDir
 from .store.scopes import ROLES
+
+#: Every scope a memory can have (``--scope`` of the store verbs).
+SCOPES = ["user", "project", "session", "agent", "turn"]
+#: Scopes whose memories only the same session sees: each CLI call is a new session unless
+#: ``--session`` (or HEADROOM_MCP_SESSION) names one.
+SESSION_SCOPES = ("session", "agent")
+#: Exit status when stdout's reader left early: what a shell reports for a program stopped
+#: by SIGPIPE, so a ``set -o pipefail`` script sees the output was cut, as with any tool.
+CLOSED_STDOUT = 128 + signal.SIGPIPE
+#: Records an export or a clear count at most (the store's own ceiling is far above any real one).
+ALL = 1_000_000
+#: How long ``daemon stop`` waits for the daemon to finish what it was doing, seconds.
+STOP_TIMEOUT = 60.0
+
+
+def _port(text: str) -> int:
+    """A TCP port for ``--port``: refused by argparse, not by ``bind`` deep in the server."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, got {text!r}")
+    return port
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -27,10 +60,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="headroom-mcp", description="Shared, persistent memory for coding agents.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("daemon", help="run the store owner in the foreground (normally started on demand)")
+    p = sub.add_parser("daemon", help="run the store owner in the foreground (normally started on demand); "
+                                      "daemon status|stop ask the running one")
     _common(p)
+    p.add_argument("action", nargs="?", choices=["status", "stop"],
+                   help="status: is one running (pid, data dir, uptime, records; exit 1 when none); "
+                        "stop: stop it once what it is doing is written")
     p.add_argument("--idle-timeout", type=float, help="exit after this many idle seconds (HEADROOM_MCP_IDLE_TIMEOUT)")
     p.add_argument("--verbose", action="store_true")
 
@@ -38,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--transport", choices=["stdio", "sse", "http"], default="stdio")
     p.add_argument("--host", default="127.0.0.1", help="sse/http: address to bind (127.0.0.1; 0.0.0.0 for a team)")
-    p.add_argument("--port", type=int, default=8765, help="sse/http: port (8765)")
+    p.add_argument("--port", type=_port, default=8765, help="sse/http: port (8765)")
     p.add_argument("--no-auth", action="store_true",
                    help="sse/http: serve without bearer tokens (loopback only, with --trust-local-users)")
     p.add_argument("--trust-local-users", action="store_true",
@@ -87,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("remember", help="store a fact")
     _common(p)
-    p.add_argument("content")
-    p.add_argument("--scope", choices=["user", "project", "session", "agent", "turn"])
+    p.add_argument("content", help="the fact; - reads it from stdin")
+    p.add_argument("--scope", choices=SCOPES, help="session and agent need --session: each call is a new session otherwise")
     p.add_argument("--importance", type=float)
     p.add_argument("--tag", dest="tags", action="append", help="repeatable")
     p.add_argument("--supersedes", help="id of the memory this one replaces")
@@ -97,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("query")
     p.add_argument("--limit", type=int, default=5)
-    p.add_argument("--scope", choices=["user", "project", "session", "agent", "turn"])
+    p.add_argument("--scope", choices=SCOPES)
     p.add_argument("--tag", dest="tags", action="append")
     p.add_argument("--by-agent", dest="by_agent", help="only memories asserted by this agent")
     p.add_argument("--min-score", type=float)
@@ -107,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ids", nargs="*", help="memory ids")
     p.add_argument("--query")
     p.add_argument("--yes", action="store_true", help="confirm forgetting by query")
+
+    p = sub.add_parser("clear", help="forget every memory visible here (asks first; --yes when not on a terminal)")
+    _common(p)
+    p.add_argument("--scope", choices=SCOPES, help="only the memories of this scope")
+    p.add_argument("--yes", action="store_true", help="do not ask (required when stdin is not a terminal)")
 
     p = sub.add_parser("restore", help="bring forgotten memories back (see list --forgotten)")
     _common(p)
@@ -118,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list visible memories, newest first")
     _common(p)
-    p.add_argument("--scope", choices=["user", "project", "session", "agent", "turn"])
+    p.add_argument("--scope", choices=SCOPES)
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--forgotten", action="store_true", help="forgotten memories that can still be restored")
 
@@ -132,11 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write visible memories as JSON lines (to a file or stdout)")
     _common(p)
     p.add_argument("file", nargs="?", help="output file; stdout when omitted")
-    p.add_argument("--scope", choices=["user", "project", "session", "agent", "turn"])
+    p.add_argument("--scope", choices=SCOPES)
 
     p = sub.add_parser("import", help="read memories from JSON lines (deduplicated against the store)")
     _common(p)
-    p.add_argument("file", help="a file written by export, or any JSONL with at least id and content")
+    p.add_argument("file", help="a file written by export, or any JSONL whose records have at least a content")
     p.add_argument("--no-dedup", dest="dedup", action="store_false", help="keep every record, even repeats of stored facts")
 
     p = sub.add_parser("backup", help="copy the live store into a new directory (itself a data dir)")
@@ -173,6 +216,11 @@ def _print(args: argparse.Namespace, data: Any, text: str) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else text)
 
 
+def _say(text: str) -> None:
+    """A message for the person (not the output a script reads): stderr, named."""
+    print(f"headroom-mcp: {text}", file=sys.stderr)
+
+
 def _forgot(ids: list[str]) -> str:
     return f"forgot {' '.join(ids)} (undo: headroom-mcp restore {' '.join(ids)})"
 
@@ -196,6 +244,68 @@ def _table(memories: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def verbs(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Each verb's own parser, by name: usage errors print the verb's usage, and the tests
+    run every verb from this list, so a new verb is covered by them at once."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _stdin_bytes() -> bytes:
+    """Everything on stdin; nothing when it is closed (``<&-``), rather than an AttributeError."""
+    return sys.stdin.buffer.read() if sys.stdin is not None else b""
+
+
+def _stdin_text(what: str) -> str:
+    """stdin as text: bytes that are not UTF-8 are a clear error, not a decoding traceback."""
+    data = _stdin_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HeadroomError(f"{what} on stdin is not UTF-8 text (byte {exc.start})") from None
+
+
+def _forget_usage(args: argparse.Namespace) -> str | None:
+    if not args.ids and not args.query:
+        return "say what to forget: memory ids (see headroom-mcp list), or --query TEXT"
+    if args.ids and args.query:
+        return "give memory ids or --query, not both"
+    return None
+
+
+def _remember_usage(args: argparse.Namespace) -> str | None:
+    """A session or agent memory is seen only by its session, and each CLI call is a new one:
+    without a named session such a memory would be invisible to every later call."""
+    if args.scope in SESSION_SCOPES and not (args.session or os.environ.get("HEADROOM_MCP_SESSION")):
+        return (f"--scope {args.scope} needs --session ID (or HEADROOM_MCP_SESSION): each headroom-mcp call is a "
+                "new session, so no later call could see this memory; pass the same --session to the calls that "
+                "should see it, or use --scope project or user")
+    return None
+
+
+def _clear_usage(args: argparse.Namespace) -> str | None:
+    if not args.yes and not (sys.stdin is not None and sys.stdin.isatty()):
+        return "clear forgets every memory visible here and stdin is not a terminal to ask on: confirm with --yes"
+    return None
+
+
+#: Checks of a command line that argparse cannot express, run before any store is opened.
+USAGE_CHECKS: dict[str, Callable[[argparse.Namespace], str | None]] = {
+    "forget": _forget_usage, "remember": _remember_usage, "clear": _clear_usage,
+}
+
+
+def check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse an incoherent command line as argparse refuses a malformed one (the verb's
+    usage, exit 2), before anything is opened."""
+    check = USAGE_CHECKS.get(args.command)
+    problem = check(args) if check else None
+    if problem:
+        verbs(parser)[args.command].error(problem)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.command == "daemon":
         return _run_daemon(args)
@@ -214,7 +324,10 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "hook":
         from .hooks import run_hook
 
-        print(json.dumps(run_hook(args.kind, sys.stdin.read(), agent=args.agent, data_dir=args.data_dir, url=args.url,
+        # Decoded leniently: a hook must never fail the agent's turn, and run_hook answers
+        # input it cannot read with no context.
+        stdin_text = _stdin_bytes().decode("utf-8", "replace")
+        print(json.dumps(run_hook(args.kind, stdin_text, agent=args.agent, data_dir=args.data_dir, url=args.url,
                                   token_env=args.token_env, project=args.project), ensure_ascii=False))
         return 0
     from .api import SyncMemory
@@ -223,60 +336,130 @@ def run(args: argparse.Namespace) -> int:
                     data_dir=args.data_dir, chroma_url=args.chroma_url) as memory:
         if not memory.settings.agent_id:
             memory.settings.agent_id = "cli"
-        if args.command == "remember":
-            r = memory.save(args.content, scope=args.scope, importance=args.importance, tags=args.tags, supersedes=args.supersedes)
-            text = f"{r['status']} {r['id']} [{r['scope']}] agents: {', '.join(r['agents'])}"
-            if r.get("restatement"):
-                text += f"\n  kept as restatement {r['restatement']} (undo: headroom-mcp unmerge {r['restatement']})"
-            for key in ("conflicts", "similar"):
-                for s in r.get(key, []):
-                    text += f"\n  {key.rstrip('s')} {s['id']} ({s['score']:.2f}): {s['content']}"
-            _print(args, r, text)
-        elif args.command == "unmerge":
-            r = memory.unmerge(args.id)
-            _print(args, r, f"unmerged {r['id']} from {r['unmerged_from']}")
-        elif args.command == "recall":
-            results = memory.search(args.query, limit=args.limit, scope=args.scope, tags=args.tags, agent=args.by_agent, min_score=args.min_score)
-            _print(args, {"results": results}, _table(results) or "(nothing relevant)")
-        elif args.command == "forget":
-            if bool(args.ids) == bool(args.query):
-                raise HeadroomError("give memory ids or --query, not both")
-            if args.query:
-                r = memory.delete(query=args.query, confirm=args.yes)
-                lines = [f"would forget {m['id']}: {m['content']}" for m in r.get("would_forget", [])]
-                lines += ["(run again with --yes to forget these)"] if lines else []
-                lines += [_forgot(r["forgotten"])] if r["forgotten"] else []
-                if not lines:
-                    lines.append("nothing clearly matched: nothing forgotten" if r.get("candidates") else "(nothing matched)")
-                lines += [f"  candidate {m['id']} ({m['score']:.2f}): {m['content']}" for m in r.get("candidates", [])]
-                lines += ["(candidates are never forgotten by query: forget them by id)"] if r.get("candidates") else []
-                text = "\n".join(lines)
-            else:
-                r = memory.delete(ids=args.ids)
-                text = _forgot(r["forgotten"]) if r["forgotten"] else "(already forgotten)"
-            _print(args, r, text)
-        elif args.command == "restore":
-            r = memory.restore(args.ids)
-            _print(args, r, "restored " + " ".join(r["restored"]))
-        elif args.command == "list":
-            memories = memory.get_all(scope=args.scope, limit=args.limit, forgotten=args.forgotten)
-            _print(args, {"memories": memories}, _table(memories) or ("(nothing forgotten)" if args.forgotten else "(no memories)"))
-        elif args.command == "show":
-            m = memory.get(args.id)
-            _print(args, m, "\n".join(f"{k}: {v}" for k, v in m.items()))
-        elif args.command == "backup":
-            r = memory.backup(args.dest)
-            _print(args, r, f"backed up {r['records']} records to {r['dest']} (use it as a data dir: --data-dir {r['dest']})")
-        elif args.command == "export":
-            return _export(args, memory)
-        elif args.command == "import":
-            return _import(args, memory)
-        elif args.command == "stats":
-            s = memory.stats()
-            text = f"user {s['user_id']}: {s['total']} memories ({s['retired']} retired)"
-            for key in ("by_scope", "by_agent", "by_project"):
-                text += f"\n{key.replace('_', ' ')}: " + (", ".join(f"{k} {v}" for k, v in sorted(s[key].items())) or "-")
-            _print(args, s, text)
+        return STORE_VERBS[args.command](args, memory)
+
+
+def _remembered(r: dict[str, Any]) -> str:
+    """``remember``'s answer for a person: which ids it touched, what was redacted, what is close."""
+    head = f"superseded {r['supersedes']} by {r['id']}" if r["status"] == "superseded" else f"{r['status']} {r['id']}"
+    lines = [f"{head} [{r['scope']}] agents: {', '.join(r['agents'])}"]
+    if r.get("redacted"):
+        lines.append(f"  redacted {', '.join(r['redacted'])}: the secret was not stored, only [REDACTED:...] in its place")
+    if r.get("restatement"):
+        lines.append(f"  kept as restatement {r['restatement']} (undo: headroom-mcp unmerge {r['restatement']})")
+    for key in ("conflicts", "similar"):
+        lines += [f"  {key.rstrip('s')} {s['id']} ({s['score']:.2f}): {s['content']}" for s in r.get(key, [])]
+    return "\n".join(lines)
+
+
+def _remember(args: argparse.Namespace, memory: Any) -> int:
+    content = _stdin_text("the content") if args.content == "-" else args.content
+    if args.content == "-" and not content.strip():
+        raise HeadroomError("stdin was empty: nothing to remember")
+    r = memory.save(content, scope=args.scope, importance=args.importance, tags=args.tags, supersedes=args.supersedes)
+    _print(args, r, _remembered(r))
+    return 0
+
+
+def _recall(args: argparse.Namespace, memory: Any) -> int:
+    results = memory.search(args.query, limit=args.limit, scope=args.scope, tags=args.tags, agent=args.by_agent,
+                            min_score=args.min_score)
+    _print(args, {"results": results}, _table(results) or "(nothing relevant)")
+    return 0
+
+
+def _by_query(r: dict[str, Any]) -> str:
+    """What a forget by query took, would take, and left as candidates."""
+    lines = [f"would forget {m['id']}: {m['content']}" for m in r.get("would_forget", [])]
+    lines += ["(run again with --yes to forget these)"] if lines else []
+    lines += [_forgot(r["forgotten"])] if r["forgotten"] else []
+    if not lines:
+        lines.append("nothing clearly matched: nothing forgotten" if r.get("candidates") else "(nothing matched)")
+    lines += [f"  candidate {m['id']} ({m['score']:.2f}): {m['content']}" for m in r.get("candidates", [])]
+    lines += ["(candidates are never forgotten by query: forget them by id)"] if r.get("candidates") else []
+    return "\n".join(lines)
+
+
+def _forget(args: argparse.Namespace, memory: Any) -> int:
+    """Exit 1 when something asked for was not forgotten (an id already forgotten or replaced,
+    a confirmed query that named nothing), as ``rm`` does for a file that is not there."""
+    if args.query:
+        r = memory.delete(query=args.query, confirm=args.yes)
+        _print(args, r, _by_query(r))
+        return 1 if args.yes and not r["forgotten"] else 0
+    r = memory.delete(ids=args.ids)
+    missed = [i for i in dict.fromkeys(x.strip() for x in args.ids) if i not in r["forgotten"]]
+    if args.json or r["forgotten"]:
+        _print(args, r, _forgot(r["forgotten"]))
+    for memory_id in missed:
+        _say(f"{memory_id} was already forgotten (or replaced by a newer memory): nothing to forget")
+    return 1 if missed else 0
+
+
+def _restore(args: argparse.Namespace, memory: Any) -> int:
+    r = memory.restore(args.ids)
+    _print(args, r, "restored " + " ".join(r["restored"]))
+    return 0
+
+
+def _unmerge(args: argparse.Namespace, memory: Any) -> int:
+    r = memory.unmerge(args.id)
+    _print(args, r, f"unmerged {r['id']} from {r['unmerged_from']}")
+    return 0
+
+
+def _list(args: argparse.Namespace, memory: Any) -> int:
+    memories = memory.get_all(scope=args.scope, limit=args.limit, forgotten=args.forgotten)
+    _print(args, {"memories": memories}, _table(memories) or ("(nothing forgotten)" if args.forgotten else "(no memories)"))
+    return 0
+
+
+def _show(args: argparse.Namespace, memory: Any) -> int:
+    m = memory.get(args.id)
+    _print(args, m, "\n".join(f"{k}: {v}" for k, v in m.items()))
+    return 0
+
+
+def _stats(args: argparse.Namespace, memory: Any) -> int:
+    s = memory.stats()
+    text = f"user {s['user_id']}: {s['total']} memories ({s['retired']} retired)"
+    for key in ("by_scope", "by_agent", "by_project"):
+        text += f"\n{key.replace('_', ' ')}: " + (", ".join(f"{k} {v}" for k, v in sorted(s[key].items())) or "-")
+    _print(args, s, text)
+    return 0
+
+
+def _backup(args: argparse.Namespace, memory: Any) -> int:
+    from pathlib import Path
+
+    dest = Path(args.dest).expanduser()
+    if dest.exists() and not dest.is_dir():
+        raise HeadroomError(f"{args.dest} is a file: back up into a new (or empty) directory")
+    r = memory.backup(args.dest)
+    _print(args, r, f"backed up {r['records']} records to {r['dest']} (use it as a data dir: --data-dir {r['dest']})")
+    return 0
+
+
+def _confirmed(question: str) -> bool:
+    """Ask on the terminal (the prompt on stderr, so stdout stays the command's output)."""
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _clear(args: argparse.Namespace, memory: Any) -> int:
+    if not args.yes:
+        visible = len(memory.get_all(scope=args.scope, limit=ALL))
+        if not visible:
+            _print(args, {"forgotten": 0}, "(no memories)")
+            return 0
+        ctx = memory.context
+        where = f"user {ctx.user_id}" + (f" in project {ctx.project}" if ctx.project else "")
+        scope = f" {args.scope}-scope" if args.scope else ""
+        if not _confirmed(f"Forget all {visible}{scope} memories visible to {where}?"):
+            _say("nothing was forgotten")
+            return 1
+    r = memory.clear(scope=args.scope)
+    _print(args, r, f"forgot {r['forgotten']} memories (undo: headroom-mcp list --forgotten, then restore their ids)")
     return 0
 
 
@@ -312,7 +495,7 @@ def _private_file(path: str) -> Any:
 
 
 def _export(args: argparse.Namespace, memory: Any) -> int:
-    memories = memory.get_all(scope=args.scope, limit=1_000_000)
+    memories = memory.get_all(scope=args.scope, limit=ALL)
     out = _private_file(args.file) if args.file else sys.stdout
     try:
         for m in reversed(memories):  # oldest first, so an import replays history in order
@@ -325,39 +508,62 @@ def _export(args: argparse.Namespace, memory: Any) -> int:
     return 0
 
 
-def _read_jsonl(path: str) -> list[dict[str, Any]]:
-    """Every record of a JSONL file, or an error naming the first bad line (nothing imported)."""
+def _read_jsonl(path: str, ctx: Any) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, record) of every record of a JSONL file, completed as import completes
+    it, or an error naming the first bad line: the whole file is checked before anything is sent."""
+    from .errors import InvalidInput
+    from .importing import record_from
+
     records = []
-    with open(path, encoding="utf-8") as f:
-        for n, text in enumerate(f, 1):
-            if not text.strip():
-                continue
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
             try:
-                record = json.loads(text)
+                text = raw.decode("utf-8")
+                if text.strip():
+                    records.append((n, record_from(json.loads(text), ctx).to_dict()))
+            except UnicodeDecodeError as exc:
+                raise HeadroomError(f"{path}:{n}: not UTF-8 text (byte {exc.start}); nothing was imported") from None
+            except InvalidInput as exc:
+                raise HeadroomError(f"{path}:{n}: {exc}; nothing was imported") from None
             except ValueError as exc:
                 raise HeadroomError(f"{path}:{n}: not JSON ({exc}); nothing was imported") from None
-            if not isinstance(record, dict):
-                raise HeadroomError(f"{path}:{n}: a record must be a JSON object; nothing was imported")
-            records.append(record)
     return records
 
 
+def _progress(total: int) -> Any:
+    """A progress bar on stderr when it is a terminal; tqdm draws nothing otherwise."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="import", unit=" memories", file=sys.stderr, disable=not sys.stderr.isatty(),
+                dynamic_ncols=True)
+
+
 def _import(args: argparse.Namespace, memory: Any) -> int:
-    records = _read_jsonl(args.file)
+    records = _read_jsonl(args.file, memory.context)
     totals: dict[str, int] = {}
-    show = sys.stderr.isatty() and len(records) > IMPORT_BATCH
-    for start in range(0, len(records), IMPORT_BATCH):
-        result = memory.import_records(records[start:start + IMPORT_BATCH], dedup=args.dedup)
-        for key, value in result.items():
-            totals[key] = totals.get(key, 0) + value
-        if show:
-            done = min(start + IMPORT_BATCH, len(records))
-            bar = "#" * (30 * done // len(records))
-            print(f"\r[{bar:<30}] {done}/{len(records)}", end="", file=sys.stderr, flush=True)
-    if show:
-        print(file=sys.stderr)
+    with _progress(len(records)) as bar:
+        for start in range(0, len(records), IMPORT_BATCH):
+            batch = records[start:start + IMPORT_BATCH]
+            try:
+                result = memory.import_records([record for _, record in batch], dedup=args.dedup)
+            except HeadroomError as exc:
+                if not start:
+                    raise
+                raise HeadroomError(f"{args.file}:{batch[0][0]}-{batch[-1][0]}: {exc} (from line {batch[0][0]} on; "
+                                    f"the {start} records before it were imported)") from None
+            for key, value in result.items():
+                totals[key] = totals.get(key, 0) + value
+            bar.update(len(batch))
     _print(args, totals, ", ".join(f"{k} {v}" for k, v in totals.items()) or "nothing to import")
     return 0
+
+
+#: The verbs run against the store, each as ``handler(args, memory) -> exit code``.
+STORE_VERBS: dict[str, Callable[[argparse.Namespace, Any], int]] = {
+    "remember": _remember, "recall": _recall, "forget": _forget, "restore": _restore, "unmerge": _unmerge,
+    "list": _list, "show": _show, "stats": _stats, "backup": _backup, "clear": _clear, "export": _export,
+    "import": _import,
+}
 
 
 def _run_install(args: argparse.Namespace) -> int:
@@ -422,9 +628,67 @@ def _run_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_daemon(args: argparse.Namespace) -> int:
-    import os
+def _ping(settings: Any) -> dict[str, Any] | None:
+    """The running daemon's own account of itself (pid, data dir, uptime, records), or None
+    when none serves the data dir; never starts one."""
+    from .client import DaemonClient
 
+    with DaemonClient(settings, autostart=False) as client:
+        try:
+            return client.call("ping")
+        except UnsafeSocketDir:
+            raise
+        except DaemonUnavailable:
+            return None
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes}m {secs}s" if hours else f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def _stop_daemon(settings: Any, pid: int) -> None:
+    """SIGTERM, then wait for the lock to be free: the daemon stops taking requests, lets the
+    ones it holds finish (the store closes with its worker) and releases the lock last."""
+    import contextlib
+
+    from .client import store_owned
+    from .paths import DaemonPaths
+
+    paths = DaemonPaths.for_data_dir(settings.data_dir)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while store_owned(paths):
+        if time.monotonic() > deadline:
+            raise HeadroomError(f"daemon {pid} did not stop within {STOP_TIMEOUT:.0f}s; see {paths.log}")
+        time.sleep(0.05)
+
+
+def _daemon_control(args: argparse.Namespace) -> int:
+    """``daemon status|stop``. The pid comes from the daemon itself over its private socket,
+    so a stale lock file or a reused pid is never signalled. Status exits 1 when none runs."""
+    from .config import Settings
+
+    settings = Settings.resolve(data_dir=args.data_dir, chroma_url=args.chroma_url)
+    info = _ping(settings)
+    if info is None:
+        _print(args, {"running": False, "data_dir": str(settings.data_dir)}, f"no daemon is serving {settings.data_dir}")
+        return 1 if args.action == "status" else 0
+    if args.action == "stop":
+        _stop_daemon(settings, info["pid"])
+        _print(args, {"stopped": info["pid"], "data_dir": info["data_dir"]},
+               f"stopped daemon {info['pid']} of {info['data_dir']} (the next call starts a new one)")
+    else:
+        _print(args, {"running": True, **info}, f"daemon {info['pid']} serving {info['data_dir']}: up "
+                                                  f"{_duration(info['uptime'])}, {info['records']} records")
+    return 0
+
+
+def _run_daemon(args: argparse.Namespace) -> int:
+    if args.action:
+        return _daemon_control(args)
     from .config import Settings
     from .daemon import Daemon, configure_logging
 
@@ -462,12 +726,42 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _stdout_closed() -> int:
+    """stdout's reader left (``| head``): stop quietly, as well-behaved CLIs do. What is still
+    buffered goes to /dev/null, so the interpreter's last flush cannot fail again at exit
+    ("Exception ignored ... BrokenPipeError")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return CLOSED_STDOUT
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace | int:
+    """The command line, or the exit code argparse chose (``--help``, ``--version``, a usage
+    error), returned rather than raised so that its output is flushed inside ``main``."""
     try:
-        return run(args)
+        args = parser.parse_args(argv)
+        check_usage(parser, args)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command line; every failure a user can cause ends in one line on stderr and
+    an exit code (see the module's docstring), never a traceback."""
+    parser = build_parser()
+    try:
+        parsed = _parse(parser, argv)
+        code = parsed if isinstance(parsed, int) else run(parsed)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except HeadroomError as exc:
-        print(f"headroom-mcp: {exc}", file=sys.stderr)
-        return 1
+        _say(str(exc))
+    except OSError as exc:  # a file the user named: missing, a directory, not permitted
+        _say(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
     except KeyboardInterrupt:
         return 130
+    return 1

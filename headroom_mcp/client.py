@@ -51,7 +51,7 @@ def spawn_daemon(settings: Settings) -> subprocess.Popen:
     return process
 
 
-def _owned(paths: DaemonPaths) -> bool:
+def store_owned(paths: DaemonPaths) -> bool:
     """Does some process hold the data dir's lock (a daemon starting, serving or exiting)?"""
     from .errors import StoreLocked
     from .paths import StoreLock
@@ -118,7 +118,7 @@ class DaemonClient:
                 # unless the winner was a daemon on its way out (it exits to reopen a store
                 # that failed): then nobody holds the lock, and we start another.
                 code = process.poll()
-                if code == 3 and not _owned(self.paths):
+                if code == 3 and not store_owned(self.paths):
                     process = spawn_daemon(self.settings)
                 elif code not in (None, 3):
                     break

@@ -10,29 +10,24 @@ import functools
 from typing import Any, Callable, Mapping
 
 from .errors import InvalidInput
+from .importing import record_from
 from .store import secrets
 from .store.memory_store import MemoryStore
-from .store.records import MemoryRecord
 from .store.scopes import IDENTITY, Context
 
 
 def _import(store: MemoryStore, ctx: Context, records: Any, dedup: Any = True) -> dict[str, Any]:
-    """Import public-form records (``MemoryRecord.to_dict`` output) owned by the caller."""
+    """Import public-form records (``MemoryRecord.to_dict`` output, or less: ``importing``) owned by the caller."""
     if not isinstance(records, list):
         raise InvalidInput("records must be a list of memory objects")
     if not isinstance(dedup, bool):
         raise InvalidInput(f"dedup must be true or false, got {dedup!r}")
     parsed = []
     for n, data in enumerate(records, 1):
-        if not isinstance(data, Mapping):
-            raise InvalidInput(f"record {n} is not an object")
         try:
-            record = MemoryRecord.from_dict({**data, "user_id": ctx.user_id})
-        except (TypeError, InvalidInput) as exc:
+            parsed.append(record_from(data, ctx))
+        except InvalidInput as exc:
             raise InvalidInput(f"record {n}: {exc}") from None
-        if not record.id:
-            raise InvalidInput(f"record {n} has no id")
-        parsed.append(record)
     return store.import_records(parsed, dedup=dedup)
 
 
