@@ -9,12 +9,13 @@ single source of truth: either index can be dropped and rebuilt from it (``check
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .lexical import LexicalIndex
 from .records import ACTIVE, MERGED
-from .vectors import VectorIndex
+from .vectors import COLUMNS, VectorIndex
 
 #: Statuses the indexes hold: active memories, and restatements searched on their behalf.
 INDEXED = (ACTIVE, MERGED)
@@ -24,6 +25,29 @@ INDEXED = (ACTIVE, MERGED)
 OVERLAP = 5.0
 
 Page = Mapping[str, Any]
+
+
+#: Metadata whose string values repeat across records (a project, a user, an agent, a status).
+_REPEATED = frozenset({*COLUMNS, "created_by"})
+_REPEATED_LISTS = frozenset({"agents", "users"})
+
+
+def _compact(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The one copy of a record's metadata that both indexes hold, its repeated strings shared.
+
+    Each page read from Chroma brings every key, and every project, user, agent and status,
+    as new string objects: about 300,000 of them (14 MB) at 10,000 memories. Interned, there
+    is one object for each distinct key or value; values that differ per record (hashes,
+    times) are kept as they are.
+    """
+    out: dict[str, Any] = {}
+    for key, value in meta.items():
+        if key in _REPEATED and isinstance(value, str):
+            value = sys.intern(value)
+        elif key in _REPEATED_LISTS and isinstance(value, list):
+            value = [sys.intern(v) if isinstance(v, str) else v for v in value]
+        out[sys.intern(key)] = value
+    return out
 
 
 def _written(meta: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -61,7 +85,7 @@ class Indexes:
                 if doc_id in self.lexical and doc_id in self.vectors \
                         and _written(self.lexical.meta(doc_id)) == _written(meta) == _written(self.vectors.meta(doc_id)):
                     continue  # already indexed (refresh windows overlap on purpose)
-                meta = dict(meta)  # one copy, held by both
+                meta = _compact(meta)
                 self.lexical.apply(doc_id, document, meta)
                 if not self.vectors.apply(doc_id, meta, vectors[n] if vectors is not None else None):
                     lacking[doc_id] = meta
