@@ -349,3 +349,16 @@ def test_a_replica_merges_what_another_remembered_without_recalling_first(store,
     first = store.remember(ctx, "release builds are signed with the key in vault path secret/release")
     again = replica.remember(ctx, "Release builds are signed with the key in vault path secret/release.")
     assert again["status"] == "merged" and again["duplicate_of"] == first["id"]
+
+
+
+def test_times_come_back_from_chroma_exactly_as_written(store, ctx):
+    """Chroma returns about one full-precision float in seven one unit in the last place off.
+    The store's times are kept to the microsecond (``now``), which come back as written, so
+    what a memory reports (its ISO times, an export) is what was stored, on every reading."""
+    ids = [store.remember(ctx, f"service {n} retries {n % 7} times before it gives up")["id"] for n in range(60)]
+    got = store.collection.get(ids=ids, include=["metadatas"])
+    for memory_id, stored in zip(got["ids"], got["metadatas"]):
+        written = store.lexical.meta(memory_id)  # the metadata this process wrote, as it wrote it
+        for key in ("created_at", "updated_at", "changed_at"):
+            assert stored[key] == written[key], (memory_id, key)

@@ -54,7 +54,10 @@ def visible(text: str) -> str:
 
 
 def now() -> float:
-    return time.time()
+    """Epoch seconds to the microsecond: what ``iso`` shows, and what comes back from Chroma
+    unchanged (a full-precision float comes back one unit in the last place off for about
+    one timestamp in seven, so a stored time could differ from the one reported)."""
+    return round(time.time(), 6)
 
 
 def iso(ts: float | None) -> str | None:
