@@ -6,7 +6,7 @@ order, as one shell session (a later block may use what an earlier one stored), 
 a throwaway HOME and data dir, a git repository with an ``origin`` remote as the working
 directory (``.venv`` and ``bench`` link to this checkout's), and ``headroom-mcp`` on PATH.
 Synopses and sample output are fenced ```` ```text ```` and are not run. Installing
-headroom-mcp as a tool (``uv tool install .``) runs for real, from this checkout, into the
+headroom-mcp as a tool (``.venv/bin/uv tool install .``) runs for real, from this checkout, into the
 sandbox's HOME, and the commands after it use that install. Three kinds of command cannot
 run here as written, and each is exercised another way:
 
@@ -37,7 +37,7 @@ AGENT_BIN = ROOT / "tests" / "agents" / "node_modules" / ".bin"
 _FENCE = re.compile(r"^```(\S*)[^\n]*\n(.*?)^```", re.M | re.S)
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
 _INSTALL = re.compile(r"^(python3 -m venv|\S*pip install|npm install)\b")
-_TOOL = re.compile(r"^(uv tool install|pipx install) \.(\s|$)")
+_TOOL = re.compile(r"^(\S*/)?(uv tool install|pipx install) \.(\s|$)")
 _SERVE = re.compile(r"^headroom-mcp serve --transport (http|sse)\b.*?--port (\d+)")
 
 
