@@ -282,6 +282,9 @@ def _remember_usage(args: argparse.Namespace) -> str | None:
         return (f"--scope {args.scope} needs --session ID (or HEADROOM_MCP_SESSION): each headroom-mcp call is a "
                 "new session, so no later call could see this memory; pass the same --session to the calls that "
                 "should see it, or use --scope project or user")
+    if args.scope == "turn":
+        return ("--scope turn is for an agent's own turn (its hooks and tools know the turn id; a command line has "
+                "none): use --scope session with --session ID for a short-lived note, or project or user")
     return None
 
 
@@ -477,8 +480,10 @@ def _run_model(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Records sent to the daemon per import request.
-IMPORT_BATCH = 256
+#: Records sent to the daemon per import request: each is one model run of 32 texts at a time
+#: and one Chroma commit, about a second here, so the progress bar moves every second or so
+#: (256 a request made fewer commits, but the bar stood still for several seconds at a time).
+IMPORT_BATCH = 64
 
 
 def _private_file(path: str) -> Any:
@@ -508,9 +513,11 @@ def _export(args: argparse.Namespace, memory: Any) -> int:
     return 0
 
 
-def _read_jsonl(path: str, ctx: Any) -> list[tuple[int, dict[str, Any]]]:
+def _read_jsonl(path: str, ctx: Any, session_named: bool) -> list[tuple[int, dict[str, Any]]]:
     """(line number, record) of every record of a JSONL file, completed as import completes
-    it, or an error naming the first bad line: the whole file is checked before anything is sent."""
+    it, or an error naming the first bad line: the whole file is checked before anything is sent.
+    ``session_named``: the user named this call's session (``--session``), which session-scoped
+    records without one of their own then take."""
     from .errors import InvalidInput
     from .importing import record_from
 
@@ -520,7 +527,7 @@ def _read_jsonl(path: str, ctx: Any) -> list[tuple[int, dict[str, Any]]]:
             try:
                 text = raw.decode("utf-8")
                 if text.strip():
-                    records.append((n, record_from(json.loads(text), ctx).to_dict()))
+                    records.append((n, record_from(json.loads(text), ctx, session_named).to_dict()))
             except UnicodeDecodeError as exc:
                 raise HeadroomError(f"{path}:{n}: not UTF-8 text (byte {exc.start}); nothing was imported") from None
             except InvalidInput as exc:
@@ -539,7 +546,7 @@ def _progress(total: int) -> Any:
 
 
 def _import(args: argparse.Namespace, memory: Any) -> int:
-    records = _read_jsonl(args.file, memory.context)
+    records = _read_jsonl(args.file, memory.context, bool(args.session or os.environ.get("HEADROOM_MCP_SESSION")))
     totals: dict[str, int] = {}
     with _progress(len(records)) as bar:
         for start in range(0, len(records), IMPORT_BATCH):
@@ -753,8 +760,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         parsed = _parse(parser, argv)
+        if not isinstance(parsed, int) and sys.stdout is None and not (parsed.command == "daemon" and not parsed.action):
+            # Started with stdout closed (``>&-``): every verb's answer would be lost after the
+            # work was done (a memory stored, the caller told it failed), so do nothing.
+            _say("standard output is closed, so nothing was done: send it to a file, a pipe or /dev/null")
+            return 1
         code = parsed if isinstance(parsed, int) else run(parsed)
-        sys.stdout.flush()  # a closed pipe shows here, inside the handler below
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a closed pipe shows here, inside the handler below
         return code
     except BrokenPipeError:
         return _stdout_closed()

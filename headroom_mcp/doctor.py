@@ -18,6 +18,7 @@ from . import jsonc
 from .config import Settings, default_data_dir, os_user
 from .errors import HeadroomError
 from .install import CLIENTS, SERVER_NAME, our_hooks, project_root
+from .paths import DaemonPaths
 
 
 def _check(name: str, ok: bool | None, detail: str, fix: str | None = None) -> dict[str, Any]:
@@ -222,9 +223,27 @@ def tokens_check(path: Path) -> dict[str, Any] | None:
                   f"{len(grants)} tokens for {len(users)} users")
 
 
-def run_doctor(args: argparse.Namespace) -> int:
+def _store_checks(settings: Settings, paths: DaemonPaths) -> list[dict[str, Any]]:
+    """The store as its daemon sees it (started if need be): records, and the indexes repaired if they drifted."""
     from .client import DaemonClient
-    from .paths import DaemonPaths
+
+    checks = []
+    try:
+        with DaemonClient(settings) as client:
+            ping = client.call("ping")
+            stats = client.call("stats", context=settings.context().to_mapping())
+            health = client.call("check", {"repair": True}, settings.context().to_mapping())
+        checks.append(_check("store", True, f"daemon pid {ping['pid']}, {ping['records']} records in the store, "
+                                            f"{stats['total']} visible to {settings.user_id}"))
+        checks.append(_check("lexical index", True if not health["repaired"] else None,
+                             f"{health['lexical']} of {health['active']} active records indexed"
+                             + (f"; rebuilt ({health['missing']} missing, {health['extra']} stale)" if health["repaired"] else "")))
+    except HeadroomError as exc:
+        checks.append(_check("store", False, f"{exc} (see {paths.log})"))
+    return checks
+
+
+def run_doctor(args: argparse.Namespace) -> int:
     from .store.embedder import default_model_files
 
     settings = Settings.resolve(data_dir=args.data_dir, user_id=args.user, agent_id=args.agent or "cli",
@@ -240,18 +259,13 @@ def run_doctor(args: argparse.Namespace) -> int:
         checks.append(_check("embedding model", True, f"{model} ({model.stat().st_size // 1024} KB), {tokenizer.name}"))
     except Exception as exc:
         checks.append(_check("embedding model", False, f"{exc} (reinstall: pip install --force-reinstall headroom-mcp)"))
-    try:
-        with DaemonClient(settings) as client:
-            ping = client.call("ping")
-            stats = client.call("stats", context=settings.context().to_mapping())
-            health = client.call("check", {"repair": True}, settings.context().to_mapping())
-        checks.append(_check("store", True, f"daemon pid {ping['pid']}, {ping['records']} records in the store, "
-                                            f"{stats['total']} visible to {settings.user_id}"))
-        checks.append(_check("lexical index", True if not health["repaired"] else None,
-                             f"{health['lexical']} of {health['active']} active records indexed"
-                             + (f"; rebuilt ({health['missing']} missing, {health['extra']} stale)" if health["repaired"] else "")))
-    except HeadroomError as exc:
-        checks.append(_check("store", False, f"{exc} (see {paths.log})"))
+    if not exists and not settings.chroma_url:
+        # Asking would start a daemon that creates an empty store there: a mistyped --data-dir
+        # must not leave one behind.
+        checks.append(_check("store", None, f"none yet in {paths.data_dir}: the first remember creates it "
+                                            "(if you expected memories there, check the path)"))
+    else:
+        checks.extend(_store_checks(settings, paths))
     checks.append(_check("project", True, settings.project or "(none: memories default to user scope)"))
     tokens = tokens_check(settings.tokens_file)
     if tokens is not None:

@@ -45,15 +45,27 @@ def _scope_keys(data: Mapping[str, Any], scope: str, ctx: Context) -> dict[str, 
     return keys
 
 
-def record_from(data: Any, ctx: Context) -> MemoryRecord:
+#: Scope keys that only a live session or turn has: the caller's are worth nothing to a record
+#: unless the caller chose them (a command line's session is new with each call).
+_LIVE_KEYS = ("session_id", "turn_id")
+
+
+def record_from(data: Any, ctx: Context, session_named: bool = True) -> MemoryRecord:
     """One import record, owned by the caller, with what it leaves out filled in; validated
-    (``InvalidInput`` names the field)."""
+    (``InvalidInput`` names the field). ``session_named``: the caller's session is one a user
+    named, so a session, agent or turn record may take it; when False, such a record must
+    carry its own, or it would be a memory no later call could see."""
     if not isinstance(data, Mapping):
         raise InvalidInput("a record must be a JSON object")
     if "content" not in data:
         raise InvalidInput("a record needs a content (the fact, as text)")
     scope = data.get("scope") or ctx.default_scope()
     check_scope(scope, allow_none=False)
+    missing = [key for key in _LIVE_KEYS if key in SCOPE_KEYS[scope] and not data.get(key)]
+    if missing and not (session_named and all(getattr(ctx, key) for key in missing)):
+        raise InvalidInput(f"a {scope} memory needs its {missing[0]}, or no later call could see it: give "
+                           f"{missing[0]} in the record (as export writes it), name the session (--session), "
+                           "or use scope project or user")
     filled = {**data, "user_id": ctx.user_id, "scope": scope, "id": data.get("id") or new_id(),
               **_scope_keys(data, scope, ctx)}
     times = {key: _time(data, key) for key in TIMES}

@@ -44,18 +44,21 @@ def check_private_dir(directory: Path) -> None:
         info = os.lstat(directory)
     except FileNotFoundError:
         return  # nothing to trust or distrust: the daemon creates it, a client finds no socket
-    problem = ""
+    if stat.S_ISREG(info.st_mode):
+        raise UnsafeSocketDir(f"{directory} is a file, not a directory: the data dir (--data-dir, HEADROOM_MCP_DATA_DIR) "
+                              "must be a directory, or a path that does not exist yet")
+    fix = "set XDG_RUNTIME_DIR or a shorter --data-dir so that the socket lives elsewhere"
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-        problem = "it is not a plain directory (a symlink or a file)"
+        problem = f"it is not a plain directory (a symlink, or a special file); point --data-dir at the real directory, or {fix}"
     elif info.st_uid != os.getuid():
-        problem = f"it belongs to uid {info.st_uid}, not to you (uid {os.getuid()})"
+        problem = f"it belongs to uid {info.st_uid}, not to you (uid {os.getuid()}); {fix}"
     elif info.st_mode & 0o077:
-        problem = f"its mode is {stat.S_IMODE(info.st_mode):04o}: other users may have placed a socket in it"
-    if problem:
-        raise UnsafeSocketDir(
-            f"refusing the daemon socket directory {directory}: {problem}, and whoever controls it could answer "
-            f"in the store's place. Remove it (or, if it is yours and empty, chmod 700 it), or set XDG_RUNTIME_DIR "
-            f"or a shorter --data-dir so the socket lives elsewhere")
+        problem = (f"its mode is {stat.S_IMODE(info.st_mode):04o}: other users may have placed a socket in it. "
+                   f"If it is yours, make it private (chmod 700 {directory}), or {fix}")
+    else:
+        return
+    raise UnsafeSocketDir(f"refusing the daemon socket directory {directory}: whoever controls it could answer "
+                          f"in the store's place; {problem}")
 
 
 @dataclass(frozen=True)

@@ -66,3 +66,21 @@ def test_backup_refuses_a_non_empty_or_inner_destination(data_dir, tmp_path):
         with pytest.raises(InvalidInput, match="outside"):
             memory.backup(data_dir / "inside")
     assert (tmp_path / "full" / "x").read_text() == "keep me"
+
+
+def test_a_backup_is_a_data_dir_the_cli_can_open_at_once(data_dir, tmp_path):
+    """What ``backup`` prints (use it as --data-dir DEST) works as said: the copy is private
+    (0700), as a data dir that holds the daemon's socket must be, whatever the umask."""
+    from test_cli_robust import cli
+
+    assert cli("remember", "the nightly job rotates the logs").returncode == 0
+    copy = tmp_path / "copies" / "monday"
+    made = cli("backup", str(copy))
+    assert made.returncode == 0, made.stderr
+    opened = cli("recall", "which job rotates the logs?", "--data-dir", str(copy))
+    try:
+        assert opened.returncode == 0, opened.stderr
+        assert "the nightly job rotates the logs" in opened.stdout
+        assert oct(copy.stat().st_mode & 0o777) == "0o700"
+    finally:
+        kill_daemon(copy)

@@ -55,7 +55,15 @@ def test_import_of_a_bad_file_names_the_line_and_imports_nothing(data_dir, tmp_p
     assert json.loads(cli("stats", "--json").stdout)["total"] == 0
 
 
+def test_doctor_on_a_data_dir_that_does_not_exist_creates_nothing(data_dir):
+    out = cli("doctor", "--json")
+    store = {c["check"]: c for c in json.loads(out.stdout)["checks"]}["store"]
+    assert store["status"] == "warn" and "none yet in" in store["detail"]
+    assert not data_dir.exists()  # no store made, no daemon started for a mistyped path
+
+
 def test_doctor_reports_store_model_and_registrations(data_dir):
+    assert cli("remember", "the deploy uses helm").returncode == 0
     out = cli("doctor", "--json")
     assert out.returncode == 0, out.stdout + out.stderr
     checks = {c["check"]: c for c in json.loads(out.stdout)["checks"]}

@@ -102,6 +102,8 @@ BAD_INPUT: dict[str, list[tuple[Callable[[Path], list[str]], bytes | None, int, 
         (lambda t: ["import", _write(t / "g.jsonl", b'{"content": "x", "created_at": "yesterday"}\n')],
          None, 1, "g.jsonl:1: created_at must be an ISO-8601 time"),
         (lambda t: ["import", _write(t / "h.jsonl", b'{"scope": "user"}\n')], None, 1, "h.jsonl:1: a record needs a content"),
+        (lambda t: ["import", _write(t / "s.jsonl", b'{"content": "a note for this session", "scope": "session"}\n')],
+         None, 1, "s.jsonl:1: a session memory needs its session_id, or no later call could see it"),
     ],
     "backup": [(lambda t: ["backup", _a_file(t)], None, 1, "is a file")],
     "export": [(lambda t: ["export", str(t)], None, 1, "Is a directory")],
@@ -109,6 +111,7 @@ BAD_INPUT: dict[str, list[tuple[Callable[[Path], list[str]], bytes | None, int, 
         (lambda t: ["remember", "-"], b"\xff\xfe", 1, "not UTF-8"),
         (lambda t: ["remember", "-"], None, 1, "stdin was empty: nothing to remember"),
         (lambda t: ["remember", "x", "--scope", "session"], None, 2, "needs --session"),
+        (lambda t: ["remember", "x", "--scope", "turn"], None, 2, "--scope turn is for an agent's own turn"),
         (lambda t: ["remember", "x", "--importance", "3"], None, 1, "importance"),
     ],
     "forget": [
@@ -357,3 +360,14 @@ def test_an_unreadable_file_is_named_with_the_reason(tmp_path):
     locked.write_text('{"content": "fine"}\n')
     locked.chmod(0)
     assert_refused(cli("import", str(locked)), 1, "locked.jsonl: Permission denied")
+
+
+@pytest.mark.parametrize("argv", [["remember", "the queue drains every night"], ["list"], ["export"], ["doctor"], ["daemon", "status"]])
+def test_a_verb_started_with_stdout_closed_does_nothing_and_says_so(data_dir, argv):
+    """``>&-``: the answer could not be written, so nothing is done (no memory stored and
+    then reported as failed)."""
+    out = cli(*argv, stdout=None, preexec_fn=lambda: os.close(1))
+    assert_clean(out)
+    assert out.returncode == 1 and "standard output is closed, so nothing was done" in out.stderr
+    if argv[0] == "remember":
+        assert "the queue drains every night" not in cli("list").stdout

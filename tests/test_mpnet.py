@@ -82,3 +82,14 @@ def test_a_store_on_the_built_model_remembers_and_recalls(built, tmp_path):
     saved = store.remember(ctx, "this repo uses uv, not pip")
     assert store.remember(ctx, "The repository uses uv instead of pip.")["id"] == saved["id"]
     assert store.recall(ctx, "which package manager does this repository use?")[0]["id"] == saved["id"]
+
+
+def test_building_without_the_quality_extra_says_what_to_install(tmp_path, monkeypatch):
+    """``model build`` in an install without ``onnx`` (the README's tool install has none):
+    one clear message, nothing written, never an ImportError traceback."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    with pytest.raises(EmbedderError, match=r"needs the quality extra \(onnx is not installed\): pip install 'headroom-mcp\[quality\]'"):
+        mpnet.build(tmp_path / "model")
+    assert not (tmp_path / "model").exists()

@@ -392,8 +392,12 @@ class MemoryStore:
             raise InvalidInput(f"{target} exists and is not empty; back up into a new directory")
         if target == self.chroma_dir.parent or self.chroma_dir.parent in target.parents:
             raise InvalidInput("back up outside the store's own data dir")
+        # Private, as every data dir must be (its daemon's socket lives in it): the copy is then
+        # usable as ``--data-dir DEST`` at once.
+        target.mkdir(parents=True, mode=0o700, exist_ok=True)
+        target.chmod(0o700)
         chroma = target / "chroma"
-        chroma.mkdir(parents=True, mode=0o700)
+        chroma.mkdir(mode=0o700)
         for item in self.chroma_dir.iterdir():
             if item.is_dir():
                 shutil.copytree(item, chroma / item.name)

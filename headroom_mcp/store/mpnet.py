@@ -223,7 +223,12 @@ def quantize(model):
 
 def build(dest: Path, quantized: bool = True) -> dict[str, Any]:
     """Write ``model.onnx`` and ``tokenizer.json`` into ``dest`` (a new or empty directory)."""
-    import onnx
+    try:
+        import onnx
+        import onnx_ir  # noqa: F401  (onnxruntime's quantiser imports it without declaring it)
+    except ImportError as exc:
+        raise EmbedderError(f"building the model needs the quality extra ({exc.name} is not installed): "
+                            "pip install 'headroom-mcp[quality]' into the same environment") from None
 
     dest = Path(dest).expanduser()
     if dest.exists() and any(dest.iterdir()):

@@ -103,7 +103,8 @@ def check_content(content: Any, what: str = "content") -> str:
         raise InvalidInput(f"{what} is empty")
     size = len(content.encode("utf-8"))
     if size > MAX_CONTENT_BYTES:
-        raise InvalidInput(f"{what} is {size} bytes; the limit is {MAX_CONTENT_BYTES} (store a fact, not a document)")
+        hint = "store a fact, not a document" if what == "content" else "a few words are enough"
+        raise InvalidInput(f"{what} is {size} bytes; the limit is {MAX_CONTENT_BYTES} ({hint})")
     return content
 
 
