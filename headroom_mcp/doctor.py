@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import re
-import shlex
 import shutil
 import tomllib
 from dataclasses import dataclass
@@ -17,7 +15,7 @@ from typing import Any
 from . import jsonc
 from .config import Settings, default_data_dir, os_user
 from .errors import HeadroomError
-from .install import CLIENTS, SERVER_NAME, our_hooks, project_root
+from .install import CLIENTS, SERVER_NAME, our_hooks, project_root, split_hook
 
 
 def _check(name: str, ok: bool | None, detail: str, fix: str | None = None) -> dict[str, Any]:
@@ -70,13 +68,8 @@ def _pointer(agent: str, what: str, command: str, args: list[str], env: dict[str
 def _hook_pointers(agent: str, label: str, hooks: Any, shell: dict[str, str]) -> list[Pointer]:
     """Our hooks in one file, resolved (the first is enough: install writes them all alike)."""
     for _, _, _, hook in our_hooks(hooks):
-        try:
-            words = shlex.split(str(hook["command"]))
-        except ValueError:
-            continue
-        assigned = dict(w.split("=", 1) for w in itertools.takewhile(lambda w: "=" in w and not w.startswith("-"), words))
-        rest = words[len(assigned):]
-        return [_pointer(agent, f"{label} hooks", rest[0] if rest else "?", rest[1:], assigned, shell)]
+        assigned, words = split_hook(str(hook["command"]))
+        return [_pointer(agent, f"{label} hooks", words[0], words[1:], assigned, shell)]
     return []
 
 
