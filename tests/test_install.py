@@ -726,3 +726,26 @@ def test_install_says_created_and_uninstall_names_only_what_it_changed(home, tmp
     assert out.returncode == 0 and out.stdout.splitlines() == [f"claude: updated {home / '.claude.json'}"], out.stdout
     out = cli(home, "uninstall", "claude")
     assert out.returncode == 0 and "settings.json" not in out.stdout and ".claude.json" not in out.stdout, out.stdout
+
+
+@needs_clis
+def test_doctor_warns_when_claude_has_not_approved_the_project_server(home, tmp_path, data_dir):
+    """What doctor says matches what the real `claude mcp list` shows, before and after approval."""
+    repo = git_repo(tmp_path / "atlas")
+    assert cli(home, "install", "claude", "--scope", "project", cwd=repo).returncode == 0
+    env = {**os.environ, "HOME": str(home), "DISABLE_TELEMETRY": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+
+    def states() -> tuple[str, dict[str, Any]]:
+        listed = subprocess.run([str(CLIS / "claude"), "mcp", "list"], capture_output=True, text=True, timeout=180,
+                                env=env, cwd=repo)
+        line = next((row for row in listed.stdout.splitlines() if row.startswith("headroom:")), listed.stdout)
+        checks = json.loads(cli(home, "doctor", "--json", cwd=repo).stdout)["checks"]
+        return line, next(c for c in checks if c["check"] == "claude project approval")
+
+    line, check = states()
+    assert "Pending approval" in line and check["status"] == "warn" and "pending approval" in check["detail"], (line, check)
+    assert "enabledMcpjsonServers" in check["fix"]
+    (repo / ".claude").mkdir()
+    (repo / ".claude" / "settings.local.json").write_text('{"enabledMcpjsonServers": ["headroom"]}')
+    line, check = states()
+    assert "headroom-mcp serve" in line and "Pending" not in line and check["status"] == "ok", (line, check)
