@@ -249,12 +249,12 @@ class Headroom(Server):
 
     def stop_daemon(self) -> None:
         """SIGTERM the data dir's daemon and wait until its lock is free."""
-        from headroom_mcp.client import _owned
+        from headroom_mcp.client import store_owned
         from headroom_mcp.paths import DaemonPaths
 
         paths = DaemonPaths.for_data_dir(self.data_dir)
         pid = self.daemon_pid()
-        if pid is None and _owned(paths):  # starting up, not answering yet: the lock has its pid
+        if pid is None and store_owned(paths):  # starting up, not answering yet: the lock has its pid
             time.sleep(0.5)
             pid = self.daemon_pid()
             if pid is None:
@@ -268,7 +268,7 @@ class Headroom(Server):
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + 60
-        while _owned(paths):
+        while store_owned(paths):
             if time.monotonic() > deadline and pid is not None:
                 os.kill(pid, signal.SIGKILL)
                 deadline = time.monotonic() + 60

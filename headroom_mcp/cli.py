@@ -198,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "instead of a local stdio server")
             p.add_argument("--token-env", metavar="VAR", help="with --url: the environment variable holding your token "
                                                                "(default HEADROOM_MCP_TOKEN); the token is never written")
+            p.add_argument("--force", action="store_true", help="replace a 'headroom' server that is not headroom-mcp's "
+                                                                 "(uninstall puts it back)")
         p.add_argument("--dry-run", action="store_true", help="print the changes as diffs, write nothing")
         p.add_argument("--data-dir", help="a store other than the default (passed to the server and hooks)")
 
@@ -584,16 +586,18 @@ def _run_install(args: argparse.Namespace) -> int:
                                token_env=getattr(args, "token_env", None))
     clients = CLIENTS if args.client == "all" else (args.client,)
     # Plan every client first: a config we cannot parse stops everything before any write.
-    planned = {c: plan(c, target, install=installing, hooks=installing and args.hooks) for c in clients}
+    planned = {c: plan(c, target, install=installing, hooks=installing and args.hooks,
+                       force=installing and args.force) for c in clients}
     written = [] if args.dry_run else apply([c for changes in planned.values() for c in changes])
     for client, changes in planned.items():
         if args.dry_run:
             diffs = [c.diff() for c in changes if c.changed]
             print("\n".join(diffs) if diffs else f"{client}: nothing to change")
             continue
-        for change in changes:
-            state = "unchanged" if change not in written else "removed" if change.after is None else "updated"
-            print(f"{client}: {state} {change.path}")
+        # Install names every file that holds our entries; uninstall only those it changed.
+        lines = [f"{client}: {_install_state(change, change in written)} {change.path}"
+                 for change in changes if installing or change in written]
+        print("\n".join(lines) if lines else f"{client}: nothing to remove")
     for note in notes if installing else []:
         print(f"headroom-mcp: {note}", file=sys.stderr)
     if installing and target.url and not os.environ.get(target.token_variable):
@@ -603,6 +607,13 @@ def _run_install(args: argparse.Namespace) -> int:
         print("headroom-mcp: warning: this URL is plain http beyond loopback, so your token and memories cross the "
               "network unencrypted; put the server behind HTTPS", file=sys.stderr)
     return 0
+
+
+def _install_state(change: Any, written: bool) -> str:
+    """How ``install``/``uninstall`` reports one file."""
+    if not written:
+        return "unchanged"
+    return "removed" if change.after is None else "created" if change.before is None else "updated"
 
 
 def _plain_http_beyond_loopback(url: str) -> bool:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import re
-import shlex
 import shutil
 import tomllib
 from dataclasses import dataclass
@@ -17,7 +15,7 @@ from typing import Any
 from . import jsonc
 from .config import Settings, default_data_dir, os_user
 from .errors import HeadroomError
-from .install import CLIENTS, SERVER_NAME, our_hooks, project_root
+from .install import CLIENTS, SERVER_NAME, our_hooks, project_root, split_hook
 from .paths import DaemonPaths
 
 
@@ -71,13 +69,8 @@ def _pointer(agent: str, what: str, command: str, args: list[str], env: dict[str
 def _hook_pointers(agent: str, label: str, hooks: Any, shell: dict[str, str]) -> list[Pointer]:
     """Our hooks in one file, resolved (the first is enough: install writes them all alike)."""
     for _, _, _, hook in our_hooks(hooks):
-        try:
-            words = shlex.split(str(hook["command"]))
-        except ValueError:
-            continue
-        assigned = dict(w.split("=", 1) for w in itertools.takewhile(lambda w: "=" in w and not w.startswith("-"), words))
-        rest = words[len(assigned):]
-        return [_pointer(agent, f"{label} hooks", rest[0] if rest else "?", rest[1:], assigned, shell)]
+        assigned, words = split_hook(str(hook["command"]))
+        return [_pointer(agent, f"{label} hooks", words[0], words[1:], assigned, shell)]
     return []
 
 
@@ -134,6 +127,7 @@ def registrations(home: Path, root: Path, shell: dict[str, str], settings: Setti
                              "set the same HEADROOM_MCP_* variables here as the agents use, or re-run install from this shell"))
     if any(p.agent == "gemini" for p in found):
         checks.append(gemini_trust(home, root, shell))
+    checks.extend(claude_approval(home, root))
     checks.extend(codex_trust(home, root))
     return checks
 
@@ -169,6 +163,33 @@ def gemini_trust(home: Path, folder: Path, shell: dict[str, str]) -> dict[str, A
         return _check("gemini folder trust", True, f"{here} is trusted ({rules_file})")
     state = "marked DO_NOT_TRUST" if level == "DO_NOT_TRUST" else "not trusted"
     return _check("gemini folder trust", None, f"{here} is {state}: Gemini CLI disables MCP servers and hooks here", fix)
+
+
+def claude_approval(home: Path, root: Path) -> list[dict[str, Any]]:
+    """Claude Code starts a server from a project's ``.mcp.json`` only once the user approves it
+    (``claude mcp list``: "Pending approval"); until then the agent has no memory tools.
+
+    The choice is recorded in its settings files (user, project, local) as
+    ``enabledMcpjsonServers`` / ``enableAllProjectMcpServers``, or ``disabledMcpjsonServers``
+    for a refusal (read from Claude Code 2.1's bundle; an approval for one session only is
+    kept in memory, so this may warn about a server approved just for the running session).
+    """
+    servers = _load(root / ".mcp.json", "json").get("mcpServers")
+    if root == home or not isinstance(servers, dict) or SERVER_NAME not in servers:
+        return []
+    files = [home / ".claude" / "settings.json", root / ".claude" / "settings.json", root / ".claude" / "settings.local.json"]
+    settings = [_load(path, "json") for path in files]
+
+    def listed(key: str) -> bool:
+        return any(isinstance(s.get(key), list) and SERVER_NAME in s[key] for s in settings)
+
+    approved = not listed("disabledMcpjsonServers") and (
+        listed("enabledMcpjsonServers") or any(s.get("enableAllProjectMcpServers") is True for s in settings))
+    state = "approved" if approved else "rejected" if listed("disabledMcpjsonServers") else "pending approval"
+    return [_check("claude project approval", approved or None,
+                   f"{SERVER_NAME} in {root / '.mcp.json'} is {state}" + ("" if approved else ": Claude Code does not start it"),
+                   f"run `claude` in {root} and approve the {SERVER_NAME} server (or add "
+                   f'"enabledMcpjsonServers": ["{SERVER_NAME}"] to {files[2]})')]
 
 
 def codex_trust(home: Path, root: Path) -> list[dict[str, Any]]:

@@ -3,11 +3,17 @@
 Each client keeps its own files, and users keep much else in them, so every change is a
 read-modify-write of just our entries: idempotent (a second install changes nothing),
 atomic (temp file + rename, mode kept), with the user's own file (as it was before any of
-our entries) saved next to it as ``<name>.headroom-backup``. Files are edited as text (JSON
-and JSONC through ``jsonc``, TOML through tomlkit), so comments and the entries we do not
-own keep their bytes. ``uninstall`` removes exactly what ``install`` added: a file that
-ends up as the backup's content gets the backup's bytes back, a file we created is
-deleted, and the backup goes once the file is back in the user's hands.
+our entries) saved as ``<name>.headroom-backup``: beside it for user scope, under the
+repository's git dir for project scope (never in the work tree, where a team would commit
+it). Files are edited as text (JSON and JSONC through ``jsonc``, TOML through tomlkit) in
+their own line endings, so comments and the entries we do not own keep their bytes.
+
+Only our own entries are ever replaced or removed: a ``headroom`` server that does not run
+headroom-mcp (another tool of that name) stops the install unless ``--force`` is given,
+and then its backup gives it back on uninstall. ``uninstall`` removes exactly what
+``install`` added: a file that ends up as the backup's content gets the backup's bytes
+back, a file (and folder) install created is deleted, and the bookkeeping goes once the
+file is back in the user's hands.
 
 | client | servers | hooks |
 |---|---|---|
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import itertools
 import json
 import os
 import re
@@ -68,6 +75,11 @@ TRANSPORT_KEYS = {
     "gemini": {"stdio": ("command", "args", "env", "cwd"), "http": ("httpUrl", "url", "headers")},
 }
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+#: How our team entries take the token: from a variable each client expands (``--token-env``).
+_BEARER_FROM_ENV = re.compile(r"Bearer \$\{[A-Za-z_][A-Za-z0-9_]*\}")
+#: Our program's names: the console script (any install's path to it) and ``python -m headroom_mcp``.
+_OUR_PROGRAMS = ("headroom-mcp", "headroom_mcp")
 #: Settings besides the data dir that decide which store and embedder a server uses. When one
 #: differs from its default, install writes it into every entry: Claude Code and Gemini CLI pass
 #: the shell's environment to their servers, Codex does not, and agents that disagree split the
@@ -94,6 +106,9 @@ class Target:
     env: tuple[tuple[str, str], ...] = ()
     #: Variables named for Codex to pass on from its own environment (an embedding endpoint's key).
     pass_env: tuple[str, ...] = ()
+    #: Where install keeps its bookkeeping for project files (inside the repository's git dir);
+    #: None: beside each file (user scope).
+    ledger: Path | None = None
 
     @property
     def transport(self) -> str:
@@ -127,19 +142,57 @@ class Target:
         assignments = [f"{name}={shlex.quote(value)}" for name, value in self.env]
         return " ".join([*assignments, *(shlex.quote(p) for p in [self.command, *self.args("hook", kind, agent=agent)])])
 
+    def notes(self, path: Path) -> Notes:
+        """Install's bookkeeping for ``path``: beside it, or under the ledger when project files have one."""
+        if self.ledger is None:
+            return Notes(path.with_name(path.name + ".headroom-backup"), path.with_name(path.name + ".headroom-created"))
+        base = self.ledger / path.relative_to(self.project_root)
+        return Notes(base.with_name(base.name + ".headroom-backup"), base.with_name(base.name + ".headroom-created"),
+                     self.ledger)
+
+
+@dataclass(frozen=True)
+class Notes:
+    """What install remembers about one file until uninstall: the user's own file as it was
+    (``backup``), or that install created it and which folders with it (``created``, a JSON
+    list). Without the latter, uninstall never deletes a file or folder: it was the user's."""
+
+    backup: Path
+    created: Path
+    ledger: Path | None = None  # the folder holding the notes when it is ours alone (pruned when empty)
+
+    def read_backup(self) -> str | None:
+        """The user's own file saved by an install, if any (a symlink is never followed)."""
+        return _read(self.backup) if self.backup.is_file() and not self.backup.is_symlink() else None
+
+    def created_folders(self) -> list[Path]:
+        """The folders install created for the file (empty if it created none, or not the file)."""
+        try:
+            return [Path(p) for p in json.loads(_read(self.created) or "[]")]
+        except ValueError:
+            return []
+
+    def release(self) -> None:
+        """Forget the file (an uninstall is done with it), and the ledger folders left empty."""
+        for note in (self.backup, self.created):
+            note.unlink(missing_ok=True)
+            if self.ledger is not None:
+                _remove_empty([folder for folder in [note.parent, *note.parent.parents] if folder.is_relative_to(self.ledger)])
+
 
 @dataclass
 class Change:
     """One file's content before and after (``None``: the file does not exist).
 
-    ``backup``: save ``before`` as the backup (it holds none of our entries, so it is the
-    user's own file); ``release``: an uninstall, after which the backup is deleted.
+    ``save``: keep ``before`` as the backup (it holds none of our entries, so it is the
+    user's own file); ``release``: an uninstall, after which the notes are deleted.
     """
 
     path: Path
     before: str | None
     after: str | None
-    backup: bool = False
+    notes: Notes
+    save: bool = False
     release: bool = False
 
     @property
@@ -161,10 +214,10 @@ def default_executable() -> str:
     return shutil.which("headroom-mcp") or "headroom-mcp"
 
 
-def repository_root(cwd: Path) -> Path | None:
-    """The git work tree holding ``cwd``, or None outside one."""
+def _git_path(cwd: Path, flag: str) -> Path | None:
+    """``git rev-parse <flag>`` from ``cwd`` as a path, or None outside a repository."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", "rev-parse", flag], cwd=cwd, capture_output=True, text=True, timeout=5)
         if out.returncode == 0 and out.stdout.strip():
             return Path(out.stdout.strip())
     except (OSError, subprocess.SubprocessError):
@@ -172,19 +225,30 @@ def repository_root(cwd: Path) -> Path | None:
     return None
 
 
+def repository_root(cwd: Path) -> Path | None:
+    """The git work tree holding ``cwd``, or None outside one."""
+    return _git_path(cwd, "--show-toplevel")
+
+
 def project_root(cwd: Path) -> Path:
     """The repository root, else ``cwd`` itself."""
     return repository_root(cwd) or cwd
 
 
-def backup_path(path: Path) -> Path:
-    return path.with_name(path.name + ".headroom-backup")
+def _read(path: Path) -> str | None:
+    """A file's text with its own line endings (``read_text`` would turn CRLF into LF), or None if absent."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
 
 
-def _read_backup(path: Path) -> str | None:
-    """The user's own file saved by an install, if any (a symlink is never followed)."""
-    backup = backup_path(path)
-    return backup.read_text() if backup.is_file() and not backup.is_symlink() else None
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove each folder that is empty, deepest first."""
+    for folder in sorted(set(folders), key=lambda p: len(p.parts), reverse=True):
+        if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def target_for(scope: str, cwd: Path, data_dir: str | None = None, url: str | None = None,
@@ -220,43 +284,120 @@ def target_for(scope: str, cwd: Path, data_dir: str | None = None, url: str | No
         notes.append(f"{names} not written: project files are shared, and Codex starts servers without your shell's "
                      "variables, so it would use the default store; run `headroom-mcp install all` (user scope) too")
         store, settings, pass_env = None, (), ()
-    return Target(scope, Path.home(), root or cwd, default_executable(), store, url, token_env, settings, pass_env), notes
+    # This work tree's own git dir (a linked worktree has one of its own): never committed, never shared.
+    ledger = _git_path(cwd, "--absolute-git-dir") if scope == "project" else None
+    return Target(scope, Path.home(), root or cwd, default_executable(), store, url, token_env, settings, pass_env,
+                  ledger and ledger / "headroom-mcp"), notes
 
 
 # ---- file edits ---------------------------------------------------------------------------
+
+def _plain(value: Any) -> Any:
+    """Plain data for a tomlkit item (JSON data is plain already)."""
+    return value.unwrap() if hasattr(value, "unwrap") else value
+
+
+def _names_us(words: list[Any]) -> bool:
+    """Whether one of the words is our program (by any path to it)."""
+    return any(re.split(r"[\\/]", str(w))[-1].removesuffix(".exe") in _OUR_PROGRAMS for w in words)
+
+
+def is_our_server(entry: Any) -> bool:
+    """Whether a ``headroom`` server entry is headroom-mcp's, so install may replace it and uninstall remove it.
+
+    Ours: a stdio entry whose command line runs headroom-mcp (any install's path to it, or
+    ``python -m headroom_mcp``), or a team entry that takes its token from an environment
+    variable the way install writes it. Anything else named ``headroom`` is another tool's.
+    """
+    entry = _plain(entry)
+    if not isinstance(entry, dict):
+        return False
+    if "command" in entry:
+        args = entry.get("args")
+        return _names_us([entry["command"], *(args if isinstance(args, list) else [])])
+    headers = entry.get("headers") or entry.get("http_headers")
+    headers = headers if isinstance(headers, dict) else {}
+    return (isinstance(entry.get("bearer_token_env_var"), str) or PROJECT_HEADER in headers
+            or bool(_BEARER_FROM_ENV.fullmatch(str(headers.get("Authorization", "")))))
+
 
 def _has_ours(data: Any, servers_key: str) -> bool:
     """Whether a config holds our server entry or one of our hooks (then it is not the user's own file)."""
     if not isinstance(data, dict):
         return False
     servers = data.get(servers_key)
-    return (isinstance(servers, dict) and SERVER_NAME in servers) or any(our_hooks(data.get("hooks")))
+    return (isinstance(servers, dict) and is_our_server(servers.get(SERVER_NAME))) or any(our_hooks(data.get("hooks")))
 
 
-def _finish(path: Path, before: str | None, after: str | None, kind: str, install: bool,
-            original: Any, result: Any) -> Change:
-    """The change, settled for a round trip.
+def _next_server(current: Any, entry: dict[str, Any] | None, restored: Any, client: str, transport: str,
+                 force: bool, path: Path) -> Any:
+    """What the ``headroom`` entry becomes (None: no entry).
+
+    Installing puts ours in, keeping what the user added to an earlier one of ours; another
+    tool's entry of that name is replaced only with ``force`` (its file's backup keeps it).
+    Uninstalling takes ours out and gives back the entry ``--force`` replaced (``restored``),
+    and leaves anyone else's alone.
+    """
+    foreign = current is not None and not is_our_server(current)
+    if entry is None:
+        return current if foreign else restored
+    if foreign and not force:
+        plain = _plain(current)
+        what = plain.get("command") or plain.get("url") or plain.get("httpUrl") if isinstance(plain, dict) else plain
+        raise InvalidInput(f"{path} already has a {SERVER_NAME!r} server that is not headroom-mcp's ({what!r}); "
+                           f"nothing was changed. Rename yours, or run install with --force to replace it "
+                           "(uninstall puts it back)")
+    return _merged_entry(None if foreign else current, entry, client, transport)
+
+
+def _replaced_entry(notes: Notes, kind: str) -> Any:
+    """The user's own ``headroom`` entry that ``install --force`` replaced, from the backup (None if none).
+
+    For TOML it is the backup's own tomlkit item, so it goes back in its own layout.
+    """
+    text = notes.read_backup()
+    try:
+        data = tomlkit.parse(text or "") if kind == "toml" else _loads(text or "", kind)
+    except Exception:  # a damaged backup gives nothing back
+        return None
+    servers = data.get("mcp_servers" if kind == "toml" else "mcpServers") if isinstance(data, dict) else None
+    entry = servers.get(SERVER_NAME) if isinstance(servers, dict) else None
+    return entry if entry is not None and not is_our_server(entry) else None
+
+
+def _newline(text: str | None) -> str:
+    """The file's line ending: CRLF when every line ends so, else LF (what a new file gets)."""
+    return "\r\n" if text and "\r\n" in text and "\n" not in text.replace("\r\n", "") else "\n"
+
+
+def _edit_file(path: Path, kind: str, edit: Callable[[str | None], tuple[str | None, Any, Any]],
+               install: bool, notes: Notes) -> Change:
+    """Run ``edit`` (LF text in: its result text, the data before and after) in the file's own line endings, then settle.
 
     Installing over the user's own file marks it for a backup. Uninstalling: when what is
     left differs from the backup only in whitespace (a blank line tomlkit kept), the
-    backup's bytes come back; a file left empty (no comments) that no backup says the user
-    had is deleted; the backup goes either way.
+    backup's bytes come back; a file left empty (no comments) that install created is
+    deleted; the notes go either way.
     """
-    servers_key = "mcp_servers" if kind == "toml" else "mcpServers"
+    before = _read(path)
+    newline = _newline(before)
+    after, original, result = edit(before if before is None else before.replace(newline, "\n"))
+    after = after if after is None else after.replace("\n", newline)
     if install:
-        return Change(path, before, after, backup=before is not None and not _has_ours(original, servers_key))
-    saved = _read_backup(path)
+        servers_key = "mcp_servers" if kind == "toml" else "mcpServers"
+        return Change(path, before, after, notes, save=before is not None and not _has_ours(original, servers_key))
+    saved = notes.read_backup()
     if after == before or after is None:
         pass
     elif saved is not None:
         try:
-            if re.sub(r"\s", "", saved) == re.sub(r"\s", "", after) and jsonc.same(_loads(saved, kind), result):
+            if _content(saved, kind) == _content(after, kind) and jsonc.same(_loads(saved, kind), result):
                 after = saved
         except ValueError:
             pass
-    elif not result and not _content(after, kind):
+    elif not result and not _content(after, kind) and notes.created.is_file():
         after = None
-    return Change(path, before, after, release=True)
+    return Change(path, before, after, notes, release=True)
 
 
 def _loads(text: str, kind: str) -> Any:
@@ -264,32 +405,35 @@ def _loads(text: str, kind: str) -> Any:
 
 
 def _content(text: str, kind: str) -> str:
-    """The text less whitespace and an empty object: what the user would lose if the file went."""
-    return text.strip() if kind == "toml" else re.sub(r"\s", "", text).removeprefix("{").removesuffix("}")
+    """The text less whitespace and (JSON) the outer braces: what the user would lose if the file
+    went, and what must match the backup for its bytes to come back (an empty file is ``{}``)."""
+    bare = re.sub(r"\s", "", text)
+    return bare if kind == "toml" else bare.removeprefix("{").removesuffix("}")
 
 
-def _json_edit(path: Path, edit: Callable[[dict[str, Any]], None], install: bool) -> Change:
+def _json_edit(path: Path, edit: Callable[[dict[str, Any]], None], install: bool, notes: Notes) -> Change:
     """Apply ``edit`` to the file's data, then splice just the difference into its text."""
-    before = path.read_text() if path.exists() else None
-    try:
-        data = jsonc.loads(before) if before and before.strip() else {}
-    except ValueError as exc:
-        raise InvalidInput(f"{path} is not valid JSON ({exc}); fix it or move it away, nothing was changed") from None
-    if not isinstance(data, dict):
-        raise InvalidInput(f"{path} does not hold a JSON object; nothing was changed")
-    result = copy.deepcopy(data)
-    edit(result)
-    if jsonc.same(result, data):
-        after = before
-    elif before is None or not before.strip():
-        after = json.dumps(result, indent=2, ensure_ascii=False) + "\n" if result else before
-    else:
-        after = jsonc.update(before, result)
-    return _finish(path, before, after, "json", install, data, result)
+
+    def edit_text(before: str | None) -> tuple[str | None, Any, Any]:
+        try:
+            data = jsonc.loads(before) if before and before.strip() else {}
+        except ValueError as exc:
+            raise InvalidInput(f"{path} is not valid JSON ({exc}); fix it or move it away, nothing was changed") from None
+        if not isinstance(data, dict):
+            raise InvalidInput(f"{path} does not hold a JSON object; nothing was changed")
+        result = copy.deepcopy(data)
+        edit(result)
+        if jsonc.same(result, data):
+            return before, data, result
+        if before is None or not before.strip():
+            return (json.dumps(result, indent=2, ensure_ascii=False) + "\n" if result else before), data, result
+        return jsonc.update(before, result), data, result
+
+    return _edit_file(path, "json", edit_text, install, notes)
 
 
 def _toml_edit(path: Path, edit: Callable[[Any], None], expect: Callable[[dict[str, Any]], None],
-               install: bool, sample: str = "codex.config.toml") -> Change:
+               install: bool, notes: Notes, sample: str = "codex.config.toml") -> Change:
     """Edit a TOML file keeping its layout; ``expect`` applies the same change to plain data.
 
     TOML can say one thing several ways (tables, inline tables, dotted keys), and a
@@ -297,13 +441,20 @@ def _toml_edit(path: Path, edit: Callable[[Any], None], expect: Callable[[dict[s
     back and must equal the original data with exactly our change; otherwise nothing is
     written and the user is told what to add by hand.
     """
-    before = path.read_text() if path.exists() else None
+    return _edit_file(path, "toml", lambda before: _toml_text(path, before, edit, expect, install, sample), install, notes)
+
+
+def _toml_text(path: Path, before: str | None, edit: Callable[[Any], None], expect: Callable[[dict[str, Any]], None],
+               install: bool, sample: str) -> tuple[str | None, Any, Any]:
+    """``_toml_edit`` on the text: the new text, the data before and after."""
     try:
         doc = tomlkit.parse(before or "")
         original = doc.unwrap()
         edit(doc)
         after = tomlkit.dumps(doc)
         result = tomllib.loads(after)
+    except InvalidInput:
+        raise
     except Exception as exc:
         raise InvalidInput(f"could not edit {path} ({type(exc).__name__}: {exc}); nothing was changed") from None
     wanted = json.loads(json.dumps(original))
@@ -312,12 +463,12 @@ def _toml_edit(path: Path, edit: Callable[[Any], None], expect: Callable[[dict[s
         raise InvalidInput(f"could not edit {path} without disturbing its other settings; nothing was changed. "
                            f"Add the entry from agent-configs/{sample} by hand")
     if result == original:
-        after = before
-    elif not install and after.strip():
+        return before, original, result
+    if not install and after.strip():
         after = after.rstrip("\n") + "\n"  # tomlkit leaves the blank line that preceded a removed table
     elif not after.strip() and before is None:
-        after = None
-    return _finish(path, before, after, "toml", install, original, result)
+        return None, original, result
+    return after, original, result
 
 
 def _is_http_url(url: str) -> bool:
@@ -375,7 +526,7 @@ def _server_entry(target: Target, client: str) -> dict[str, Any]:
 def _merged_entry(existing: Any, entry: dict[str, Any], client: str, transport: str) -> dict[str, Any]:
     """Ours over what the user added to our entry (env, timeouts, extra headers), minus the other transport's keys."""
     other = TRANSPORT_KEYS[client]["http" if transport == "stdio" else "stdio"]
-    plain = existing.unwrap() if hasattr(existing, "unwrap") else existing
+    plain = _plain(existing)
     merged = {k: v for k, v in plain.items() if k not in other} if isinstance(plain, dict) else {}
     for key, value in entry.items():
         mine = merged.get(key)
@@ -383,8 +534,22 @@ def _merged_entry(existing: Any, entry: dict[str, Any], client: str, transport: 
     return merged
 
 
+def split_hook(command: str) -> tuple[dict[str, str], list[str]]:
+    """A hook's command line as its leading ``VAR=value`` assignments and the words after ({}, [] if not shell words)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return {}, []
+    assigned = dict(w.split("=", 1) for w in itertools.takewhile(_ASSIGNMENT.match, words))
+    return assigned, words[len(assigned):]
+
+
 def is_our_hook(hook: Any) -> bool:
-    return isinstance(hook, dict) and "headroom-mcp" in str(hook.get("command", "")) and " hook " in str(hook.get("command", ""))
+    """A hook that runs ``headroom-mcp hook ...`` itself; one that only mentions it (a wrapper script) is the user's."""
+    if not isinstance(hook, dict):
+        return False
+    _, words = split_hook(str(hook.get("command", "")))
+    return len(words) > 1 and _names_us(words[:1]) and words[1] == "hook"
 
 
 def our_hooks(hooks: Any) -> Iterator[tuple[str, int, int, dict[str, Any]]]:
@@ -428,16 +593,54 @@ def _set_hooks(hooks: dict[str, Any], target: Target, client: str, install: bool
         hooks.setdefault(event, []).append(group)
 
 
-def _json_servers(data: dict[str, Any], entry: dict[str, Any] | None, client: str, transport: str) -> None:
+def _json_servers(data: dict[str, Any], settle: Callable[[Any], Any]) -> None:
+    """Our entry in ``mcpServers`` becomes what ``settle`` makes of the current one (see ``_next_server``)."""
     servers = data.setdefault("mcpServers", {})
     if not isinstance(servers, dict):
         raise InvalidInput(f"mcpServers must be an object, found {type(servers).__name__}; nothing was changed")
-    if entry is None:
+    value = settle(servers.get(SERVER_NAME))
+    if value is None:
         servers.pop(SERVER_NAME, None)
-        if not servers:
-            del data["mcpServers"]
     else:
-        servers[SERVER_NAME] = _merged_entry(servers.get(SERVER_NAME), entry, client, transport)
+        servers[SERVER_NAME] = value
+    if not servers:
+        del data["mcpServers"]
+
+
+def _toml_servers(doc: Any, settle: Callable[[Any], Any]) -> None:
+    """Our entry in a Codex config becomes what ``settle`` makes of the current one, as a real table.
+
+    A user's entry that ``settle`` gives back (from the backup) keeps its own layout; one it
+    leaves alone is not touched at all.
+    """
+    servers = doc.get("mcp_servers")
+    current = servers.get(SERVER_NAME) if servers is not None else None
+    value = settle(current)
+    if value is current:
+        return
+    if isinstance(value, tomlkit.items.Item):
+        servers[SERVER_NAME] = value
+    elif value is None:
+        del servers[SERVER_NAME]
+        if not servers:
+            del doc["mcp_servers"]
+    else:
+        if servers is None:
+            servers = tomlkit.table(is_super_table=True)
+            doc["mcp_servers"] = servers
+        elif not isinstance(servers, tomlkit.items.Table):  # an inline table: make it a real one
+            plain = servers.unwrap()
+            del doc["mcp_servers"]
+            servers = tomlkit.table(is_super_table=True)
+            for name, entry in plain.items():
+                servers[name] = entry
+            doc["mcp_servers"] = servers
+        table = tomlkit.table()
+        for key, item in value.items():
+            table[key] = item
+        if SERVER_NAME in servers and not isinstance(servers[SERVER_NAME], tomlkit.items.Table):
+            del servers[SERVER_NAME]  # an inline or dotted entry: replaced by a real table
+        servers[SERVER_NAME] = table  # a table is replaced in place, keeping the blank lines around it
 
 
 def _json_hooks(data: dict[str, Any], target: Target, client: str, install: bool) -> None:
@@ -453,10 +656,11 @@ def _json_hooks(data: dict[str, Any], target: Target, client: str, install: bool
 
 # ---- per client ---------------------------------------------------------------------------
 
-def plan(client: str, target: Target, install: bool = True, hooks: bool = False) -> list[Change]:
+def plan(client: str, target: Target, install: bool = True, hooks: bool = False, force: bool = False) -> list[Change]:
     """The file changes that install (or uninstall) the server, and hooks if asked, for one client.
 
-    Uninstalling always removes our hooks too; installing without ``hooks`` leaves them as they are.
+    Uninstalling always removes our hooks too; installing without ``hooks`` leaves them as
+    they are. ``force``: replace a ``headroom`` server that is not ours (see ``_next_server``).
     """
     if client not in CLIENTS:
         raise InvalidInput(f"unknown client {client!r}; choose from {', '.join(CLIENTS)} or all")
@@ -470,18 +674,30 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
     # Hooks are (re)written when asked for and removed on uninstall; a plain install
     # leaves whatever hooks an earlier ``install --hooks`` put there.
     touch_hooks = want_hooks or not install
+
+    def settler(path: Path, kind: str) -> Callable[[Any], Any]:
+        """What our entry in ``path`` becomes, given the current one."""
+        restored = None if install else _replaced_entry(target.notes(path), kind)
+        return lambda current: _next_server(current, entry, restored, client, target.transport, force, path)
+
+    def hooks_edit(path: Path) -> Change:
+        return _json_edit(path, lambda d: _json_hooks(d, target, client, want_hooks), install, target.notes(path))
+
     changes: list[Change] = []
     if client == "claude":
         servers_file = target.home / ".claude.json" if user else target.project_root / ".mcp.json"
         settings_file = (target.home if user else target.project_root) / ".claude" / "settings.json"
-        changes.append(_json_edit(servers_file, lambda d: _json_servers(d, entry, client, target.transport), install))
+        settle = settler(servers_file, "json")
+        changes.append(_json_edit(servers_file, lambda d: _json_servers(d, settle), install, target.notes(servers_file)))
         if want_hooks or (touch_hooks and settings_file.exists()):
-            changes.append(_json_edit(settings_file, lambda d: _json_hooks(d, target, client, want_hooks), install))
+            changes.append(hooks_edit(settings_file))
     elif client == "codex":
         base = (target.home if user else target.project_root) / ".codex"
+        config = target.notes(base / "config.toml")
+        settle = settler(base / "config.toml", "toml")
         # Uninstalling takes back the hooks feature flag unless the user's own file had it.
         try:
-            users = tomllib.loads(_read_backup(base / "config.toml") or "")
+            users = tomllib.loads(config.read_backup() or "")
         except ValueError:  # a damaged backup: take the flag back as if there were none
             users = {}
         users_features = users.get("features") if isinstance(users.get("features"), dict) else None
@@ -489,28 +705,7 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
         drop_features = drop_flag and users_features is None
 
         def edit_config(doc: Any) -> None:
-            servers = doc.get("mcp_servers")
-            if entry is not None:
-                if servers is None:
-                    servers = tomlkit.table(is_super_table=True)
-                    doc["mcp_servers"] = servers
-                elif not isinstance(servers, tomlkit.items.Table):  # an inline table: make it a real one
-                    plain = servers.unwrap()
-                    del doc["mcp_servers"]
-                    servers = tomlkit.table(is_super_table=True)
-                    for name, value in plain.items():
-                        servers[name] = value
-                    doc["mcp_servers"] = servers
-                table = tomlkit.table()
-                for key, value in _merged_entry(servers.get(SERVER_NAME), entry, client, target.transport).items():
-                    table[key] = value
-                if SERVER_NAME in servers and not isinstance(servers[SERVER_NAME], tomlkit.items.Table):
-                    del servers[SERVER_NAME]  # an inline or dotted entry: replaced by a real table
-                servers[SERVER_NAME] = table  # a table is replaced in place, keeping the blank lines around it
-            elif servers is not None and SERVER_NAME in servers:
-                del servers[SERVER_NAME]
-                if not servers:
-                    del doc["mcp_servers"]
+            _toml_servers(doc, settle)
             if want_hooks:
                 features = doc.get("features")
                 if features is None:
@@ -525,10 +720,11 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
 
         def expect_config(data: dict[str, Any]) -> None:
             servers = data.setdefault("mcp_servers", {})
-            if entry is not None:
-                servers[SERVER_NAME] = _merged_entry(servers.get(SERVER_NAME), entry, client, target.transport)
-            else:
+            value = _plain(settle(servers.get(SERVER_NAME)))
+            if value is None:
                 servers.pop(SERVER_NAME, None)
+            else:
+                servers[SERVER_NAME] = value
             if not servers:
                 del data["mcp_servers"]
             if want_hooks:
@@ -539,59 +735,70 @@ def plan(client: str, target: Target, install: bool = True, hooks: bool = False)
                     del data["features"]
 
         sample = "codex.team.config.toml" if target.url else "codex.config.toml"
-        changes.append(_toml_edit(base / "config.toml", edit_config, expect_config, install, sample))
+        changes.append(_toml_edit(base / "config.toml", edit_config, expect_config, install, config, sample))
         if want_hooks or (touch_hooks and (base / "hooks.json").exists()):
-            changes.append(_json_edit(base / "hooks.json", lambda d: _json_hooks(d, target, client, want_hooks), install))
+            changes.append(hooks_edit(base / "hooks.json"))
     else:
         settings_file = (target.home if user else target.project_root) / ".gemini" / "settings.json"
+        settle = settler(settings_file, "json")
 
         def edit_gemini(d: dict[str, Any]) -> None:
-            _json_servers(d, entry, client, target.transport)
+            _json_servers(d, settle)
             if want_hooks or (touch_hooks and "hooks" in d):
                 _json_hooks(d, target, client, want_hooks)
 
-        changes.append(_json_edit(settings_file, edit_gemini, install))
+        changes.append(_json_edit(settings_file, edit_gemini, install, target.notes(settings_file)))
     return changes
 
 
 def apply(changes: list[Change]) -> list[Change]:
-    """Write (or delete) the changed files atomically, backing up the user's own file first.
+    """Write (or delete) the changed files atomically, noting first what install found.
 
-    A config that is a symlink (dotfile managers) is written through to its target. The
-    backup, ``<name>.headroom-backup`` beside the config's own name, holds the file as it
-    was with none of our entries, is never followed if it is a symlink (a repository
-    could plant one pointing at ~/.bashrc), and is created 0600. An uninstall deletes it:
-    by then the file is back in the user's hands. A file we delete takes its folder with
-    it when that folder (``.codex`` and the like) is left empty.
+    A config that is a symlink (dotfile managers) is written through to its target. Its
+    notes (see ``Notes``) are never followed if they are symlinks (a repository could
+    plant one pointing at ~/.bashrc) and are created 0600: the backup holds the file as it
+    was with none of our entries; a file install creates gets a note naming the folders it
+    created with it. An uninstall deletes the notes: by then the file is back in the user's
+    hands. A file we delete takes with it the folders install created for it, once empty.
     """
     for change in changes:  # every check before the first write
-        backup = backup_path(change.path)
-        if (change.backup or change.release) and backup.is_symlink():
-            raise InvalidInput(f"{backup} is a symlink; remove it first (nothing was changed)")
-    done = []
+        for note in (change.notes.backup, change.notes.created):
+            if note.is_symlink():
+                raise InvalidInput(f"{note} is a symlink; remove it first (nothing was changed)")
+    done, emptied = [], []
     for change in changes:
         path = change.path.resolve() if change.path.is_symlink() else change.path
         if change.changed and change.after is None:
             path.unlink(missing_ok=True)
-            if path.parent.name in (".claude", ".codex", ".gemini") and not any(path.parent.iterdir()):
-                path.parent.rmdir()
+            emptied += change.notes.created_folders()
             done.append(change)
         elif change.changed:
+            created = [str(p) for p in itertools.takewhile(lambda p: not p.exists(), path.parents)]
             path.parent.mkdir(parents=True, exist_ok=True)
             mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
-            if change.backup and change.before is not None:
-                _write(backup_path(change.path), change.before, 0o600)
+            if change.save and change.before is not None:
+                _write_note(change.notes.backup, change.before)
+            if change.before is None and not change.release:
+                _write_note(change.notes.created, json.dumps(created))
             _write(path, change.after or "", mode)
             done.append(change)
         if change.release:
-            backup_path(change.path).unlink(missing_ok=True)
+            change.notes.release()
+    _remove_empty(emptied)
     return done
 
 
+def _write_note(path: Path, text: str) -> None:
+    """A note of install's, private to the user (its folder, under a git dir, made as needed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write(path, text, 0o600)
+
+
 def _write(path: Path, text: str, mode: int) -> None:
-    """Atomically: a temp file beside ``path``, then a rename over it (over a link, not through it)."""
+    """Atomically: a temp file beside ``path``, then a rename over it (over a link, not through it).
+    The text goes as it is, line endings included."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
         f.write(text)
     os.chmod(tmp, mode)
     os.replace(tmp, path)

@@ -287,12 +287,13 @@ def test_a_planted_backup_symlink_is_refused_and_a_symlinked_config_written_thro
 
 
 def test_user_additions_to_the_entry_survive_and_risky_toml_is_left_alone(home):
-    (home / ".codex" / "config.toml").write_text(
-        'model = "o3"\n\n[mcp_servers.headroom]\ncommand = "old"\nstartup_timeout_sec = 20\n\n[mcp_servers.headroom.env]\nHEADROOM_MCP_USER = "bob"\n')
+    (home / ".codex" / "config.toml").write_text(  # ours, from an older install elsewhere
+        'model = "o3"\n\n[mcp_servers.headroom]\ncommand = "/old/venv/bin/headroom-mcp"\nstartup_timeout_sec = 20\n\n'
+        '[mcp_servers.headroom.env]\nHEADROOM_MCP_USER = "bob"\n')
     assert cli(home, "install", "codex").returncode == 0
     entry = tomllib.loads((home / ".codex" / "config.toml").read_text())["mcp_servers"]["headroom"]
     assert entry["startup_timeout_sec"] == 20 and entry["env"] == {"HEADROOM_MCP_USER": "bob"} and entry["args"][0] == "serve"
-    dotted = 'model = "o3"\nmcp_servers.headroom = {command = "x", args = []}\napproval_policy = "never"\n'
+    dotted = 'model = "o3"\nmcp_servers.headroom = {command = "headroom-mcp", args = []}\napproval_policy = "never"\n'
     (home / ".codex" / "config.toml").write_text(dotted)
     out = cli(home, "install", "codex")
     assert out.returncode == 1 and "by hand" in out.stderr and (home / ".codex" / "config.toml").read_text() == dotted
@@ -615,3 +616,136 @@ def test_doctor_shows_where_each_entry_points_and_flags_split_stores_and_trust(o
     checks = doctor()
     assert checks["exit"]["code"] == 0 and checks["one store"]["status"] == "ok", checks["one store"]
     assert checks["gemini folder trust"]["status"] == "ok" and checks["codex hook trust"]["status"] == "ok"
+
+
+# ---- entries, files and folders that are the user's, not ours -------------------------------
+
+FOREIGN = {  # a `headroom` server of the user's own (another tool of that name), and the file it sits in
+    "codex": (".codex/config.toml", '[mcp_servers.headroom]\ncommand = "my-own-headroom"\n'),
+    "claude": (".claude.json", '{"mcpServers":{"headroom":{"command":"my-own-headroom"}},"theme":"x"}'),
+    "gemini": (".gemini/settings.json", '{\n  "mcpServers": {\n    "headroom": {"command": "my-own-headroom", "args": ["--x"]}\n  }\n}\n'),
+}
+
+
+@pytest.mark.parametrize("client", sorted(FOREIGN))
+def test_a_headroom_entry_we_did_not_write_is_refused_kept_and_given_back_after_force(tmp_path, client):
+    home = tmp_path / "home"
+    name, text = FOREIGN[client]
+    (home / name).parent.mkdir(parents=True, exist_ok=True)
+    (home / name).write_text(text)
+    before = tree(home)
+    out = cli(home, "install", client, "--hooks")
+    assert out.returncode == 1 and "not headroom-mcp's" in out.stderr and "--force" in out.stderr, out.stderr
+    assert "my-own-headroom" in out.stderr and tree(home) == before
+    out = cli(home, "uninstall", client)
+    assert out.returncode == 0 and tree(home) == before, out.stdout  # neither the entry nor the file goes
+
+    out = cli(home, "install", client, "--hooks", "--force")
+    assert out.returncode == 0, out.stderr
+    assert "my-own-headroom" not in (home / name).read_text() and "serve" in (home / name).read_text()
+    assert cli(home, "install", client, "--hooks").returncode == 0  # ours now: a plain re-install is fine
+    out = cli(home, "uninstall", client)
+    assert out.returncode == 0, out.stderr
+    assert tree(home) == before  # the user's entry and file back byte for byte, no backup left
+
+
+def test_uninstall_deletes_only_the_files_and_folders_install_created(tmp_path):
+    """An empty ~/.codex the user had stays; a settings.json copied from agent-configs/ (ours,
+    so install updates it without asking) is the user's file: emptied of our entries, not deleted."""
+    home = tmp_path / "home"
+    (home / ".codex").mkdir(parents=True)
+    (home / ".gemini").mkdir()
+    (home / ".gemini" / "settings.json").write_text((ROOT / "agent-configs" / "gemini.settings.json").read_text())
+    assert cli(home, "install", "all", "--hooks").returncode == 0
+    assert (home / ".codex" / "config.toml").exists() and (home / ".claude" / "settings.json").exists()
+    assert cli(home, "uninstall", "all").returncode == 0
+    assert (home / ".codex").is_dir() and not (home / ".codex" / "config.toml").exists()
+    assert not (home / ".claude").exists() and not (home / ".claude.json").exists()  # created by install: gone
+    assert jsonc.loads((home / ".gemini" / "settings.json").read_text()) == {}
+    assert sorted(p.name for p in home.rglob("*")) == [".codex", ".gemini", "settings.json"]
+
+
+def test_a_hook_that_only_mentions_headroom_mcp_is_the_users(home):
+    wrapper = {"type": "command", "command": "bash -c 'headroom-mcp hook prompt --agent claude >> ~/hook.log'"}
+    settings = {"hooks": {"UserPromptSubmit": [{"hooks": [wrapper]}]}}
+    (home / ".claude" / "settings.json").write_text(json.dumps(settings))
+    assert cli(home, "install", "claude", "--hooks").returncode == 0
+    hooks = json.loads((home / ".claude" / "settings.json").read_text())["hooks"]["UserPromptSubmit"]
+    assert hooks[0] == {"hooks": [wrapper]} and len(hooks) == 2
+    assert cli(home, "uninstall", "claude").returncode == 0
+    assert json.loads((home / ".claude" / "settings.json").read_text()) == settings
+
+
+def test_project_scope_keeps_its_bookkeeping_out_of_the_work_tree(own_home, tmp_path):
+    repo = git_repo(tmp_path / "atlas")
+    (repo / ".mcp.json").write_text('{"mcpServers": {"lint": {"command": "lint-mcp"}}}\n')
+    (repo / ".gemini").mkdir()
+    (repo / ".gemini" / "settings.json").write_text(OWN_GEMINI)
+    subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
+    before = tree(repo)
+    out = cli(own_home, "install", "all", "--scope", "project", "--hooks", cwd=repo)
+    assert out.returncode == 0, out.stderr
+    status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=all"],
+                            capture_output=True, text=True, check=True).stdout
+    assert sorted(line[3:] for line in status.splitlines()) == [
+        ".claude/settings.json", ".codex/config.toml", ".codex/hooks.json", ".gemini/settings.json", ".mcp.json"], status
+    assert (repo / ".git" / "headroom-mcp" / ".mcp.json.headroom-backup").read_text() == before[".mcp.json"].decode()
+    assert cli(own_home, "uninstall", "all", "--scope", "project", cwd=repo).returncode == 0
+    assert tree(repo) == before and not (repo / ".git" / "headroom-mcp").exists()
+
+
+@pytest.mark.parametrize("files", [
+    {".claude.json": '{\r\n  "theme": "x"\r\n}\r\n', ".gemini/settings.json": '{\r\n  // mine\r\n  "theme": "x"\r\n}\r\n',
+     ".codex/config.toml": '# mine\r\nmodel = "o3"\r\n\r\n[tui]\r\ntheme = "dark"\r\n'},
+    {".gemini/settings.json": "", ".claude.json": "", ".codex/config.toml": ""},
+], ids=["crlf", "empty"])
+def test_line_endings_and_empty_files_survive_the_round_trip(tmp_path, files):
+    home = tmp_path / "home"
+    for name, text in files.items():
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / name).write_bytes(text.encode())
+    before = tree(home)
+    assert cli(home, "install", "all", "--hooks").returncode == 0
+    for name, text in files.items():
+        written = (home / name).read_bytes().decode()
+        assert "headroom" in written and ("\r\n" in text) == ("\r\n" in written), (name, written)
+        assert "\r\n" not in text or written.count("\n") == written.count("\r\n"), (name, written)  # no bare LF added
+    assert cli(home, "uninstall", "all").returncode == 0
+    assert tree(home) == before
+
+
+def test_install_says_created_and_uninstall_names_only_what_it_changed(home, tmp_path):
+    repo = git_repo(tmp_path / "atlas")
+    out = cli(home, "install", "all", "--scope", "project", "--hooks", cwd=repo)
+    assert out.returncode == 0, out.stderr
+    for name in (".mcp.json", ".claude/settings.json", ".codex/config.toml", ".codex/hooks.json", ".gemini/settings.json"):
+        assert f"created {repo / name}" in out.stdout, out.stdout
+    assert "updated" not in out.stdout
+    assert cli(home, "install", "claude").returncode == 0  # the server only: ~/.claude/settings.json is not touched
+    out = cli(home, "uninstall", "claude")
+    assert out.returncode == 0 and out.stdout.splitlines() == [f"claude: updated {home / '.claude.json'}"], out.stdout
+    out = cli(home, "uninstall", "claude")
+    assert out.returncode == 0 and "settings.json" not in out.stdout and ".claude.json" not in out.stdout, out.stdout
+
+
+@needs_clis
+def test_doctor_warns_when_claude_has_not_approved_the_project_server(home, tmp_path, data_dir):
+    """What doctor says matches what the real `claude mcp list` shows, before and after approval."""
+    repo = git_repo(tmp_path / "atlas")
+    assert cli(home, "install", "claude", "--scope", "project", cwd=repo).returncode == 0
+    env = {**os.environ, "HOME": str(home), "DISABLE_TELEMETRY": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+
+    def states() -> tuple[str, dict[str, Any]]:
+        listed = subprocess.run([str(CLIS / "claude"), "mcp", "list"], capture_output=True, text=True, timeout=180,
+                                env=env, cwd=repo)
+        line = next((row for row in listed.stdout.splitlines() if row.startswith("headroom:")), listed.stdout)
+        checks = json.loads(cli(home, "doctor", "--json", cwd=repo).stdout)["checks"]
+        return line, next(c for c in checks if c["check"] == "claude project approval")
+
+    line, check = states()
+    assert "Pending approval" in line and check["status"] == "warn" and "pending approval" in check["detail"], (line, check)
+    assert "enabledMcpjsonServers" in check["fix"]
+    (repo / ".claude").mkdir()
+    (repo / ".claude" / "settings.local.json").write_text('{"enabledMcpjsonServers": ["headroom"]}')
+    line, check = states()
+    assert "headroom-mcp serve" in line and "Pending" not in line and check["status"] == "ok", (line, check)
