@@ -125,11 +125,33 @@ def registrations(home: Path, root: Path, shell: dict[str, str], settings: Setti
                              f"every agent opens {store} as {user}" + ("" if (store, user) == here or store.startswith("http")
                                                                         else f"; this shell opens {here[0]} as {here[1]}"),
                              "set the same HEADROOM_MCP_* variables here as the agents use, or re-run install from this shell"))
+    checks.extend(checkout_entries(found))
     if any(p.agent == "gemini" for p in found):
         checks.append(gemini_trust(home, root, shell))
     checks.extend(claude_approval(home, root))
     checks.extend(codex_trust(home, root))
     return checks
+
+
+def inside_checkout(command: str) -> Path | None:
+    """The git work tree an entry's program lives in (a clone's ``.venv``), or None."""
+    program = Path(command)
+    if not program.is_absolute():
+        return None  # found on PATH when the agent starts it
+    return next((parent for parent in program.parents if (parent / ".git").exists()), None)
+
+
+def checkout_entries(found: list[Pointer]) -> list[dict[str, Any]]:
+    """Entries that run headroom-mcp from inside a clone: moving or deleting the clone breaks
+    every agent at once, with nothing in the agent's own output to say why."""
+    inside = {p.command: clone for p in found if (clone := inside_checkout(p.command)) is not None}
+    if not inside:
+        return []
+    command, clone = next(iter(inside.items()))
+    return [_check("entry location", None, f"the entries run {command}, inside the git checkout {clone}: "
+                   "moving or deleting that clone breaks every agent",
+                   "install headroom-mcp as a tool (in the checkout: uv tool install . or pipx install .), then run "
+                   "`headroom-mcp install all --hooks` again from a shell where it is on PATH")]
 
 
 def gemini_trust(home: Path, folder: Path, shell: dict[str, str]) -> dict[str, Any]:

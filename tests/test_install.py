@@ -749,3 +749,27 @@ def test_doctor_warns_when_claude_has_not_approved_the_project_server(home, tmp_
     (repo / ".claude" / "settings.local.json").write_text('{"enabledMcpjsonServers": ["headroom"]}')
     line, check = states()
     assert "headroom-mcp serve" in line and "Pending" not in line and check["status"] == "ok", (line, check)
+
+
+def test_doctor_warns_when_the_entries_run_headroom_mcp_from_inside_a_clone(home, tmp_path):
+    """This checkout's .venv is inside a git work tree: an agent registered from it breaks
+    when the clone moves, so doctor says so and how to install it as a tool instead."""
+    from headroom_mcp.doctor import inside_checkout
+
+    assert cli(home, "install", "claude", "--data-dir", str(tmp_path / "store")).returncode == 0
+    command = json.loads((home / ".claude.json").read_text())["mcpServers"]["headroom"]["command"]
+    checks = {c["check"]: c for c in json.loads(cli(home, "doctor", "--json", "--data-dir", str(tmp_path / "store")).stdout)["checks"]}
+    clone = inside_checkout(command)
+    assert clone is not None, f"the tests run from this checkout's .venv: {command}"
+    assert checks["entry location"]["status"] == "warn" and str(clone) in checks["entry location"]["detail"]
+    assert "uv tool install ." in checks["entry location"]["fix"]
+
+
+def test_a_program_outside_any_git_work_tree_is_not_inside_a_checkout(tmp_path):
+    from headroom_mcp.doctor import inside_checkout
+
+    (tmp_path / "clone" / ".git").mkdir(parents=True)
+    (tmp_path / "tools" / "bin").mkdir(parents=True)
+    assert inside_checkout(str(tmp_path / "clone" / ".venv" / "bin" / "headroom-mcp")) == tmp_path / "clone"
+    assert inside_checkout(str(tmp_path / "tools" / "bin" / "headroom-mcp")) is None
+    assert inside_checkout("headroom-mcp") is None  # on PATH
