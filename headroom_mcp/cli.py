@@ -563,8 +563,13 @@ def _import(args: argparse.Namespace, memory: Any) -> int:
             for key, value in result.items():
                 totals[key] = totals.get(key, 0) + value
             bar.update(len(batch))
-    _print(args, totals, ", ".join(f"{k} {v}" for k, v in totals.items()) or "nothing to import")
+    _print(args, totals, ", ".join(f"{IMPORT_WORDS.get(k, k)} {v}" for k, v in totals.items()) or "nothing to import")
     return 0
+
+
+#: How ``import``'s counts read to a person (``--json`` keeps the API's keys): a record whose id
+#: the store already holds is overwritten by the file's copy, which is not a supersede.
+IMPORT_WORDS = {"replaced": "updated (id already in the store)"}
 
 
 #: The verbs run against the store, each as ``handler(args, memory) -> exit code``.
@@ -758,7 +763,9 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
     """The command line, or the exit code argparse chose (``--help``, ``--version``, a usage
     error), returned rather than raised so that its output is flushed inside ``main``."""
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # argparse would print the top-level usage; the verb's own says more
+            verbs(parser)[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
         check_usage(parser, args)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2

@@ -271,6 +271,10 @@ def test_import_takes_a_bare_content_with_remembers_defaults(data_dir, tmp_path)
     again = json.loads(cli("import", str(dump), "--json").stdout)
     assert again["created"] == 0 and again["merged"] == 2  # no ids: deduplicated as the same facts
     assert len(json.loads(cli("list", "--json").stdout)["memories"]) == 2
+    exported = tmp_path / "export.jsonl"
+    assert cli("export", str(exported)).returncode == 0
+    restored = cli("import", str(exported))  # the same ids: each is overwritten by its own copy
+    assert restored.returncode == 0 and "created 0, merged 0, updated (id already in the store) 2" in restored.stdout, restored.stdout
 
 
 def test_a_session_scope_memory_is_seen_by_the_calls_that_name_its_session(data_dir):
