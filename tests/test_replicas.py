@@ -49,7 +49,7 @@ def test_two_stores_on_one_chroma_server_keep_their_lexical_indexes_consistent(c
     fact = a.remember(alice, "the flaky test is fixed by setting TZ=UTC in pytest.ini (ticket QX-4411)")["id"]
     assert fact not in b.lexical  # b has not looked yet
     assert [m["id"] for m in b.recall(bob, "QX-4411")] == [fact]
-    assert fact in b.lexical and b.lexical.search("QX-4411", lambda meta: True, 5)[0][0] == fact
+    assert fact in b.lexical and b.lexical.search("QX-4411", lambda ids: [True] * len(ids), 5)[0][0] == fact
     assert b.check(repair=False)["missing"] == 0
     # An import keeps the export's old timestamps; the other replica still pulls it by write time.
     old = {"id": "mem_imported_2024", "content": "the legacy billing job is called NIGHTLY-LEDGER-42", "scope": "project",

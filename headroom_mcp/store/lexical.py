@@ -3,17 +3,21 @@
 Chroma's local mode has no sparse or BM25 index, so the owner process keeps this one. It
 is never the source of truth: ``indexes`` fills it from the collection and refreshes it
 by a write-time watermark, so a memory written by another process or replica is found
-lexically on the next recall, and anything it returns is re-checked against the
-collection before it is shown.
+lexically on the next recall. Each term's postings are also kept as arrays, made when a
+query first needs them after a change, so that a search scores all of a term's memories in
+one numpy expression instead of a Python loop over them (a common word's postings run to
+thousands at 10,000 memories).
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
 
 from .records import MERGED, MemoryRecord
 from .text import index_terms
@@ -28,9 +32,10 @@ B = 0.3
 @dataclass
 class _Doc:
     text: str
-    terms: Counter[str]
+    terms: tuple[str, ...]  # its distinct terms (their counts are in the postings)
     length: int
     meta: Mapping[str, Any]
+    slot: int  # its place in the postings' arrays
 
 
 class LexicalIndex:
@@ -42,7 +47,15 @@ class LexicalIndex:
 
     def __init__(self) -> None:
         self._docs: dict[str, _Doc] = {}
-        self._postings: dict[str, set[str]] = defaultdict(set)
+        #: term -> {slot: how often the term occurs in that memory}.
+        self._postings: dict[str, dict[int, int]] = {}
+        #: term -> its postings as arrays (slots, counts), made when a query first needs them
+        #: after the term's postings changed: a search scores each term's memories in one go.
+        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        #: slot -> id (None when free), slot -> length in terms; freed slots are reused.
+        self._ids: list[str | None] = []
+        self._lengths = np.zeros(0)
+        self._free: list[int] = []
         self._total_length = 0
         #: Indexed restatements (status ``merged``): recall looks for them only when there are some.
         self.restatements: set[str] = set()
@@ -74,14 +87,25 @@ class LexicalIndex:
         """Add or replace one memory (which records are indexed is ``indexes``' business)."""
         with self._lock:
             self._remove(doc_id)
-            terms = Counter(index_terms(document))
-            doc = _Doc(document, terms, sum(terms.values()), meta)
+            counts = Counter(index_terms(document))
+            slot = self._free.pop() if self._free else self._new_slot()
+            doc = _Doc(document, tuple(counts), sum(counts.values()), meta, slot)
             self._docs[doc_id] = doc
+            self._ids[slot] = doc_id
+            self._lengths[slot] = doc.length
             if meta.get("status") == MERGED:
                 self.restatements.add(doc_id)
             self._total_length += doc.length
-            for term in terms:
-                self._postings[term].add(doc_id)
+            for term, count in counts.items():
+                self._postings.setdefault(term, {})[slot] = count
+                self._arrays.pop(term, None)
+
+    def _new_slot(self) -> int:
+        slot = len(self._ids)
+        self._ids.append(None)
+        if slot >= len(self._lengths):
+            self._lengths = np.concatenate([self._lengths, np.zeros(max(1024, len(self._lengths)))])
+        return slot
 
     def remove(self, doc_id: str) -> None:
         with self._lock:
@@ -96,19 +120,33 @@ class LexicalIndex:
         for term in doc.terms:
             posting = self._postings.get(term)
             if posting is not None:
-                posting.discard(doc_id)
+                posting.pop(doc.slot, None)
                 if not posting:
                     del self._postings[term]
+            self._arrays.pop(term, None)
+        self._ids[doc.slot] = None
+        self._free.append(doc.slot)
 
     def clear(self) -> None:
         with self._lock:
             self._docs.clear()
             self.restatements.clear()
             self._postings.clear()
+            self._arrays.clear()
+            self._ids, self._lengths, self._free = [], np.zeros(0), []
             self._total_length = 0
 
-    def search(self, query: str, allowed: Callable[[str], bool], limit: int) -> list[tuple[str, float]]:
-        """The ``limit`` best (id, coverage) among documents whose ids ``allowed`` accepts.
+    def _posting_arrays(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        arrays = self._arrays.get(term)
+        if arrays is None:
+            posting = self._postings[term]
+            arrays = self._arrays[term] = (np.fromiter(posting.keys(), np.intp, len(posting)),
+                                           np.fromiter(posting.values(), np.float64, len(posting)))
+        return arrays
+
+    def search(self, query: str, allowed: Callable[[list[str]], Sequence[bool]], limit: int) -> list[tuple[str, float]]:
+        """The ``limit`` best (id, coverage) among documents whose ids ``allowed`` accepts
+        (given every candidate's id at once, it says yes or no to each).
 
         Coverage is BM25 divided by the query's own best score: the sum of its terms' IDF,
         which a memory holding every query term once at average length reaches. So a memory
@@ -125,23 +163,29 @@ class LexicalIndex:
             if not n or not terms:
                 return []
             avg = self._total_length / n or 1.0
-            scores: dict[str, float] = defaultdict(float)
-            verdict: dict[str, bool] = {}
             best = 0.0
+            slots_of, scores_of = [], []
             for term in terms:
                 posting = self._postings.get(term)
                 if not posting:
                     continue
                 idf = math.log(1 + (n - len(posting) + 0.5) / (len(posting) + 0.5))
                 best += idf
-                for doc_id in posting:
-                    ok = verdict.get(doc_id)
-                    if ok is None:
-                        ok = verdict[doc_id] = allowed(doc_id)
-                    if not ok:
-                        continue
-                    doc = self._docs[doc_id]
-                    tf = doc.terms[term]
-                    scores[doc_id] += idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * doc.length / avg))
-        ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)[:limit]
-        return [(doc_id, score / best) for doc_id, score in ranked] if best > 0 else []
+                slots, tf = self._posting_arrays(term)
+                slots_of.append(slots)
+                scores_of.append(idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * self._lengths[slots] / avg)))
+            if not slots_of or best <= 0:
+                return []
+            # bincount adds a memory's terms in the order they were scored, as a loop over each
+            # memory would: the scores are the same to the bit.
+            slots, within = np.unique(np.concatenate(slots_of), return_inverse=True)
+            scores = np.bincount(within, weights=np.concatenate(scores_of), minlength=len(slots))
+            ids = [self._ids[slot] for slot in slots]
+            keep = np.flatnonzero(np.asarray(allowed(ids), bool))  # type: ignore[arg-type]
+        if not len(keep):
+            return []
+        kept = scores[keep]
+        k = min(limit, len(keep))
+        top = np.argpartition(-kept, k - 1)[:k] if k < len(keep) else np.arange(len(keep))
+        top = top[np.argsort(-kept[top], kind="stable")]
+        return [(ids[keep[j]], float(kept[j]) / best) for j in top]  # type: ignore[misc]

@@ -713,7 +713,7 @@ class MemoryStore:
                 restated[parent] = max(restated.get(parent, -1.0), h.cosine)
         searched = dataclasses.replace(vis, statuses=(ACTIVE, MERGED)) if self.lexical.restatements else vis
         lexical: dict[str, float] = {}
-        for doc_id, coverage in self.lexical.search(query, scores.admits(Where.visible(searched)), pool + len(self.lexical.restatements)):
+        for doc_id, coverage in self.lexical.search(query, scores.admits_all(Where.visible(searched)), pool + len(self.lexical.restatements)):
             meta = self.lexical.meta(doc_id)
             target = str(meta.get("merged_into") or doc_id) if meta.get("status") == MERGED else doc_id
             lexical[target] = max(lexical.get(target, 0.0), coverage)

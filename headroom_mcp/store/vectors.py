@@ -247,6 +247,23 @@ class Scores:
             return row is not None and bool(mask[row]) and (accept is None or accept(metas[row]))
         return admitted
 
+    def admits_all(self, where: Where) -> Callable[[list[str]], np.ndarray]:
+        """``where`` as a predicate on many ids at once (the lexical index's candidates: one
+        dictionary look-up each, the mask read for all of them together)."""
+        if self._rows is None or not self._n:
+            return lambda ids: np.zeros(len(ids), bool)
+        rows_of, n, mask, metas, accept = self._rows.row, self._n, self._mask(where), self._rows.metas, where.accept
+
+        def admitted(ids: list[str]) -> np.ndarray:
+            rows = np.fromiter((rows_of.get(doc_id, n) for doc_id in ids), np.intp, len(ids))
+            ok = rows < n  # indexed when the snapshot was taken
+            ok[ok] = mask[rows[ok]]
+            if accept is not None:
+                for j in np.flatnonzero(ok):
+                    ok[j] = accept(metas[rows[j]])
+            return ok
+        return admitted
+
     def _mask(self, where: Where) -> np.ndarray:
         rows, n = self._rows, self._n
         assert rows is not None
