@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import io
 import json
 import math
@@ -221,14 +222,21 @@ def quantize(model):
     return quantizer.model.model
 
 
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ValueError:  # a module set to None in sys.modules (as a test does to hide it)
+        return False
+
+
 def build(dest: Path, quantized: bool = True) -> dict[str, Any]:
     """Write ``model.onnx`` and ``tokenizer.json`` into ``dest`` (a new or empty directory)."""
-    try:
-        import onnx
-        import onnx_ir  # noqa: F401  (onnxruntime's quantiser imports it without declaring it)
-    except ImportError as exc:
-        raise EmbedderError(f"building the model needs the quality extra ({exc.name} is not installed): "
-                            "pip install 'headroom-mcp[quality]' into the same environment") from None
+    # onnx writes the graph; onnxruntime's quantiser imports onnx_ir without declaring it.
+    missing = next((name for name in ("onnx", "onnx_ir") if not _importable(name)), None)
+    if missing:
+        raise EmbedderError(f"building the model needs the quality extra ({missing} is not installed): "
+                            "pip install 'headroom-mcp[quality]' into the same environment")
+    import onnx
 
     dest = Path(dest).expanduser()
     if dest.exists() and any(dest.iterdir()):
