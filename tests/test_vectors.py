@@ -77,7 +77,8 @@ def test_the_mask_admits_exactly_what_visibility_matches(records, ctx, scopes, t
     expected = {f"m{n}" for n, meta in enumerate(stored) if vis.matches(meta)}
     scores = index.score(unit(1)[0])
     assert {h.id for h in scores.top(Where.visible(vis), len(records))} == expected
-    assert {f"m{n}" for n in range(len(records)) if scores.admits(Where.visible(vis))(f"m{n}")} == expected
+    ids = [f"m{n}" for n in range(len(records))]
+    assert {i for i, ok in zip(ids, scores.admits_all(Where.visible(vis))(ids)) if ok} == expected
 
 
 def test_ranking_never_sees_another_users_project_or_session_or_an_expired_turn(store, embedder):

@@ -676,7 +676,7 @@ class MemoryStore:
         } for s, r in self._read_back(ranked, vis, limit)]
 
     def _read_back(self, ranked: list[ranking.Scored], vis: Visibility, limit: int) -> list[tuple[ranking.Scored, MemoryRecord]]:
-        """The first ``limit`` of ``ranked`` as the collection holds them, still visible.
+        """The first ``limit`` of ``ranked`` as they stand now (``_current``), still visible.
 
         The indexes rank; ``_current`` says what is shown, read a few ids at a time (on a
         Chroma server a fetch by id costs about its length): a memory forgotten by a replica
@@ -697,7 +697,7 @@ class MemoryStore:
         The dense top ``pool`` comes from the vector index, the lexical top ``pool`` from the
         BM25 index, both refreshed from the collection first and both filtered by the same
         visibility mask; one matrix product gives every candidate its cosine. The records
-        are the indexes' copies: ``recall`` reads back from the collection what it returns.
+        are the indexes' copies: what ``recall`` returns it reads again (``_read_back``).
         """
         vector = self._embed_one(query)
         self._fresh_indexes()
@@ -718,9 +718,10 @@ class MemoryStore:
             target = str(meta.get("merged_into") or doc_id) if meta.get("status") == MERGED else doc_id
             lexical[target] = max(lexical.get(target, 0.0), coverage)
         lexical = dict(sorted(lexical.items(), key=lambda kv: kv[1], reverse=True)[:pool])
-        admitted = scores.admits(visible)
-        for doc_id in dict.fromkeys([*lexical, *restated]):
-            cosine = dense[doc_id] if doc_id in dense else scores.cosine(doc_id) if admitted(doc_id) else None
+        others = list(dict.fromkeys([*lexical, *restated]))
+        admitted = dict(zip(others, scores.admits_all(visible)(others)))
+        for doc_id in others:
+            cosine = dense[doc_id] if doc_id in dense else scores.cosine(doc_id) if admitted[doc_id] else None
             if cosine is not None:
                 dense[doc_id] = max(cosine, restated.get(doc_id, -1.0))
         records = {i: r for i in dense if (r := self.lexical.record(i)) is not None}

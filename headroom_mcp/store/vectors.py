@@ -236,20 +236,9 @@ class Scores:
         row = self._row(doc_id)
         return float(self._rows.matrix[row] @ self._query) if row is not None else None  # type: ignore[union-attr]
 
-    def admits(self, where: Where) -> Callable[[str], bool]:
-        """``where`` as a predicate on ids (for the lexical index's candidates)."""
-        if self._rows is None or not self._n:
-            return lambda doc_id: False
-        mask, metas, accept = self._mask(where), self._rows.metas, where.accept
-
-        def admitted(doc_id: str) -> bool:
-            row = self._row(doc_id)
-            return row is not None and bool(mask[row]) and (accept is None or accept(metas[row]))
-        return admitted
-
     def admits_all(self, where: Where) -> Callable[[list[str]], np.ndarray]:
-        """``where`` as a predicate on many ids at once (the lexical index's candidates: one
-        dictionary look-up each, the mask read for all of them together)."""
+        """``where`` as a predicate on ids, asked of many at once (the lexical index's
+        candidates: one dictionary look-up each, the mask read for all of them together)."""
         if self._rows is None or not self._n:
             return lambda ids: np.zeros(len(ids), bool)
         rows_of, n, mask, metas, accept = self._rows.row, self._n, self._mask(where), self._rows.metas, where.accept
