@@ -277,10 +277,16 @@ def _forget_usage(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _session_named(args: argparse.Namespace) -> bool:
+    """Did the user name this call's session (``--session`` or HEADROOM_MCP_SESSION)? If not,
+    it is a new one that no later call shares."""
+    return bool(args.session or os.environ.get("HEADROOM_MCP_SESSION"))
+
+
 def _remember_usage(args: argparse.Namespace) -> str | None:
     """A session or agent memory is seen only by its session, and each CLI call is a new one:
     without a named session such a memory would be invisible to every later call."""
-    if args.scope in SESSION_SCOPES and not (args.session or os.environ.get("HEADROOM_MCP_SESSION")):
+    if args.scope in SESSION_SCOPES and not _session_named(args):
         return (f"--scope {args.scope} needs --session ID (or HEADROOM_MCP_SESSION): each headroom-mcp call is a "
                 "new session, so no later call could see this memory; pass the same --session to the calls that "
                 "should see it, or use --scope project or user")
@@ -548,7 +554,7 @@ def _progress(total: int) -> Any:
 
 
 def _import(args: argparse.Namespace, memory: Any) -> int:
-    records = _read_jsonl(args.file, memory.context, bool(args.session or os.environ.get("HEADROOM_MCP_SESSION")))
+    records = _read_jsonl(args.file, memory.context, _session_named(args))
     totals: dict[str, int] = {}
     with _progress(len(records)) as bar:
         for start in range(0, len(records), IMPORT_BATCH):

@@ -41,8 +41,9 @@ class _Doc:
 class LexicalIndex:
     """BM25 over active memories, keyed by id, with each memory's text and metadata.
 
-    Recall ranks its candidates with the text and metadata held here, and reads back from
-    the collection only the few it returns.
+    Recall ranks its candidates with the text and metadata held here; an embedded store also
+    returns them from here, and on a Chroma server recall reads the few it returns from the
+    collection again (``MemoryStore._current``).
     """
 
     def __init__(self) -> None:
