@@ -11,7 +11,8 @@ function fact(label, ...value) {
 function brief(m, extra) {
   if (!m) return null;
   return h("li", {}, h("a", { href: memoryLink(m.id) }, m.content), " ",
-    h("span", { class: "muted" }, `${m.status || ""} · ${(m.agents || []).join(", ")}`), extra ? [" ", extra] : null);
+    h("span", { class: "muted" }, [m.status && m.status !== "active" ? m.status : "", (m.agents || []).join(", ")].filter(Boolean).join(" · ")),
+    extra ? [" ", extra] : null);
 }
 
 function facts(m) {
