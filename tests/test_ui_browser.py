@@ -31,12 +31,9 @@ def ui(tmp_path_factory):
             ids["vite"] = claude.save("the frontend is built with vite")["id"]
             kept = codex.save("The frontend uses vite to build.")  # a merge that stays (the charts count it)
             assert kept["status"] == "merged", kept
-        server = UiServer(data_dir, {})
-        server.ids = ids
-        try:
+        with UiServer(data_dir, {}) as server:
+            server.ids = ids
             yield server
-        finally:
-            server.stop()
 
 
 @pytest.fixture(scope="module")

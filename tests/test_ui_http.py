@@ -31,12 +31,9 @@ def ui(tmp_path_factory):
             ids["tabs"] = claude.save("prefer tabs over spaces in Makefiles", scope="user")["id"]
             ids["other"] = elsewhere.save("the other service deploys on Mondays")["id"]
             ids["xss"] = claude.save(XSS)["id"]
-        server = UiServer(data_dir, {})
-        server.ids = ids
-        try:
+        with UiServer(data_dir, {}) as server:
+            server.ids = ids
             yield server
-        finally:
-            server.stop()
 
 
 def refused(response: httpx.Response, status: int, says: str) -> None:

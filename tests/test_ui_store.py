@@ -12,6 +12,7 @@ from headroom_mcp.api import SyncMemory
 from headroom_mcp.errors import Forbidden, InvalidInput, NotFound
 from headroom_mcp.service import dispatch
 from headroom_mcp.store.scopes import Context
+from headroom_mcp.ui.views import WEEKS, _week, _weeks
 from test_cli_robust import cli
 
 P, Q = "github.com/acme/atlas", "github.com/acme/other"
@@ -120,3 +121,10 @@ def test_update_and_list_everywhere_from_the_cli_and_the_api(data_dir):
         assert far["id"] in {m["id"] for m in memory.get_all(everywhere=True)}
     refused = cli("update", saved["id"], "--tag", "x", "--clear-tags")
     assert refused.returncode == 2 and "not both" in refused.stderr
+
+
+def test_the_activity_weeks_are_contiguous_and_capped():
+    assert _week("2026-12-02T11:35:16Z") == "2026-11-30" and _week("2026-11-30T00:00:00Z") == "2026-11-30"
+    assert _weeks({"2026-11-02", "2026-11-30"}) == ["2026-11-02", "2026-11-09", "2026-11-16", "2026-11-23", "2026-11-30"]
+    years = _weeks({"2020-01-06", "2026-11-30"})
+    assert len(years) == WEEKS and years[-1] == "2026-11-30" and _weeks(set()) == []

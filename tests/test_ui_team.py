@@ -16,7 +16,7 @@ from selenium.webdriver.common.keys import Keys
 from conftest import kill_daemon
 from headroom_mcp.api import SyncMemory
 from test_server import EXE
-from test_team import P, Q, TeamServer
+from test_team import P, TeamServer
 from ui_browser import shown, start_browser, wait
 
 

@@ -54,6 +54,12 @@ class UiServer:
         self.proc.wait(timeout=30)
         self.proc.stdout.close()
 
+    def __enter__(self) -> "UiServer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 def store_env(data_dir: Path) -> dict[str, str]:
     """The environment a local user's processes share: the data dir, user and project."""

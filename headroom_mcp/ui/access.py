@@ -18,10 +18,11 @@ import hmac
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..auth import bearer, identity_of
+from ..auth import Identity, bearer, identity_of
 from ..config import Settings
 from ..errors import Forbidden
 from ..store.scopes import ALL_PROJECTS, Context, covers
+from ..tokens import Grant
 
 #: The agent a browser's writes are recorded as, unless the settings name one.
 UI_AGENT = "ui"
@@ -37,17 +38,33 @@ class Refused(Exception):
 
 @dataclass(frozen=True)
 class Caller:
-    """Who an API request acts as, and what it may do."""
+    """Who an API request acts as, and what it may do: an ``auth.Identity`` (the token's grant,
+    the project it works in unless it names one, its session) and the agent writes are made as."""
 
-    user_id: str
-    role: str
-    projects: tuple[str, ...]
-    #: The project the request works in unless it names one (the token's only one, or the cwd's).
-    project: str
-    session_id: str
+    identity: Identity
     agent_id: str
     #: "local" (``headroom-mcp ui``) or "team" (a team server's /ui).
     mode: str
+
+    @property
+    def user_id(self) -> str:
+        return self.identity.grant.user_id
+
+    @property
+    def role(self) -> str:
+        return self.identity.grant.role
+
+    @property
+    def projects(self) -> tuple[str, ...]:
+        return self.identity.grant.projects
+
+    @property
+    def project(self) -> str:
+        return self.identity.project
+
+    @property
+    def session_id(self) -> str:
+        return self.identity.session
 
     @property
     def can_write(self) -> bool:
@@ -85,8 +102,9 @@ class Access(Protocol):
 
 
 def _local_caller(settings: Settings, mode: str) -> Caller:
-    return Caller(settings.user_id, "admin", (ALL_PROJECTS,), settings.project, settings.session_id,
-                  settings.agent_id or UI_AGENT, mode)
+    """The settings' user with every right, as on the command line."""
+    grant = Grant(id="local", user_id=settings.user_id, projects=(ALL_PROJECTS,), role="admin")
+    return Caller(Identity(grant, settings.project, settings.session_id), settings.agent_id or UI_AGENT, mode)
 
 
 class LocalAccess:
@@ -123,6 +141,4 @@ class TeamAccess:
             if self.team:  # fail closed: the gate attaches an identity to every request it lets through
                 raise Refused(401, "invalid_token", "a valid bearer token is required (Authorization: Bearer hmcp_...)")
             return _local_caller(self.settings, self.mode)
-        grant = identity.grant
-        return Caller(grant.user_id, grant.role, grant.projects, identity.project, identity.session,
-                      self.settings.agent_id or UI_AGENT, self.mode)
+        return Caller(identity, self.settings.agent_id or UI_AGENT, self.mode)

@@ -242,6 +242,16 @@ def _week(iso: str | None) -> str:
     return (day - dt.timedelta(days=day.weekday())).isoformat()
 
 
+def _weeks(stamps: set[str]) -> list[str]:
+    """Every week from the first of ``stamps`` to the last (at most the last ``WEEKS``), empty ones
+    included, so that a chart's bars stand as far apart as their weeks."""
+    if not stamps:
+        return []
+    last = dt.date.fromisoformat(max(stamps))
+    first = max(dt.date.fromisoformat(min(stamps)), last - dt.timedelta(weeks=WEEKS - 1))
+    return [(first + dt.timedelta(weeks=n)).isoformat() for n in range((last - first).days // 7 + 1)]
+
+
 def _series(rows: Iterable[tuple[str, str]], weeks: list[str]) -> dict[str, list[int]]:
     """(week, label) pairs counted per label and week; past ``SERIES`` labels the rest are "other"."""
     counts: dict[str, dict[str, int]] = {}
@@ -262,8 +272,7 @@ def activity(backend: Backend, caller: Caller) -> dict[str, Any]:
     context = caller.context()
     active = backend.call("list", {"everywhere": True, "limit": EVERYTHING}, context)["memories"]
     merged = backend.call("list", {"everywhere": True, "merged": True, "limit": EVERYTHING}, context)["memories"]
-    stamps = sorted({_week(m["created_at"]) for m in active + merged})
-    weeks = stamps[-WEEKS:]
+    weeks = _weeks({_week(m["created_at"]) for m in active + merged})
     first = weeks[0] if weeks else ""
     shown = [m for m in active if _week(m["created_at"]) >= first]
     made = [(m, _week(m["created_at"])) for m in shown]
