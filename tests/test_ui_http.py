@@ -4,8 +4,11 @@ a real daemon and store, httpx as the client. What a browser can and cannot make
 
 from __future__ import annotations
 
+import html
 import json
 import re
+import socket
+import stat
 
 import anyio
 import httpx
@@ -13,8 +16,10 @@ import pytest
 
 from headroom_mcp import injection
 from headroom_mcp.api import SyncMemory
+from headroom_mcp.errors import HeadroomError
 from headroom_mcp.hooks import run_hook
 from headroom_mcp.ui.app import STATIC, public_paths
+from headroom_mcp.ui.serve import DEFAULT_PORT, bind, check_host, opener_file, page_url
 from test_server import stdio_session
 from ui_server import P, Q, XSS, UiServer, local_store
 
@@ -247,3 +252,26 @@ def test_activity_counts_memories_by_week_agent_project_and_merges(ui):
     assert sum(map(sum, data["merges"].values())) == len(merged)
     assert data["by_agent"]["gemini"][-1] >= 1 and data["by_project"][Q][-1] == 1
     assert all(len(counts) == len(data["weeks"]) for counts in data["by_scope"].values())
+
+
+def test_the_browser_is_started_on_a_private_file_and_the_port_falls_back(tmp_path):
+    url = page_url("127.0.0.1", 8766, 'tok"<x>')
+    opener = opener_file(tmp_path, url)
+    text = opener.read_text()
+    assert stat.S_IMODE(opener.stat().st_mode) == 0o600  # the token is in it: the user's eyes only
+    assert html.escape(url, quote=True) in text and "<x>" not in text
+    assert page_url("::1", 9, "t") == "http://[::1]:9/#token=t"
+    assert check_host("localhost") is None and "loopback only" in check_host("0.0.0.0")
+    blocker = socket.socket()
+    try:
+        try:
+            blocker.bind(("127.0.0.1", DEFAULT_PORT))
+            blocker.listen(1)
+        except OSError:
+            pass  # something else holds it already: the same situation
+        with bind("127.0.0.1", None) as sock:
+            assert sock.getsockname()[1] not in (DEFAULT_PORT, 0)
+        with pytest.raises(HeadroomError, match="choose another --port"):
+            bind("127.0.0.1", DEFAULT_PORT)
+    finally:
+        blocker.close()
