@@ -124,11 +124,21 @@ class SyncMemory:
         return self._call("get", memory_id=memory_id)
 
     def get_all(self, scope: str | None = None, tags: Sequence[str] | None = None, agent: str | None = None,
-                limit: int | None = None, forgotten: bool = False) -> list[dict[str, Any]]:
+                limit: int | None = None, forgotten: bool = False, everywhere: bool = False,
+                merged: bool = False) -> list[dict[str, Any]]:
         """Every visible memory, most recently updated first; with ``forgotten=True`` the
-        forgotten ones that can still be restored (each with ``restorable_until``)."""
+        forgotten ones that can still be restored (each with ``restorable_until``), with
+        ``merged=True`` the restatements merged into memories (each with ``merged_into``).
+        ``everywhere=True``: every memory you may read by id, in every project and session,
+        not only those visible here."""
         return self._call("list", scope=scope, tags=list(tags) if tags is not None else None, agent=agent, limit=limit,
-                          forgotten=forgotten)["memories"]
+                          forgotten=forgotten, everywhere=everywhere or None, merged=merged or None)["memories"]
+
+    def update(self, id: str, importance: float | None = None, tags: Sequence[str] | None = None) -> dict[str, Any]:
+        """Change an active memory's importance or tags in place (``tags`` replaces them; ``[]``
+        clears): ``{id, status: "updated", importance, tags}``. To change its text, ``save``
+        the new text with ``supersedes=id``."""
+        return self._call("update", id=id, importance=importance, tags=list(tags) if tags is not None else None)
 
     def delete(self, id: str | None = None, ids: Sequence[str] | None = None, query: str | None = None,
                confirm: bool = False) -> dict[str, Any]:
@@ -199,6 +209,7 @@ class Memory:
     unmerge = _in_thread(SyncMemory.unmerge)
     get = _in_thread(SyncMemory.get)
     get_all = _in_thread(SyncMemory.get_all)
+    update = _in_thread(SyncMemory.update)
     delete = _in_thread(SyncMemory.delete)
     restore = _in_thread(SyncMemory.restore)
     clear = _in_thread(SyncMemory.clear)

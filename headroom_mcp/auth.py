@@ -158,9 +158,11 @@ class Gate:
     """Authenticate, authorise the project, rate-limit, budget sessions, count answers."""
 
     def __init__(self, app: ASGIApp, tokens: TokenFile | None, metrics: Metrics, rate_per_minute: float,
-                 sessions_per_token: int):
-        """``tokens`` None: no authentication (loopback with ``--no-auth``); ``rate_per_minute`` 0: no limit."""
+                 sessions_per_token: int, public: frozenset[str] = PUBLIC_PATHS):
+        """``tokens`` None: no authentication (loopback with ``--no-auth``); ``rate_per_minute`` 0: no limit;
+        ``public``: the paths served without a token (``/healthz``, the memory browser's page and scripts)."""
         self.app = app
+        self.public = public
         self.tokens = tokens
         self.metrics = metrics
         self.rate = RateLimiter(rate_per_minute) if rate_per_minute > 0 else None
@@ -171,12 +173,12 @@ class Gate:
             await self.app(scope, receive, send)
             return
         send = self._counted(send)
-        if self.tokens is None or scope["path"] in PUBLIC_PATHS:
+        if self.tokens is None or scope["path"] in self.public:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
         try:
-            grant = self.tokens.verify(_bearer(headers.get("authorization", "")))
+            grant = self.tokens.verify(bearer(headers.get("authorization", "")))
         except HeadroomError as exc:  # a broken tokens file: refuse everyone, say why in the log only
             log.error("refusing every request: %s", exc)
             await answer(send, 503, "server_error", "the server cannot read its tokens file; its operator must fix it")
@@ -252,6 +254,7 @@ def _status_into(send: Send, status: list[int]) -> Send:
     return noting
 
 
-def _bearer(value: str) -> str:
+def bearer(value: str) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header value ("" for any other)."""
     scheme, _, token = value.strip().partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""

@@ -96,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sse/http: seconds a client has to send a whole request, headers and body (10)")
     p.add_argument("--verbose", action="store_true", help="log debug detail to stderr")
 
+    p = sub.add_parser("ui", help="serve a local memory browser (loopback, a token in the URL): browse, search, fix, "
+                                  "see what agents are shown")
+    _common(p)
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (127.0.0.1, ::1 or localhost)")
+    p.add_argument("--port", type=_port, help="port (8766, or a free one when that is taken)")
+    p.add_argument("--no-open", action="store_true", help="print the URL only; do not open a browser")
+
     p = sub.add_parser("token", help="team mode: create, list and revoke the bearer tokens an HTTP server accepts")
     token = p.add_subparsers(dest="action", required=True)
     for action, text in (("create", "make a token (printed once; only its hash is kept)"),
@@ -159,11 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("id", help="the restatement's id (shown by remember, and by show MEMORY_ID)")
 
+    p = sub.add_parser("update", help="change a memory's importance or tags in place (to change its text: remember --supersedes)")
+    _common(p)
+    p.add_argument("id", help="the memory's id")
+    p.add_argument("--importance", type=float, help="0..1")
+    p.add_argument("--tag", dest="tags", action="append", help="the memory's tags become these (repeatable)")
+    p.add_argument("--clear-tags", action="store_true", help="remove every tag")
+
     p = sub.add_parser("list", help="list visible memories, newest first")
     _common(p)
     p.add_argument("--scope", choices=SCOPES)
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--forgotten", action="store_true", help="forgotten memories that can still be restored")
+    p.add_argument("--merged", action="store_true", help="the restatements merged into memories (see unmerge)")
+    p.add_argument("--everywhere", action="store_true",
+                   help="every memory you may read, in every project and session, not only those visible here")
 
     p = sub.add_parser("show", help="show one memory with its provenance")
     _common(p)
@@ -296,6 +313,24 @@ def _remember_usage(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _update_usage(args: argparse.Namespace) -> str | None:
+    if args.importance is None and args.tags is None and not args.clear_tags:
+        return "say what to change: --importance X, --tag T (repeatable) or --clear-tags"
+    if args.tags and args.clear_tags:
+        return "give --tag or --clear-tags, not both"
+    return None
+
+
+def _list_usage(args: argparse.Namespace) -> str | None:
+    return "give --forgotten or --merged, not both" if args.forgotten and args.merged else None
+
+
+def _ui_usage(args: argparse.Namespace) -> str | None:
+    from .ui.serve import check_host
+
+    return check_host(args.host)
+
+
 def _clear_usage(args: argparse.Namespace) -> str | None:
     if not args.yes and not (sys.stdin is not None and sys.stdin.isatty()):
         return "clear forgets every memory visible here and stdin is not a terminal to ask on: confirm with --yes"
@@ -304,7 +339,8 @@ def _clear_usage(args: argparse.Namespace) -> str | None:
 
 #: Checks of a command line that argparse cannot express, run before any store is opened.
 USAGE_CHECKS: dict[str, Callable[[argparse.Namespace], str | None]] = {
-    "forget": _forget_usage, "remember": _remember_usage, "clear": _clear_usage,
+    "forget": _forget_usage, "remember": _remember_usage, "clear": _clear_usage, "update": _update_usage,
+    "list": _list_usage, "ui": _ui_usage,
 }
 
 
@@ -326,6 +362,13 @@ def run(args: argparse.Namespace) -> int:
         return _run_install(args)
     if args.command == "token":
         return _run_token(args)
+    if args.command == "ui":
+        from .config import Settings
+        from .ui.serve import run_ui
+
+        settings = Settings.resolve(data_dir=args.data_dir, user_id=args.user, agent_id=args.agent, project=args.project,
+                                    session_id=args.session, chroma_url=args.chroma_url)
+        return run_ui(settings, args.host, args.port, open_browser=not args.no_open, as_json=args.json)
     if args.command == "model":
         return _run_model(args)
     if args.command == "doctor":
@@ -419,8 +462,15 @@ def _unmerge(args: argparse.Namespace, memory: Any) -> int:
     return 0
 
 
+def _update(args: argparse.Namespace, memory: Any) -> int:
+    r = memory.update(args.id, importance=args.importance, tags=[] if args.clear_tags else args.tags)
+    _print(args, r, f"updated {r['id']}: importance {r['importance']:g}, tags {', '.join(r['tags']) or '-'}")
+    return 0
+
+
 def _list(args: argparse.Namespace, memory: Any) -> int:
-    memories = memory.get_all(scope=args.scope, limit=args.limit, forgotten=args.forgotten)
+    memories = memory.get_all(scope=args.scope, limit=args.limit, forgotten=args.forgotten, merged=args.merged,
+                              everywhere=args.everywhere)
     _print(args, {"memories": memories}, _table(memories) or ("(nothing forgotten)" if args.forgotten else "(no memories)"))
     return 0
 
@@ -581,7 +631,7 @@ IMPORT_WORDS = {"replaced": "updated (id already in the store)"}
 #: The verbs run against the store, each as ``handler(args, memory) -> exit code``.
 STORE_VERBS: dict[str, Callable[[argparse.Namespace, Any], int]] = {
     "remember": _remember, "recall": _recall, "forget": _forget, "restore": _restore, "unmerge": _unmerge,
-    "list": _list, "show": _show, "stats": _stats, "backup": _backup, "clear": _clear, "export": _export,
+    "update": _update, "list": _list, "show": _show, "stats": _stats, "backup": _backup, "clear": _clear, "export": _export,
     "import": _import,
 }
 

@@ -19,7 +19,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from . import injection
 from .config import Settings
@@ -61,25 +61,44 @@ def _remember_shown(path: Path, ids: set[str]) -> None:
             pass
 
 
+#: Memories a session-start hook asks for, most important first; the budget keeps those that fit.
+SESSION_CANDIDATES = 60
+
+
+def hook_text(kind: str, client: Any, context: Mapping[str, Any], prompt: str = "",
+              shown: Collection[str] = ()) -> tuple[str, list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """What a hook injects for ``context``: (the markdown, the memories in it, the candidates it chose from).
+
+    ``session-start`` takes the memories that matter most; ``prompt`` those recalled for
+    ``prompt`` well enough, less the ``shown`` ones (already injected this session). The
+    memory browser's preview calls this too, so what it shows is what the hook prints.
+    """
+    if kind == "session-start":
+        candidates = client.call("context", {"limit": SESSION_CANDIDATES}, context)["memories"]
+        budget, heading = injection.SESSION_BUDGET, injection.HEADING
+    else:
+        if not prompt.strip():
+            return "", [], []
+        results = client.call("recall", {"query": prompt.strip()[:2000], "limit": 5, "min_score": injection.PROMPT_MIN_SCORE},
+                              context)["results"]
+        candidates = [m for m in results if m["id"] not in shown]
+        budget, heading = injection.PROMPT_BUDGET, injection.PROMPT_HEADING
+    chosen = injection.fit(candidates, budget)
+    return injection.render(chosen, budget, heading), chosen, candidates
+
+
 def context_for(kind: str, payload: Mapping[str, Any], settings: Settings, client: Any) -> str:
     """The markdown to inject for this hook call (empty when nothing is worth adding)."""
     context = settings.context().to_mapping()
     state = _state_path(settings, str(payload.get("session_id") or settings.session_id))
     shown = set() if kind == "session-start" else _already_shown(state)
-    if kind == "session-start":
-        memories = client.call("context", {"limit": 60}, context)["memories"]
-        budget, heading = injection.SESSION_BUDGET, injection.HEADING
-    else:
-        prompt = str(payload.get("prompt") or "").strip()
-        if not prompt:
-            return ""
-        results = client.call("recall", {"query": prompt[:2000], "limit": 5, "min_score": injection.PROMPT_MIN_SCORE}, context)["results"]
-        memories = [m for m in results if m["id"] not in shown]
-        budget, heading = injection.PROMPT_BUDGET, injection.PROMPT_HEADING
-    chosen = injection.fit(memories, budget)
+    prompt = str(payload.get("prompt") or "")
+    if kind != "session-start" and not prompt.strip():
+        return ""
+    text, chosen, _ = hook_text(kind, client, context, prompt, shown)
     if chosen or kind == "session-start":
         _remember_shown(state, shown | {m["id"] for m in chosen})
-    return injection.render(chosen, budget, heading)
+    return text
 
 
 def hook_output(event: str, text: str) -> dict[str, Any]:

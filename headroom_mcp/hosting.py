@@ -25,9 +25,10 @@ import uvicorn
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
-from .auth import SESSION_IDLE, Gate
+from .auth import PUBLIC_PATHS, SESSION_IDLE, Gate
 from .config import LOOPBACK, Settings
 from .connections import MIN_CONNECTIONS, guarded_protocol
 from .daemon import Daemon
@@ -95,7 +96,7 @@ def transport_security(host: str, limits: Limits) -> TransportSecuritySettings:
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
-class _Uvicorn(uvicorn.Server):
+class Uvicorn(uvicorn.Server):
     """uvicorn re-raises SIGTERM/SIGINT once its graceful shutdown is done, which kills the
     process before ``serve_http`` stops the daemon, drains the store's threads and releases the
     lock. Here a signal only asks the server to stop; the process then exits 0."""
@@ -105,7 +106,7 @@ class _Uvicorn(uvicorn.Server):
         self._captured_signals.clear()
 
 
-async def _bounded_body(request: Request, limit: int) -> bytes | None:
+async def bounded_body(request: Request, limit: int) -> bytes | None:
     """The request body, or None past ``limit`` bytes (read no further than that)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -143,6 +144,33 @@ def _tokens_for(settings: Settings, host: str, no_auth: bool, trust_local_users:
                             f"`headroom-mcp token create --user NAME --project '*'` (or, on loopback on a machine only "
                             f"you use, serve with --no-auth --trust-local-users)")
     return tokens
+
+
+#: Where a team server serves the memory browser (``headroom_mcp.ui``).
+UI_PREFIX = "/ui"
+
+
+def ui_public_paths(prefix: str) -> frozenset[str]:
+    """The browser's page and scripts, which hold no data: served without a token."""
+    from .ui.app import public_paths
+
+    return public_paths(prefix)
+
+
+def _with_browser(app: ASGIApp, backend: Backend, settings: Settings, team: bool, security: TransportSecuritySettings,
+                  limits: Limits) -> ASGIApp:
+    """``app`` with the memory browser at ``UI_PREFIX``: the same pages as ``headroom-mcp ui``,
+    as each request's token (behind the gate, which checks it, its project and its rate)."""
+    from .ui.access import TeamAccess
+    from .ui.app import create_app
+
+    browser = create_app(backend, TeamAccess(settings, team), security, prefix=UI_PREFIX, max_body=limits.max_body)
+
+    async def routed(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        target = browser if path == UI_PREFIX or path.startswith(UI_PREFIX + "/") else app
+        await target(scope, receive, send)
+    return routed
 
 
 def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str = "127.0.0.1", port: int = DEFAULT_PORT,
@@ -213,7 +241,7 @@ def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str 
             return refused
         if request.headers.get("origin"):
             return _refusal(403, "forbidden", "not for browsers")
-        raw = await _bounded_body(request, limits.max_body)
+        raw = await bounded_body(request, limits.max_body)
         if raw is None:
             return _refusal(413, "too_large", f"body over {limits.max_body} bytes")
         try:
@@ -243,7 +271,8 @@ def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str 
     else:
         app = server.streamable_http_app(transport_security=security, max_request_body_size=limits.max_body, host=host,
                                          session_idle_timeout=SESSION_IDLE)
-    gated = Gate(app, tokens, metrics, limits.rate_per_minute, limits.sessions_per_token)
+    gated = Gate(_with_browser(app, backend, settings, tokens is not None, security, limits), tokens, metrics,
+                 limits.rate_per_minute, limits.sessions_per_token, public=PUBLIC_PATHS | ui_public_paths(UI_PREFIX))
 
     async def run() -> None:
         if owner:
@@ -252,7 +281,7 @@ def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str 
             # On SIGTERM, open streams (SSE, streamable HTTP GETs) get a few seconds, not forever.
             config = uvicorn.Config(gated, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=5,
                                     http=protocol)
-            await _Uvicorn(config).serve()
+            await Uvicorn(config).serve()
         finally:
             if owner:
                 await daemon.stop()

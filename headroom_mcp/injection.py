@@ -23,6 +23,10 @@ PROMPT_BUDGET = 300
 #: stricter than recall's floor, because these land in the context unasked on every prompt.
 PROMPT_MIN_SCORE = 0.45
 RESOURCE_BUDGET = 1000
+#: Memories the ``memory://context`` resource asks for, most important first.
+RESOURCE_CANDIDATES = 100
+#: What the resource says when no memory fits.
+NO_MEMORIES = "No memories yet for this user and project."
 #: Headings of the block: context in general, and memories relevant to one prompt.
 HEADING = "Memory (headroom-mcp)"
 PROMPT_HEADING = "Relevant memory (headroom-mcp)"
@@ -78,3 +82,8 @@ def render(memories: Iterable[Mapping[str, Any]], budget_tokens: int, heading: s
     """Markdown for the memories that fit ``budget_tokens``, best first; empty when none do."""
     body = [line(m) for m in fit(memories, budget_tokens)]
     return "\n".join([f"## {heading}", FRAMING, "", *body]) if body else ""
+
+
+def resource_text(memories: Iterable[Mapping[str, Any]], budget_tokens: int = RESOURCE_BUDGET) -> str:
+    """The ``memory://context`` resource's text for the ``context`` method's memories."""
+    return render(memories, budget_tokens) or NO_MEMORIES

@@ -162,8 +162,8 @@ class MemoryTools:
                 self.metrics.tool_call(method, outcome, time.perf_counter() - started)
 
     async def context_markdown(self, ctx: MCPContext | None, budget: int = injection.RESOURCE_BUDGET) -> str:
-        memories = (await self.call("context", {"limit": 100}, ctx, ResourceError))["memories"]
-        return injection.render(memories, budget) or "No memories yet for this user and project."
+        memories = (await self.call("context", {"limit": injection.RESOURCE_CANDIDATES}, ctx, ResourceError))["memories"]
+        return injection.resource_text(memories, budget)
 
 
 def build_server(backend: Backend, settings: Settings, metrics: Metrics | None = None, team: bool = False) -> MCPServer:

@@ -760,21 +760,30 @@ class MemoryStore:
                 yield MemoryRecord.from_chroma(doc_id, page["documents"][i], page["metadatas"][i])
 
     def list(self, ctx: Context, scope: Any = None, tags: Any = None, agent: Any = None, limit: Any = None,
-             forgotten: Any = False) -> list[dict[str, Any]]:
+             forgotten: Any = False, everywhere: Any = False, merged: Any = False) -> list[dict[str, Any]]:
         """Visible memories, most recently updated first.
 
         ``forgotten``: the caller's forgotten memories instead, each with ``restorable_until``
         (after it ``purge`` deletes them), so that ``restore`` can be given their ids.
+        ``merged``: the restatements folded into memories instead (each names its
+        ``merged_into``). ``everywhere``: every memory the caller may read by id, in any
+        project its grant covers and any of its sessions, not only those visible here (what
+        a memory browser lists; ``Visibility.reachable``).
         """
         limit = check_limit(limit, 1_000_000, 1_000_000)
-        if not isinstance(forgotten, bool):
-            raise InvalidInput(f"forgotten must be true or false, got {forgotten!r}")
+        for name, flag in (("forgotten", forgotten), ("everywhere", everywhere), ("merged", merged)):
+            if not isinstance(flag, bool):
+                raise InvalidInput(f"{name} must be true or false, got {flag!r}")
+        if forgotten and merged:
+            raise InvalidInput("give forgotten or merged, not both")
         vis = self.visibility(ctx, scope, tags, agent)
         if forgotten:  # what the caller could restore, so a writer's business only
             ctx.require_write()
-            vis = dataclasses.replace(vis, statuses=(FORGOTTEN,))
-        where = vis.where()
+        vis = dataclasses.replace(vis, statuses=(FORGOTTEN if forgotten else MERGED if merged else ACTIVE,))
+        where = vis.reachable() if everywhere else vis.where()
         records = list(self._iter_where(where)) if where else []
+        if everywhere:
+            records = [r for r in records if vis.reaches(r.to_metadata())]
         if forgotten:
             records = [r for r in records if ctx.can_change(r.to_metadata())]
         records.sort(key=lambda r: r.updated_at, reverse=True)
@@ -816,6 +825,31 @@ class MemoryStore:
             if r.project:
                 by_project[r.project] = by_project.get(r.project, 0) + 1
         return {"user_id": ctx.user_id, "total": total, "retired": retired, "by_scope": by_scope, "by_agent": by_agent, "by_project": by_project}
+
+    def update(self, ctx: Context, id: Any, importance: Any = None, tags: Any = None) -> dict[str, Any]:
+        """Change an active memory's importance or tags (or both) in place; its text, id and history stay.
+
+        ``tags`` replaces the memory's tags (``[]`` clears them). They are checked and screened
+        for credentials as ``remember``'s are: tags are shown in every agent's context and
+        exported. Everything is checked before anything is written, so a refused update
+        changes nothing.
+        """
+        ctx.require_write()
+        if importance is None and tags is None:
+            raise InvalidInput("give importance, tags or both; nothing was changed")
+        importance = check_importance(importance)
+        tags = secrets.screen_tags(check_tags(tags), outcome="nothing was changed") if tags is not None else None
+        record = self._one(id, ctx.can_change)
+        if record.status != ACTIVE:
+            newer = f" by {record.superseded_by}" if record.superseded_by else ""
+            raise InvalidInput(f"memory {record.id} is {record.status}{newer}, not active; nothing was changed")
+        if importance is not None:
+            record.importance = importance
+        if tags is not None:
+            record.tags = tags
+        record.updated_at = now()
+        self._write([record])
+        return {"id": record.id, "status": "updated", "importance": record.importance, "tags": record.tags}
 
     # ---- forget --------------------------------------------------------------------------
 

@@ -180,19 +180,43 @@ class Visibility:
         scope_clauses = [_eq_all(c) for c in self.scope_clauses()]
         if not scope_clauses:
             return None
-        statuses = self.statuses
-        parts: list[dict[str, Any]] = [{"status": statuses[0]} if len(statuses) == 1 else {"status": {"$in": list(statuses)}}]
-        parts.append(scope_clauses[0] if len(scope_clauses) == 1 else {"$or": scope_clauses})
-        if self.tags:
-            tag_clauses = [{"tags": {"$contains": t}} for t in self.tags]
-            parts.append(tag_clauses[0] if len(tag_clauses) == 1 else {"$or": tag_clauses})
-        if self.agent:
-            parts.append({"agents": {"$contains": self.agent}})
+        parts = [self._status_clause(), scope_clauses[0] if len(scope_clauses) == 1 else {"$or": scope_clauses}]
+        parts += self._narrowing()
         if "turn" in self.scopes and self.context.turn_id:
             # Turn memories expire; everything else carries expires_at 0 (absent → excluded by
             # $gt), so the expiry test applies to turn memories only.
             parts.append({"$or": [{"scope": {"$ne": "turn"}}, {"expires_at": {"$gt": self.now}}]})
         return {"$and": parts}
+
+    def _status_clause(self) -> dict[str, Any]:
+        statuses = self.statuses
+        return {"status": statuses[0]} if len(statuses) == 1 else {"status": {"$in": list(statuses)}}
+
+    def _narrowing(self) -> list[dict[str, Any]]:
+        """The tag and agent clauses of ``where`` and ``reachable``."""
+        parts: list[dict[str, Any]] = []
+        if self.tags:
+            tag_clauses = [{"tags": {"$contains": t}} for t in self.tags]
+            parts.append(tag_clauses[0] if len(tag_clauses) == 1 else {"$or": tag_clauses})
+        if self.agent:
+            parts.append({"agents": {"$contains": self.agent}})
+        return parts
+
+    def reachable(self) -> dict[str, Any]:
+        """A Chroma filter for every memory the context may read by id (``Context.can_read``),
+        not only those visible here: the caller's own in every project and session, and the
+        project memories of every project. ``reaches`` then drops the projects its grant does
+        not cover. A memory browser lists these: nothing in them is hidden from ``get``.
+        """
+        parts = [self._status_clause(), {"$or": [{"user_id": self.context.user_id}, {"scope": "project"}]}]
+        if len(self.scopes) == 1:
+            parts.append({"scope": self.scopes[0]})
+        return {"$and": parts + self._narrowing()}
+
+    def reaches(self, meta: Mapping[str, Any]) -> bool:
+        """The rule of ``reachable`` applied to one record's metadata, the grant included."""
+        return (meta.get("status", ACTIVE) in self.statuses and meta.get("scope") in self.scopes
+                and self.context.can_read(meta) and self._narrowed(meta))
 
     def matches(self, meta: Mapping[str, Any]) -> bool:
         """The same rule as ``where`` applied to one record's metadata."""
@@ -200,6 +224,10 @@ class Visibility:
             return False
         if not any(all(meta.get(k) == v for k, v in c) for c in self._clause_items):
             return False
+        return self._narrowed(meta)
+
+    def _narrowed(self, meta: Mapping[str, Any]) -> bool:
+        """Tags, agent and a turn memory's expiry: what ``matches`` and ``reaches`` share."""
         if self.tags and not set(self.tags) & set(meta.get("tags") or ()):
             return False
         if self.agent and self.agent not in (meta.get("agents") or ()):
