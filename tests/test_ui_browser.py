@@ -197,6 +197,21 @@ def test_importance_and_tags_are_changed_in_place(ui, browser):
     wait(browser, lambda d: "#policy" in text_of(d, "#detail-body .facts"))
 
 
+def test_saving_the_untouched_form_rewrites_no_value(ui, browser):
+    """An importance off the slider's marks and a tag with a comma survive a save of the other field."""
+    with SyncMemory(agent_id="claude") as m:
+        saved = m.save("hotfixes skip the release train", importance=0.73, tags=["a,b", "x"])["id"]
+    open_memory(browser, ui, saved)
+    css(browser, "#tune-save")[0].click()
+    wait(browser, lambda d: text_of(d, "#toast").startswith("Nothing changed"))
+    assert (memory(saved)["importance"], memory(saved)["tags"]) == (0.73, ["a,b", "x"])
+    browser.execute_script("const r = document.getElementById('tune-importance'); r.value = '0.4';"
+                           "r.dispatchEvent(new Event('input'));")
+    css(browser, "#tune-save")[0].click()
+    wait(browser, lambda d: text_of(d, "#toast").startswith("Importance and tags saved"))
+    assert (memory(saved)["importance"], memory(saved)["tags"]) == (0.4, ["a,b", "x"])
+
+
 def test_bad_input_gets_the_servers_sentence_and_changes_nothing(ui, browser):
     with SyncMemory(agent_id="claude") as m:
         saved = m.save("the cache lives in redis")["id"]

@@ -206,6 +206,10 @@ def test_importance_and_tags_change_in_place_and_bad_values_change_nothing(ui):
         refused(ui.post(f"/api/memory/{saved}/update", {"content": "sneaky"}), 400, "takes importance and tags")
         refused(ui.post(f"/api/memory/{saved}/update", {}), 400, "give importance, tags or both")
         refused(ui.post("/api/memory/mem_nope/update", {"importance": 0.1}), 404, "no memory")
+        deep = b'{"importance": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"  # under the size cap, past the parser's depth
+        refused(httpx.post(ui.base + f"/api/memory/{saved}/update", content=deep, timeout=60,
+                           headers={**ui.headers(), "Content-Type": "application/json"}), 400, "not JSON")
+        refused(ui.get("/api/memories", params={"limit": "\u00b2"}), 400, "limit must be a whole number")
         assert everything() == before
 
 

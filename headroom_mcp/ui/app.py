@@ -132,7 +132,7 @@ async def _body(request: Request, max_body: int) -> dict[str, Any]:
         raise Refused(413, "too_large", f"the request is over {max_body} bytes (a memory is at most 8 KB); nothing was changed")
     try:
         body = json.loads(raw or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         raise Refused(400, "invalid_request", "the request body is not JSON; nothing was changed") from None
     if not isinstance(body, dict):
         raise Refused(400, "invalid_request", "the request body must be a JSON object; nothing was changed")

@@ -49,7 +49,7 @@ def _int(params: Mapping[str, str], name: str, default: int, low: int, high: int
     text = _param(params, name)
     if not text:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:  # "²" is a digit to isdigit
         raise InvalidInput(f"{name} must be a whole number from {low} to {high}, got {text!r}")
     return int(text)
 

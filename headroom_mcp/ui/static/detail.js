@@ -66,18 +66,24 @@ function editForm(m) {
 }
 
 function tuneForm(m) {
-  const range = h("input", { type: "range", id: "tune-importance", min: "0", max: "1", step: "0.05", value: String(m.importance) });
+  const range = h("input", { type: "range", id: "tune-importance", min: "0", max: "1", step: "any", value: String(m.importance) });
   const shown = h("output", { for: "tune-importance", id: "tune-importance-value" }, Number(m.importance).toFixed(2));
   range.addEventListener("input", () => { shown.value = Number(range.value).toFixed(2); });
-  const tags = h("input", { type: "text", id: "tune-tags", value: (m.tags || []).join(", "), autocomplete: "off", spellcheck: "false" });
+  // Tags hold no commas here (the field splits on them), so a tag that has one is shown but
+  // only replaced when the user edits the field: an untouched form never rewrites a value.
+  const initialTags = (m.tags || []).join(", ");
+  const tags = h("input", { type: "text", id: "tune-tags", value: initialTags, autocomplete: "off", spellcheck: "false" });
   const form = h("form", { class: "tune", id: "tune-form" },
     h("label", { for: "tune-importance" }, "Importance"), h("div", { class: "range" }, range, shown),
     h("label", { for: "tune-tags" }, "Tags (comma-separated)"), tags,
     h("div", { class: "buttons" }, h("button", { type: "submit", id: "tune-save" }, "Save importance and tags")));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const list = tags.value.split(",").map((t) => t.trim()).filter(Boolean);
-    act(() => api(`memory/${encodeURIComponent(m.id)}/update`, { method: "POST", body: { importance: Number(range.value), tags: list } }),
+    const body = {};
+    if (Number(range.value) !== Number(m.importance)) body.importance = Number(range.value);
+    if (tags.value !== initialTags) body.tags = tags.value.split(",").map((t) => t.trim()).filter(Boolean);
+    if (!Object.keys(body).length) { toast("Nothing changed."); return; }
+    act(() => api(`memory/${encodeURIComponent(m.id)}/update`, { method: "POST", body }),
       "Importance and tags saved.", () => { onChange(); return open(m.id); });
   });
   return form;
