@@ -92,10 +92,7 @@ def context_for(kind: str, payload: Mapping[str, Any], settings: Settings, clien
     context = settings.context().to_mapping()
     state = _state_path(settings, str(payload.get("session_id") or settings.session_id))
     shown = set() if kind == "session-start" else _already_shown(state)
-    prompt = str(payload.get("prompt") or "")
-    if kind != "session-start" and not prompt.strip():
-        return ""
-    text, chosen, _ = hook_text(kind, client, context, prompt, shown)
+    text, chosen, _ = hook_text(kind, client, context, str(payload.get("prompt") or ""), shown)
     if chosen or kind == "session-start":
         _remember_shown(state, shown | {m["id"] for m in chosen})
     return text

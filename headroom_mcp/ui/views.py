@@ -272,15 +272,16 @@ def activity(backend: Backend, caller: Caller) -> dict[str, Any]:
     context = caller.context()
     active = backend.call("list", {"everywhere": True, "limit": EVERYTHING}, context)["memories"]
     merged = backend.call("list", {"everywhere": True, "merged": True, "limit": EVERYTHING}, context)["memories"]
-    weeks = _weeks({_week(m["created_at"]) for m in active + merged})
+    made_in = [(m, _week(m["created_at"])) for m in active]
+    merged_in = [_week(m["created_at"]) for m in merged]
+    weeks = _weeks({w for _, w in made_in} | set(merged_in))
     first = weeks[0] if weeks else ""
-    shown = [m for m in active if _week(m["created_at"]) >= first]
-    made = [(m, _week(m["created_at"])) for m in shown]
+    made = [(m, w) for m, w in made_in if w >= first]
     return {
         "weeks": weeks,
         "by_agent": _series(((w, m.get("created_by") or (m.get("agents") or ["unknown"])[0]) for m, w in made), weeks),
         "by_scope": _series(((w, m["scope"]) for m, w in made), weeks),
         "by_project": _series(((w, m.get("project") or "(user-wide)") for m, w in made), weeks),
-        "merges": _series(((_week(m["created_at"]), "merged") for m in merged if _week(m["created_at"]) >= first), weeks),
+        "merges": _series(((w, "merged") for w in merged_in if w >= first), weeks),
         "total": len(active), "restatements": len(merged),
     }
