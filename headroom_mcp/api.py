@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import threading
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
@@ -27,31 +26,26 @@ T = TypeVar("T")
 
 
 class _Embedded:
-    """The store opened in this process, under the data dir's lock."""
+    """The store opened in this process, owned the way the daemon owns it (``owner``)."""
 
     def __init__(self, settings: Settings):
-        from .daemon import open_store
-        from .paths import DaemonPaths, StoreLock
+        from .owner import StoreOwner
 
-        paths = DaemonPaths.for_data_dir(settings.data_dir)
-        paths.prepare()
-        self.lock = StoreLock(paths.lock)
-        self.lock.acquire()
+        self.owner = StoreOwner(settings)
         try:
-            self.store = open_store(settings)
+            self.store = self.owner.open().result()
         except BaseException:
-            self.lock.release()
+            self.owner.close()
             raise
-        self._mutex = threading.Lock()
 
     def call(self, method: str, params: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         from .service import dispatch
 
-        with self._mutex:  # the same one-at-a-time rule the daemon's worker gives
-            return dispatch(self.store, method, params, context)
+        # On the owner's one writer: the same one-at-a-time rule the daemon's writes get.
+        return self.owner.worker.submit(dispatch, self.store, method, params, context).result()
 
     def close(self) -> None:
-        self.lock.release()
+        self.owner.close()
 
 
 class SyncMemory:

@@ -769,14 +769,10 @@ def _run_daemon(args: argparse.Namespace) -> int:
     if args.action:
         return _daemon_control(args)
     from .config import Settings
-    from .daemon import Daemon, configure_logging
+    from .daemon import Daemon
 
-    if args.idle_timeout is not None:
-        os.environ["HEADROOM_MCP_IDLE_TIMEOUT"] = str(args.idle_timeout)
-    settings = Settings.resolve(data_dir=args.data_dir, chroma_url=args.chroma_url)
-    daemon = Daemon(settings)
-    configure_logging(daemon.paths, args.verbose)
-    return daemon.serve()
+    settings = Settings.resolve(data_dir=args.data_dir, chroma_url=args.chroma_url, idle_timeout=args.idle_timeout)
+    return Daemon.serve(settings, args.verbose)
 
 
 def _run_serve(args: argparse.Namespace) -> int:

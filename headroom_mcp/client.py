@@ -34,13 +34,7 @@ def spawn_daemon(settings: Settings) -> subprocess.Popen:
     """Start ``headroom-mcp daemon`` for this data dir, detached from our session and stdio."""
     paths = DaemonPaths.for_data_dir(settings.data_dir)
     paths.prepare()
-    env = dict(os.environ)
-    env.update({k: v for k, v in settings.env.items() if k.startswith("HEADROOM_MCP_")})
-    if settings.chroma_url:
-        env["HEADROOM_MCP_CHROMA_URL"] = settings.chroma_url
-    env["HEADROOM_MCP_IDLE_TIMEOUT"] = str(settings.idle_timeout)
-    env["HEADROOM_MCP_TURN_TTL"] = str(settings.turn_ttl)
-    env["HEADROOM_MCP_FORGET_RETENTION"] = str(settings.forget_retention)
+    env = {**os.environ, **settings.to_env()}  # it opens the store as this process would have
     process = subprocess.Popen(
         [sys.executable, "-m", "headroom_mcp", "daemon", "--data-dir", str(paths.data_dir)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -2,12 +2,12 @@
 
 Embedded Chroma is not safe for several processes writing one directory (stale HNSW per
 process, long SQLite lock waits, compaction wedged by SIGKILL), and agents kill their
-stdio servers at every session end. So one daemon per data dir holds an exclusive lock
-(``daemon.lock``), the Chroma client, the warm embedder and the derived indexes, and serves
-every other process over a unix socket that only the OS user can open. Writes run one at
-a time on a single worker thread, which makes dedup decisions race-free (``remember``
-requests queued behind one another share one commit); reads run beside it on threads of
-their own. The daemon exits after ``idle_timeout`` seconds with no connected client.
+stdio servers at every session end. So one daemon per data dir owns the store
+(``owner.StoreOwner``: the exclusive ``daemon.lock``, the Chroma client, the warm embedder
+and the derived indexes), and serves every other process over a unix socket that only the
+OS user can open. Writes run one at a time on the owner's single worker thread, which
+makes dedup decisions race-free (``remember`` requests queued behind one another share one
+commit); reads run beside it on threads of their own. The daemon exits after ``idle_timeout`` seconds with no connected client.
 
 Wire protocol: one JSON object per line each way.
 request  ``{"id": 1, "method": "remember", "params": {...}, "context": {"user_id": ...}}``
@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import ctypes
 import importlib
 import json
 import logging
@@ -30,12 +29,13 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
 
 from .config import Settings
 from .errors import HeadroomError, StoreLocked
 from .frontdoor import SESSION
-from .paths import DaemonPaths, StoreLock
+from .owner import StoreOwner, release_memory
+from .paths import DaemonPaths
 
 log = logging.getLogger("headroom_mcp.daemon")
 
@@ -45,9 +45,6 @@ MAX_MESSAGE = 32 * 1024 * 1024
 #: beside each other and beside the one write at a time (writes stay serialised, which keeps
 #: dedup decisions race-free).
 READS = frozenset({"recall", "get", "list", "context", "stats", "ping"})
-#: Threads that run reads beside the writer: enough for the cores to stay busy while a
-#: read waits on Chroma's SQLite.
-READERS = 4
 #: Most ``remember`` requests written in one commit (``store.staging``).
 GROUP = 32
 #: How often the daemon purges old tombstones and expired turn memories, seconds.
@@ -58,47 +55,9 @@ FAILED_LINGER = 2.0
 TRIM_AFTER = 1.0
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS)."""
-    try:
-        return getattr(ctypes.CDLL(None), "malloc_trim", None)
-    except OSError:
-        return None
-
-
-_TRIM = _malloc_trim()
-
-
-def release_memory() -> None:
-    """Return the C heap's free pages to the OS.
-
-    glibc keeps freed memory for reuse, and the daemon's heaps are shared by onnxruntime,
-    Chroma's Rust core, the Go secret scanner and Python: after a store opens (the model's
-    weights are folded from int8 to float32 through temporary copies) or a burst of writes,
-    tens to hundreds of MB sit free inside them, fragmented, and count against the
-    daemon's RSS for as long as it lives (bench/results/rss.md). ``malloc_trim`` gives
-    them back; it takes 5-40 ms at 10,000 memories, so it runs once the daemon has gone quiet.
-    """
-    if _TRIM is not None:
-        _TRIM(0)
-
-
 class Reopen(Exception):
     """The store retired its Chroma client: drop the connection unanswered, so the client
     (or front door) sends the request again to a fresh daemon (one that reopened the store)."""
-
-
-def open_store(settings: Settings):
-    """Open the store the settings describe (the caller must hold the lock); concurrent
-    requests' texts are embedded together (``batching``)."""
-    from .store.batching import Coalescing
-    from .store.embedder import embedder_from_env
-    from .store.memory_store import MemoryStore
-
-    embedder = Coalescing(embedder_from_env(dict(settings.env) or None))
-    return MemoryStore.open(embedder, data_dir=settings.data_dir, chroma_url=settings.chroma_url or None,
-                            turn_ttl=settings.turn_ttl, secrets_policy=settings.secrets,
-                            forget_retention=settings.forget_retention, min_free=settings.min_free)
 
 
 def error_payload(exc: BaseException) -> dict[str, str]:
@@ -110,20 +69,16 @@ def error_payload(exc: BaseException) -> dict[str, str]:
 class Daemon:
     """Serves one store on a unix socket until idle."""
 
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.paths = DaemonPaths.for_data_dir(settings.data_dir)
-        self.lock = StoreLock(self.paths.lock)
-        # One writer: every write is serialised, so merges of the same fact cannot race. Reads
-        # run beside it on their own threads (the indexes and onnxruntime release the GIL).
-        self.worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        self.readers = concurrent.futures.ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="read")
-        #: Set once the store is open, or failed to: reads wait for it (writes queue behind it).
-        self._opened = threading.Event()
+    def __init__(self, owner: StoreOwner, idle_exit: bool = True):
+        """``idle_exit``: exit when idle, and make way for a fresh daemon when the store breaks;
+        off when an MCP HTTP server in this process is the real client."""
+        self.owner = owner
+        self.settings = owner.settings
+        self.paths = owner.paths
+        self.idle_exit = idle_exit
         #: ``remember`` requests waiting for the next group commit: (params, context, future).
         self._remembers: list[tuple[Any, Any, concurrent.futures.Future]] = []
         self._group_lock = threading.Lock()
-        self.store: Any = None
         self.clients = 0
         self.last_activity = time.monotonic()
         self.started = time.time()
@@ -136,31 +91,8 @@ class Daemon:
         self._stop: asyncio.Event | None = None
         self._server: asyncio.AbstractServer | None = None
         self._housekeeper: asyncio.Task | None = None
-        #: Exit when idle; off when an MCP HTTP server in this process is the real client.
-        self.idle_exit = True
-        #: Why the store did not open: every request is answered with it, then the daemon
-        #: exits, so the next call tries again in a fresh process (the cause may be gone).
-        self.open_error: HeadroomError | None = None
 
-    # -- store work (worker thread) --
-
-    def _open(self) -> None:
-        """Open the store; on failure, record why before any queued request runs (same worker)."""
-        t = time.perf_counter()
-        try:
-            store = open_store(self.settings)
-            store.embedder.embed(["warm up"])
-            health = store.check()  # derived indexes match the collection, or are rebuilt
-        except Exception as exc:
-            self.open_error = exc if isinstance(exc, HeadroomError) else HeadroomError(
-                f"could not open the store in {self.paths.data_dir}: {type(exc).__name__}: {exc} (see {self.paths.log})")
-            raise
-        else:
-            self.store = store
-            release_memory()
-        finally:
-            self._opened.set()
-        log.info("store open in %.2fs: %s", time.perf_counter() - t, health)
+    # -- store work (owner's threads) --
 
     def _submit(self, method: Any, params: Any, context: Any) -> concurrent.futures.Future:
         """Queue one request: a read on the readers, a ``remember`` in the next group commit,
@@ -170,9 +102,9 @@ class Daemon:
             with self._group_lock:
                 self._remembers.append((params, context, future))
                 if len(self._remembers) == 1:  # else a group already queued will take it
-                    self.worker.submit(self._remember_group)
+                    self.owner.worker.submit(self._remember_group)
             return future
-        executor = self.readers if method in READS else self.worker
+        executor = self.owner.readers if method in READS else self.owner.worker
         return executor.submit(self._handle, method, params, context)
 
     def _remember_group(self) -> None:
@@ -194,7 +126,7 @@ class Daemon:
             # The commit failed. When its first write was stored and the client then retired
             # (the second write refused), what is stored is not what was answered: drop the
             # requests unanswered, so each is sent again to a fresh daemon (and merges there).
-            retired = self.store is not None and exc is self.store.retired
+            retired = self.owner.store is not None and exc is self.owner.store.retired
             failure = Reopen() if retired and self.idle_exit else exc
             answers = {future: (None, failure) for _, _, future in group}
         finally:
@@ -206,7 +138,7 @@ class Daemon:
                     future.set_result(result)
             if more:
                 try:
-                    self.worker.submit(self._remember_group)
+                    self.owner.worker.submit(self._remember_group)
                 except RuntimeError:  # the daemon is shutting down: answer what waits
                     with self._group_lock:
                         left, self._remembers = self._remembers, []
@@ -217,25 +149,25 @@ class Daemon:
     def _commit(self, contents: list[Any]) -> contextlib.AbstractContextManager:
         """The store's ``one_commit``, or nothing when there is no usable store (every request
         then fails in ``_handle`` with the reason)."""
-        self._opened.wait()
-        if self.store is None or self.store.retired is not None:
+        self.owner.opened.wait()
+        store = self.owner.store
+        if store is None or store.retired is not None:
             return contextlib.nullcontext()
-        return self.store.one_commit(contents)
+        return store.one_commit(contents)
 
     def _handle(self, method: Any, params: Any, context: Any) -> dict[str, Any]:
         from .service import dispatch
 
-        self._opened.wait()
+        self.owner.opened.wait()
         self._handled += 1
         self._handled_at = time.monotonic()
-        if self.open_error is not None:
-            raise self.open_error
-        if self.store.retired is not None:
-            raise Reopen() if self.idle_exit else self.store.retired
+        store = self.owner.ready()
+        if store.retired is not None:
+            raise Reopen() if self.idle_exit else store.retired
         if method == "ping":
             return {"pid": os.getpid(), "data_dir": str(self.paths.data_dir), "uptime": round(time.time() - self.started, 3),
-                    "clients": self.clients, "requests": self.requests, "records": self.store.count()}
-        return dispatch(self.store, method, params, context)
+                    "clients": self.clients, "requests": self.requests, "records": store.count()}
+        return dispatch(store, method, params, context)
 
     # -- asyncio side --
 
@@ -294,7 +226,7 @@ class Daemon:
         try:
             # Imported on the worker, after the store opened: the SDK and Chroma share
             # dependencies, and importing them in two threads at once is not safe.
-            sessions = await loop.run_in_executor(self.worker, importlib.import_module, "headroom_mcp.sessions")
+            sessions = await loop.run_in_executor(self.owner.worker, importlib.import_module, "headroom_mcp.sessions")
             await sessions.host(self, hello, reader, writer)
         except HeadroomError as exc:
             writer.write(json.dumps({"id": hello.get("id"), "error": error_payload(exc)}).encode() + b"\n")
@@ -305,7 +237,8 @@ class Daemon:
         """Must this daemon make way for a fresh one (only when it runs on its own)? If so, it
         starts exiting, so that the next call reopens the store in a new process. Called on
         the event loop once an answer is written (an exit cancels what is not written yet)."""
-        broken = self.open_error or (self.store.retired if self.store is not None else None)
+        store = self.owner.store
+        broken = self.owner.open_error or (store.retired if store is not None else None)
         if not (self.idle_exit and broken is not None):
             return False
         self._exit_soon(f"the store is not usable ({broken}): exiting so that the next call reopens it")
@@ -317,7 +250,7 @@ class Daemon:
             self._stop.set()
 
     def _idle_limit(self) -> float:
-        return FAILED_LINGER if self.open_error is not None else self.settings.idle_timeout
+        return FAILED_LINGER if self.owner.open_error is not None else self.settings.idle_timeout
 
     async def _housekeeping(self) -> None:
         assert self._stop is not None
@@ -329,25 +262,24 @@ class Daemon:
             if self.idle_exit and self.clients == 0 and idle >= self._idle_limit():
                 log.info("idle for %.0fs with no clients: exiting", idle)
                 self._stop.set()
-            elif self.store is not None and time.monotonic() - last_purge >= PURGE_EVERY:
+            elif self.owner.store is not None and time.monotonic() - last_purge >= PURGE_EVERY:
                 last_purge = time.monotonic()
                 with contextlib.suppress(Exception):
-                    purged = await loop.run_in_executor(self.worker, self.store.purge)
+                    purged = await loop.run_in_executor(self.owner.worker, self.owner.store.purge)
                     if purged:
                         log.info("purged %d retired records", purged)
             elif self._handled != self._released and time.monotonic() - self._handled_at >= TRIM_AFTER:
                 # On the worker, so it never runs in the middle of a write (malloc_trim takes
                 # the allocator's locks, so a read beside it only waits a moment).
                 self._released = self._handled
-                await loop.run_in_executor(self.worker, release_memory)
+                await loop.run_in_executor(self.owner.worker, release_memory)
 
     async def start(self) -> None:
-        """Open the store and serve the socket; the caller holds the lock."""
-        loop = asyncio.get_running_loop()
+        """Open the store and serve the socket."""
         self._stop = self._stop or asyncio.Event()
         # The store opens on the worker first; requests queue behind it, so the socket can
         # accept connections at once and nobody sees a half-open store.
-        opening = loop.run_in_executor(self.worker, self._open)
+        opening = asyncio.wrap_future(self.owner.open())
         with contextlib.suppress(FileNotFoundError):
             self.paths.socket.unlink()  # stale: we hold the lock, so nobody serves it
         old_umask = os.umask(0o177)
@@ -366,7 +298,7 @@ class Daemon:
         self._housekeeper = asyncio.create_task(self._housekeeping())
 
     async def stop(self) -> None:
-        """Stop serving the socket (the store closes with the worker)."""
+        """Stop serving the socket (the store closes with its owner)."""
         if self._housekeeper is not None:
             self._housekeeper.cancel()
         if self._server is not None:
@@ -395,25 +327,19 @@ class Daemon:
         await self._stop.wait()
         await self.stop()
 
-    def serve(self) -> int:
-        """Run until idle or signalled. Returns 0, or 3 when another daemon owns the store."""
-        self.paths.prepare()
+    @classmethod
+    def serve(cls, settings: Settings, verbose: bool = False) -> int:
+        """Own the store and serve it until idle or signalled, logging to the data dir's
+        ``daemon.log``. Returns 0, or 3 when another daemon owns the store."""
+        configure_logging(DaemonPaths.for_data_dir(settings.data_dir), verbose)
         try:
-            self.lock.acquire()
+            owner = StoreOwner(settings)
         except StoreLocked:
-            log.info("another daemon owns %s; exiting", self.paths.data_dir)
+            log.info("another daemon owns %s; exiting", settings.data_dir)
             return 3
-        try:
-            asyncio.run(self._run())
-        finally:
-            self.close()
+        with owner:
+            asyncio.run(cls(owner)._run())
         return 0
-
-    def close(self) -> None:
-        """Let queued requests finish (the store closes with its threads), then free the lock."""
-        self.readers.shutdown(wait=True)
-        self.worker.shutdown(wait=True)
-        self.lock.release()
 
 
 def configure_logging(paths: DaemonPaths, verbose: bool = False) -> None:

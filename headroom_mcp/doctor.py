@@ -289,7 +289,7 @@ def _store_checks(settings: Settings, paths: DaemonPaths) -> list[dict[str, Any]
 def run_doctor(args: argparse.Namespace) -> int:
     from .store.embedder import default_model_files
 
-    settings = Settings.resolve(data_dir=args.data_dir, user_id=args.user, agent_id=args.agent or "cli",
+    settings = Settings.resolve(data_dir=args.data_dir, user_id=args.user, agent_id=args.agent, default_agent="cli",
                                 project=args.project, chroma_url=args.chroma_url)
     paths = DaemonPaths.for_data_dir(settings.data_dir)
     checks = []

@@ -13,15 +13,17 @@ one team when they share a Chroma server (``chroma_url``) and a tokens file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import anyio
 import uvicorn
+from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -30,10 +32,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from . import __version__
 from .auth import PUBLIC_PATHS, SESSION_IDLE, Gate
 from .config import LOOPBACK, Settings
+from .client import DaemonClient
 from .connections import MIN_CONNECTIONS, guarded_protocol
 from .daemon import Daemon
 from .errors import HeadroomError, StoreLocked
 from .metrics import Metrics
+from .owner import StoreOwner
 from .server import MAX_RECALL, Backend, MemoryTools, build_server
 from .tokens import TokenFile
 
@@ -99,7 +103,7 @@ def transport_security(host: str, limits: Limits) -> TransportSecuritySettings:
 class Uvicorn(uvicorn.Server):
     """uvicorn re-raises SIGTERM/SIGINT once its graceful shutdown is done, which kills the
     process before ``serve_http`` stops the daemon, drains the store's threads and releases the
-    lock. Here a signal only asks the server to stop; the process then exits 0."""
+    lock (``owner``). Here a signal only asks the server to stop; the process then exits 0."""
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)
@@ -173,36 +177,13 @@ def _with_browser(app: ASGIApp, backend: Backend, settings: Settings, team: bool
     return routed
 
 
-def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-               no_auth: bool = False, limits: Limits | None = None, trust_local_users: bool = False) -> int:
-    """Serve MCP over SSE or streamable HTTP until interrupted."""
-    limits = limits or Limits()
-    tokens = _tokens_for(settings, host, no_auth, trust_local_users)
-    protocol = guarded_protocol(limits.max_connections, limits.read_timeout)
-    daemon = Daemon(settings)
-    daemon.idle_exit = False
-    daemon.paths.prepare()
-    try:
-        daemon.lock.acquire()
-        owner = True
-    except StoreLocked:
-        owner = False
-    backend: Backend
-    if owner:
-        backend = daemon
-    else:
-        from .client import DaemonClient
-
-        log.warning("a daemon already owns %s: forwarding to it", settings.data_dir)
-        backend = DaemonClient(settings)
-    metrics = Metrics()
-    server = build_server(backend, settings, metrics, team=tokens is not None)
+def _memory_count(backend: Backend, settings: Settings) -> Callable[..., int | None]:
+    """The store's record count (None: no answer), at most ``max_age`` seconds old (health
+    checks are public and frequent)."""
     count: int | None = None
     counted_at = -1.0
 
     def memories(max_age: float = 0.0) -> int | None:
-        """The store's record count (None: no answer); at most ``max_age`` seconds old
-        (health checks are public and frequent)."""
         nonlocal count, counted_at
         if counted_at < 0 or time.monotonic() - counted_at >= max_age:
             try:
@@ -211,8 +192,13 @@ def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str 
                 count = None
             counted_at = time.monotonic()
         return count
+    return memories
 
-    security = transport_security(host, limits)
+
+def _add_routes(server: MCPServer, backend: Backend, settings: Settings, metrics: Metrics, transport: str,
+                tokens: TokenFile | None, security: TransportSecuritySettings, limits: Limits) -> None:
+    """Our own routes beside the MCP transport: ``/healthz``, ``/api/call`` and ``/metrics``."""
+    memories = _memory_count(backend, settings)
     # Our own routes get the transports' Host/Origin and content-type checks too.
     guard = TransportSecurityMiddleware(security)
 
@@ -266,29 +252,52 @@ def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str 
         text = await anyio.to_thread.run_sync(metrics.render, memories)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
-    if transport == "sse":
-        app = server.sse_app(transport_security=security, max_request_body_size=limits.max_body, host=host)
-    else:
-        app = server.streamable_http_app(transport_security=security, max_request_body_size=limits.max_body, host=host,
-                                         session_idle_timeout=SESSION_IDLE)
-    gated = Gate(_with_browser(app, backend, settings, tokens is not None, security, limits), tokens, metrics,
-                 limits.rate_per_minute, limits.sessions_per_token, public=PUBLIC_PATHS | ui_public_paths(UI_PREFIX))
 
-    async def run() -> None:
-        if owner:
-            await daemon.start()
-        try:
-            # On SIGTERM, open streams (SSE, streamable HTTP GETs) get a few seconds, not forever.
-            config = uvicorn.Config(gated, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=5,
-                                    http=protocol)
-            await Uvicorn(config).serve()
-        finally:
-            if owner:
-                await daemon.stop()
-
+@contextlib.contextmanager
+def _owned_or_forwarded(settings: Settings) -> Iterator[Daemon | DaemonClient]:
+    """The daemon run in this process over the store it now owns; or, when another process
+    owns the store already (a daemon an agent started), a client that forwards to it."""
     try:
+        owner = StoreOwner(settings)
+    except StoreLocked:
+        log.warning("a daemon already owns %s: forwarding to it", settings.data_dir)
+        yield DaemonClient(settings)
+        return
+    with owner:
+        yield Daemon(owner, idle_exit=False)
+
+
+def serve_http(settings: Settings, transport: Literal["sse", "http"], host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+               no_auth: bool = False, limits: Limits | None = None, trust_local_users: bool = False) -> int:
+    """Serve MCP over SSE or streamable HTTP until interrupted."""
+    limits = limits or Limits()
+    tokens = _tokens_for(settings, host, no_auth, trust_local_users)
+    protocol = guarded_protocol(limits.max_connections, limits.read_timeout)
+    with _owned_or_forwarded(settings) as backend:
+        daemon = backend if isinstance(backend, Daemon) else None
+        metrics = Metrics()
+        server = build_server(backend, settings, metrics, team=tokens is not None)
+        security = transport_security(host, limits)
+        _add_routes(server, backend, settings, metrics, transport, tokens, security, limits)
+        if transport == "sse":
+            app = server.sse_app(transport_security=security, max_request_body_size=limits.max_body, host=host)
+        else:
+            app = server.streamable_http_app(transport_security=security, max_request_body_size=limits.max_body, host=host,
+                                             session_idle_timeout=SESSION_IDLE)
+        gated = Gate(_with_browser(app, backend, settings, tokens is not None, security, limits), tokens, metrics,
+                     limits.rate_per_minute, limits.sessions_per_token, public=PUBLIC_PATHS | ui_public_paths(UI_PREFIX))
+
+        async def run() -> None:
+            if daemon is not None:
+                await daemon.start()
+            try:
+                # On SIGTERM, open streams (SSE, streamable HTTP GETs) get a few seconds, not forever.
+                config = uvicorn.Config(gated, host=host, port=port, log_level="warning", lifespan="on",
+                                        timeout_graceful_shutdown=5, http=protocol)
+                await Uvicorn(config).serve()
+            finally:
+                if daemon is not None:
+                    await daemon.stop()
+
         anyio.run(run)
-    finally:
-        if owner:
-            daemon.close()
     return 0

@@ -25,12 +25,12 @@ import concurrent.futures
 import copy
 import inspect
 import logging
-import os
 import re
 from typing import Any, AsyncIterator, Iterator
 
 from . import injection
 from .api import SyncMemory
+from .config import named_project
 
 log = logging.getLogger("headroom_mcp.wrap")
 
@@ -349,7 +349,7 @@ def with_memory(
     project memories are shared by every user of a project, and an app serving many end
     users must not show one user's project notes to another.
     """
-    project = project if project is not None else os.environ.get("HEADROOM_MCP_PROJECT", "")
+    project = project if project is not None else named_project()
     memory = SyncMemory(user_id=user_id, agent_id=agent_id, project=project, session_id=session_id, data_dir=data_dir)
     return MemoryClient(client, memory, budget_tokens, extract)
 

@@ -159,21 +159,17 @@ def owner(data_dir):
     """A daemon in this process with its store open (no socket), and a way to hold its writer."""
     from headroom_mcp.config import Settings
     from headroom_mcp.daemon import Daemon
+    from headroom_mcp.owner import StoreOwner
 
-    daemon = Daemon(Settings.resolve())
-    daemon.paths.prepare()
-    daemon.lock.acquire()
-    try:
-        daemon.worker.submit(daemon._open).result()
-        yield daemon
-    finally:
-        daemon.close()
+    with StoreOwner(Settings.resolve()) as claimed:
+        claimed.open().result()
+        yield Daemon(claimed)
 
 
 def _hold_writer(daemon):
     """Occupy the writer until the returned event is set (a long write)."""
     writing, release = threading.Event(), threading.Event()
-    held = daemon.worker.submit(lambda: (writing.set(), release.wait(60)))
+    held = daemon.owner.worker.submit(lambda: (writing.set(), release.wait(60)))
     writing.wait(10)
     return release, held
 
@@ -199,17 +195,21 @@ def test_freed_memory_is_released_after_open_and_once_calls_pause(data_dir, monk
     import asyncio
 
     from headroom_mcp import daemon as daemon_module
+    from headroom_mcp import owner as owner_module
     from headroom_mcp.config import Settings
 
-    daemon_module.release_memory()  # the real one: harmless wherever it runs (a no-op off glibc)
+    owner_module.release_memory()  # the real one: harmless wherever it runs (a no-op off glibc)
     monkeypatch.setenv("HEADROOM_MCP_IDLE_TIMEOUT", "1")  # housekeeping looks every 0.25 s
     monkeypatch.setattr(daemon_module, "TRIM_AFTER", 0.1)
     settings = Settings.resolve()
-    daemon = daemon_module.Daemon(settings)
-    daemon.idle_exit = False
+    owner = owner_module.StoreOwner(settings)
+    daemon = daemon_module.Daemon(owner, idle_exit=False)
     released: list[tuple[int, str]] = []
-    monkeypatch.setattr(daemon_module, "release_memory",
-                        lambda: released.append((daemon._handled, threading.current_thread().name)))
+
+    def release() -> None:
+        released.append((daemon._handled, threading.current_thread().name))
+    monkeypatch.setattr(owner_module, "release_memory", release)  # once the store opened
+    monkeypatch.setattr(daemon_module, "release_memory", release)  # once calls paused
 
     async def until(n: int) -> None:
         deadline = time.monotonic() + 30
@@ -226,12 +226,8 @@ def test_freed_memory_is_released_after_open_and_once_calls_pause(data_dir, monk
         await asyncio.sleep(1.0)  # several more looks with no calls: nothing more to release
         await daemon.stop()
 
-    daemon.paths.prepare()
-    daemon.lock.acquire()
-    try:
+    with owner:
         asyncio.run(scenario())
-    finally:
-        daemon.close()
     assert [n for n, _ in released] == [0, 2]
     assert all(name.startswith("store") for _, name in released)
 

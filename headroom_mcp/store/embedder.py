@@ -15,12 +15,15 @@ import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
 
 from ..errors import EmbedderError
 from .minilm import packed_model
+
+if TYPE_CHECKING:
+    from ..config import EmbedderChoice
 
 #: Longest input in tokens; MiniLM was trained on 256-token windows.
 MAX_TOKENS = 256
@@ -191,25 +194,21 @@ _shared: dict[tuple, Embedder] = {}
 _shared_lock = threading.Lock()
 
 
-def embedder_from_env(env: dict[str, str] | None = None) -> Embedder:
-    """The embedder the environment asks for, one instance per process and configuration.
-
-    ``HEADROOM_MCP_EMBED_URL`` (+ ``HEADROOM_MCP_EMBED_MODEL``, ``HEADROOM_MCP_EMBED_API_KEY``)
-    selects an OpenAI-compatible endpoint; ``HEADROOM_MCP_EMBED_MODEL_DIR`` another ONNX model
-    dir; otherwise the bundled MiniLM.
-    """
-    env = dict(os.environ if env is None else env)
-    url = env.get("HEADROOM_MCP_EMBED_URL")
-    model_dir = env.get("HEADROOM_MCP_EMBED_MODEL_DIR")
-    key = (url, env.get("HEADROOM_MCP_EMBED_MODEL"), model_dir)
+def shared_embedder(choice: "EmbedderChoice") -> Embedder:
+    """The embedder ``choice`` names (``config.EmbedderChoice``), one instance per process and
+    configuration: an OpenAI-compatible endpoint, another ONNX model dir, or the bundled MiniLM."""
+    key = (choice.url, choice.model, choice.model_dir)
     with _shared_lock:
         if key not in _shared:
-            if url:
-                _shared[key] = OpenAIEmbedder(
-                    url,
-                    env.get("HEADROOM_MCP_EMBED_MODEL") or "text-embedding-3-small",
-                    env.get("HEADROOM_MCP_EMBED_API_KEY") or env.get("OPENAI_API_KEY"),
-                )
+            if choice.url:
+                _shared[key] = OpenAIEmbedder(choice.url, choice.model or "text-embedding-3-small", choice.api_key or None)
             else:
-                _shared[key] = OnnxEmbedder(model_dir)
+                _shared[key] = OnnxEmbedder(choice.model_dir or None)
         return _shared[key]
+
+
+def embedder_from_env(env: dict[str, str] | None = None) -> Embedder:
+    """The embedder the ``HEADROOM_MCP_EMBED_*`` variables ask for (see ``shared_embedder``)."""
+    from ..config import EmbedderChoice
+
+    return shared_embedder(EmbedderChoice.from_env(os.environ if env is None else env))
