@@ -77,7 +77,7 @@ class Daemon:
         self.paths = owner.paths
         self.idle_exit = idle_exit
         #: ``remember`` requests waiting for the next group commit: (params, context, future).
-        self._remembers: list[tuple[Any, Any, concurrent.futures.Future]] = []
+        self._remembers: list[tuple[Any, Any, concurrent.futures.Future[dict[str, Any]]]] = []
         self._group_lock = threading.Lock()
         self.clients = 0
         self.last_activity = time.monotonic()
@@ -90,15 +90,15 @@ class Daemon:
         self._released = 0
         self._stop: asyncio.Event | None = None
         self._server: asyncio.AbstractServer | None = None
-        self._housekeeper: asyncio.Task | None = None
+        self._housekeeper: asyncio.Task[None] | None = None
 
     # -- store work (owner's threads) --
 
-    def _submit(self, method: Any, params: Any, context: Any) -> concurrent.futures.Future:
+    def _submit(self, method: Any, params: Any, context: Any) -> concurrent.futures.Future[dict[str, Any]]:
         """Queue one request: a read on the readers, a ``remember`` in the next group commit,
         anything else on the one writer."""
         if method == "remember":
-            future: concurrent.futures.Future = concurrent.futures.Future()
+            future: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
             with self._group_lock:
                 self._remembers.append((params, context, future))
                 if len(self._remembers) == 1:  # else a group already queued will take it
@@ -114,7 +114,7 @@ class Daemon:
             group, self._remembers = self._remembers[:GROUP], self._remembers[GROUP:]
             more = bool(self._remembers)
         group = [entry for entry in group if entry[2].set_running_or_notify_cancel()]  # a caller gone is not run
-        answers: dict[concurrent.futures.Future, tuple[Any, BaseException | None]] = {}
+        answers: dict[concurrent.futures.Future[dict[str, Any]], tuple[Any, BaseException | None]] = {}
         try:
             with self._commit([p.get("content") for p, _, _ in group if isinstance(p, dict)]):
                 for params, context, future in group:
@@ -146,7 +146,7 @@ class Daemon:
                         if future.set_running_or_notify_cancel():
                             future.set_exception(HeadroomError("the store daemon is shutting down; nothing was stored"))
 
-    def _commit(self, contents: list[Any]) -> contextlib.AbstractContextManager:
+    def _commit(self, contents: list[Any]) -> contextlib.AbstractContextManager[Any]:
         """The store's ``one_commit``, or nothing when there is no usable store (every request
         then fails in ``_handle`` with the reason)."""
         self.owner.opened.wait()
