@@ -31,8 +31,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
 from .auth import PUBLIC_PATHS, SESSION_IDLE, Gate
-from .config import LOOPBACK, Settings
 from .client import DaemonClient
+from .config import LOOPBACK, Settings
 from .connections import MIN_CONNECTIONS, guarded_protocol
 from .daemon import Daemon
 from .errors import HeadroomError, StoreLocked
@@ -103,7 +103,7 @@ def transport_security(host: str, limits: Limits) -> TransportSecuritySettings:
 class Uvicorn(uvicorn.Server):
     """uvicorn re-raises SIGTERM/SIGINT once its graceful shutdown is done, which kills the
     process before ``serve_http`` stops the daemon, drains the store's threads and releases the
-    lock (``owner``). Here a signal only asks the server to stop; the process then exits 0."""
+    lock. Here a signal only asks the server to stop; the process then exits 0."""
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)
