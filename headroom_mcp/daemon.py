@@ -158,10 +158,9 @@ class Daemon:
     def _handle(self, method: Any, params: Any, context: Any) -> dict[str, Any]:
         from .service import dispatch
 
-        self.owner.opened.wait()
+        store = self.owner.ready()
         self._handled += 1
         self._handled_at = time.monotonic()
-        store = self.owner.ready()
         if store.retired is not None:
             raise Reopen() if self.idle_exit else store.retired
         if method == "ping":
