@@ -13,6 +13,7 @@ import sys
 import threading
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from .chroma import changed_since
 from .lexical import LexicalIndex
 from .records import ACTIVE, MERGED
 from .vectors import COLUMNS, VectorIndex
@@ -106,7 +107,7 @@ class Indexes:
         with self._lock:
             since = self.watermark - OVERLAP if self.watermark else None
             seen = 0
-            for page in pages({"changed_at": {"$gte": since}} if since is not None else None,
+            for page in pages(changed_since(since) if since is not None else None,
                               ["documents", "metadatas", "embeddings"]):
                 self.apply(page["ids"], page["documents"], page["metadatas"], page["embeddings"])
                 seen += len(page["ids"])
