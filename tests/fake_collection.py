@@ -9,7 +9,7 @@ coming back as None.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -26,20 +26,20 @@ def where_matches(where: Mapping[str, Any], meta: Mapping[str, Any]) -> bool:
     (key, cond), = where.items()
     value = meta.get(key)
     if not isinstance(cond, dict):
-        return value == cond
+        return bool(value == cond)
     (op, arg), = cond.items()
     if op == "$ne":
-        return value != arg
+        return bool(value != arg)
     if op == "$contains":
         return isinstance(value, list) and arg in value
     if value is None:
         return False
     if op == "$in":
-        return value in arg
+        return bool(value in arg)
     compare = {"$eq": value == arg, "$gt": value > arg, "$gte": value >= arg, "$lt": value < arg, "$lte": value <= arg}
     if op not in compare:
         raise AssertionError(f"operator {op} is not faked")
-    return compare[op]
+    return bool(compare[op])
 
 
 def _merged(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
@@ -55,14 +55,14 @@ class FakeCollection:
         #: id → [document, metadata, embedding], in insertion order.
         self._rows: dict[str, list[Any]] = {}
 
-    def modify(self, metadata: Mapping[str, Any] | None = None) -> None:
+    def modify(self, metadata: Any) -> None:
         self.metadata = dict(metadata or {})
 
     def count(self) -> int:
         return len(self._rows)
 
-    def get(self, ids: Sequence[str] | None = None, where: Mapping[str, Any] | None = None, limit: int | None = None,
-            offset: int | None = None, include: Sequence[str] = DEFAULT_INCLUDE) -> dict[str, Any]:
+    def get(self, ids: Any = None, where: Any = None, limit: Any = None, offset: Any = None,
+            include: Any = DEFAULT_INCLUDE) -> dict[str, Any]:
         wanted = set(ids) if ids is not None else None
         hits = [i for i, (_, meta, _) in self._rows.items()
                 if (wanted is None or i in wanted) and (where is None or where_matches(where, meta))]
@@ -75,17 +75,16 @@ class FakeCollection:
             "embeddings": np.array([r[2] for r in rows], dtype=np.float32) if "embeddings" in include else None,
         }
 
-    def upsert(self, ids: Sequence[str], embeddings: Sequence[Any], metadatas: Sequence[Mapping[str, Any]],
-               documents: Sequence[str]) -> None:
+    def upsert(self, ids: Any, embeddings: Any, metadatas: Any, documents: Any) -> None:
         for doc_id, vector, meta, document in zip(ids, embeddings, metadatas, documents):
             old = self._rows.get(doc_id, [None, {}, None])[1]
             self._rows[doc_id] = [document, _merged(old, meta), np.asarray(vector, dtype=np.float32)]
 
-    def update(self, ids: Sequence[str], metadatas: Sequence[Mapping[str, Any]]) -> None:
+    def update(self, ids: Any, metadatas: Any) -> None:
         for doc_id, meta in zip(ids, metadatas):
             if doc_id in self._rows:
                 self._rows[doc_id][1] = _merged(self._rows[doc_id][1], meta)
 
-    def delete(self, ids: Sequence[str]) -> None:
+    def delete(self, ids: Any) -> None:
         for doc_id in ids:
             self._rows.pop(doc_id, None)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 from urllib.parse import urlparse
 
 from ..errors import HeadroomError, InvalidInput
@@ -39,18 +39,17 @@ class ChromaApi(Protocol):
     @property
     def metadata(self) -> Mapping[str, Any] | None: ...
 
-    def get(self, ids: Sequence[str] | None = None, where: Where | None = None, limit: int | None = None,
-            offset: int | None = None, include: Any = ...) -> Any: ...
+    def get(self, ids: Any = None, where: Any = None, limit: Any = None, offset: Any = None, include: Any = ...) -> Any: ...
 
-    def upsert(self, ids: Any, embeddings: Any = None, metadatas: Any = None, documents: Any = None) -> None: ...
+    def upsert(self, ids: Any, embeddings: Any, metadatas: Any, documents: Any) -> None: ...
 
-    def update(self, ids: Any, metadatas: Any = None) -> None: ...
+    def update(self, ids: Any, metadatas: Any) -> None: ...
 
-    def delete(self, ids: Any = None) -> None: ...
+    def delete(self, ids: Any) -> None: ...
 
     def count(self) -> int: ...
 
-    def modify(self, metadata: Any = None) -> None: ...
+    def modify(self, metadata: Any) -> None: ...
 
 
 def _settings() -> Any:
@@ -155,7 +154,7 @@ class Records:
         return [doc_id for page in self.pages(where, []) for doc_id in page["ids"]]
 
     def upsert(self, ids: Sequence[str], documents: Sequence[str], metadatas: Sequence[Mapping[str, Any]],
-               vectors: Sequence[Any]) -> None:
+               vectors: Iterable[Any]) -> None:
         """Write whole records: text, metadata and embedding."""
         self.chroma.upsert(ids=list(ids), metadatas=list(metadatas), documents=list(documents),
                            embeddings=[list(map(float, v)) for v in vectors])

@@ -123,7 +123,8 @@ class StoreEngine:
         staged = self._staged
         if staged is not None and text in staged.vectors:
             return staged.vectors[text]
-        return self.embedder.embed([text])[0]
+        vector: np.ndarray = self.embedder.embed([text])[0]
+        return vector
 
     # ---- writes --------------------------------------------------------------------------
 

@@ -102,7 +102,7 @@ class Indexes:
                 self.lexical.remove(doc_id)
                 self.vectors.remove(doc_id)
 
-    def refresh(self, pages: Callable[[dict | None, list[str]], Iterable[Page]]) -> int:
+    def refresh(self, pages: Callable[[dict[str, Any] | None, list[str]], Iterable[Page]]) -> int:
         """Apply the records written since the watermark, read with ``pages(where, include)``; return how many."""
         with self._lock:
             since = self.watermark - OVERLAP if self.watermark else None

@@ -145,7 +145,7 @@ class LexicalIndex:
                                            np.fromiter(posting.values(), np.float64, len(posting)))
         return arrays
 
-    def search(self, query: str, allowed: Callable[[list[str]], Sequence[bool]], limit: int) -> list[tuple[str, float]]:
+    def search(self, query: str, allowed: Callable[[list[str]], Sequence[bool] | np.ndarray], limit: int) -> list[tuple[str, float]]:
         """The ``limit`` best (id, coverage) among documents whose ids ``allowed`` accepts
         (given every candidate's id at once, it says yes or no to each).
 

@@ -74,7 +74,7 @@ class MemoryStore(Forgetting, Importer):
         store = cls(collection, embedder, turn_ttl, refresh_interval=0.0 if chroma_url else 30.0, secrets_policy=secrets_policy,
                     forget_retention=forget_retention)
         store.migrated = migrated
-        store.chroma_dir = None if chroma_url else Path(data_dir) / "chroma"
+        store.chroma_dir = None if chroma_url or data_dir is None else Path(data_dir) / "chroma"
         return store
 
     def check(self, repair: bool = True) -> dict[str, Any]:

@@ -94,7 +94,7 @@ class Context:
         if self.role == "read":
             raise Forbidden(f"user {self.user_id!r} has read-only access; remembering and forgetting need a write token")
 
-    def with_(self, **changes: str) -> "Context":
+    def with_(self, **changes: Any) -> "Context":
         return replace(self, **changes)
 
     def default_scope(self) -> str:
