@@ -138,7 +138,8 @@ class Facts:
     @cached_property
     def markers(self) -> tuple[tuple[str, ...], ...]:
         """For each role, the function words (and commas) between it and the role before it."""
-        out, since = [], []
+        out: list[tuple[str, ...]] = []
+        since: list[str] = []
         for key, content in self.tokens:
             if content:
                 out.append(tuple(since))
