@@ -28,7 +28,7 @@ COLLECTION = "headroom_memories"
 PAGE = 1000
 
 #: A Chroma filter (``where``), or None for every record.
-Where = dict[str, Any]
+Filter = dict[str, Any]
 #: What a Chroma ``get`` returns: ``ids`` and, for each field asked for, one value per id.
 Page = Mapping[str, Any]
 
@@ -133,7 +133,7 @@ class Records:
         got = self.chroma.get(ids=list(ids), include=["embeddings"])
         return dict(zip(got["ids"], got["embeddings"]))
 
-    def pages(self, where: Where | None, include: Sequence[str], size: int = PAGE) -> Iterator[Page]:
+    def pages(self, where: Filter | None, include: Sequence[str], size: int = PAGE) -> Iterator[Page]:
         """The records matching ``where``, ``size`` at a time; each page is read when the one before is done with."""
         offset = 0
         while True:
@@ -143,13 +143,13 @@ class Records:
                 return
             offset += size
 
-    def records_where(self, where: Where | None) -> Iterator[MemoryRecord]:
+    def records_where(self, where: Filter | None) -> Iterator[MemoryRecord]:
         """Every record matching ``where``, as records."""
         for page in self.pages(where, ["documents", "metadatas"]):
             for doc_id, document, meta in zip(page["ids"], page["documents"], page["metadatas"]):
                 yield MemoryRecord.from_chroma(doc_id, document, meta)
 
-    def ids_where(self, where: Where | None) -> list[str]:
+    def ids_where(self, where: Filter | None) -> list[str]:
         """The ids of the records matching ``where``."""
         return [doc_id for page in self.pages(where, []) for doc_id in page["ids"]]
 
@@ -175,30 +175,30 @@ class Records:
 # ---- filters ---------------------------------------------------------------------------------
 
 
-def equal(pairs: Mapping[str, Any]) -> Where:
+def equal(pairs: Mapping[str, Any]) -> Filter:
     """Records whose fields equal ``pairs`` (at least one pair)."""
     clauses = [{k: v} for k, v in pairs.items()]
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-def with_status(statuses: Sequence[str]) -> Where:
+def with_status(statuses: Sequence[str]) -> Filter:
     return {"status": statuses[0]} if len(statuses) == 1 else {"status": {"$in": list(statuses)}}
 
 
-def changed_since(t: float) -> Where:
+def changed_since(t: float) -> Filter:
     """Records written at or after ``t`` (``changed_at``)."""
     return {"changed_at": {"$gte": t}}
 
 
-def restatements_of(memory_id: str) -> Where:
+def restatements_of(memory_id: str) -> Filter:
     return {"$and": [{"status": MERGED}, {"merged_into": memory_id}]}
 
 
-def restatements_of_any(memory_ids: Sequence[str]) -> Where:
+def restatements_of_any(memory_ids: Sequence[str]) -> Filter:
     return {"$and": [{"status": MERGED}, {"merged_into": {"$in": list(memory_ids)}}]}
 
 
-def purgeable(forgotten_before: float, t: float) -> Where:
+def purgeable(forgotten_before: float, t: float) -> Filter:
     """Memories forgotten before ``forgotten_before``, and turn memories expired by ``t``."""
     return {"$or": [
         {"$and": [{"status": FORGOTTEN}, {"updated_at": {"$lt": forgotten_before}}]},
@@ -206,9 +206,9 @@ def purgeable(forgotten_before: float, t: float) -> Where:
     ]}
 
 
-def _narrowing(vis: Visibility) -> list[Where]:
+def _narrowing(vis: Visibility) -> list[Filter]:
     """The tag and agent clauses of ``visible`` and ``reachable``."""
-    parts: list[Where] = []
+    parts: list[Filter] = []
     if vis.tags:
         tag_clauses = [{"tags": {"$contains": t}} for t in vis.tags]
         parts.append(tag_clauses[0] if len(tag_clauses) == 1 else {"$or": tag_clauses})
@@ -217,7 +217,7 @@ def _narrowing(vis: Visibility) -> list[Where]:
     return parts
 
 
-def visible(vis: Visibility) -> Where | None:
+def visible(vis: Visibility) -> Filter | None:
     """``vis.matches`` as a Chroma filter, or None when nothing at all is visible."""
     scope_clauses = [equal(c) for c in vis.scope_clauses()]
     if not scope_clauses:
@@ -231,7 +231,7 @@ def visible(vis: Visibility) -> Where | None:
     return {"$and": parts}
 
 
-def reachable(vis: Visibility) -> Where:
+def reachable(vis: Visibility) -> Filter:
     """A Chroma filter for every memory the context may read by id (``Context.can_read``),
     not only those visible here: the caller's own in every project and session, and the
     project memories of every project. ``Visibility.reaches`` then drops the projects its
