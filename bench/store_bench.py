@@ -115,6 +115,7 @@ def search_part(size: int, samples: int, chroma: bool, users: int, dim: int = 38
     """The dense top ``pool`` alone: the vector index (and, with ``chroma``, Chroma's filtered query)."""
     import numpy as np
 
+    from headroom_mcp.store.chroma import visible as chroma_filter
     from headroom_mcp.store.vectors import VectorIndex, Where
 
     rng = np.random.default_rng(size)
@@ -140,7 +141,7 @@ def search_part(size: int, samples: int, chroma: bool, users: int, dim: int = 38
         for start in range(0, size, 5000):
             collection.add(ids=[f"m{n}" for n in range(start, min(size, start + 5000))], embeddings=vectors[start : start + 5000],
                            metadatas=metas[start : start + 5000])
-        where = vis.where()
+        where = chroma_filter(vis)
         row["chroma_p50"], row["chroma_p95"] = timed(
             lambda i: collection.query(query_embeddings=queries[i : i + 1], n_results=pool, where=where, include=["distances"]), samples)
         client.delete_collection(f"bench{size}")

@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 
 import pytest
 
+from fake_collection import where_matches
 from headroom_mcp.errors import Forbidden, NotFound
+from headroom_mcp.store import chroma
 from headroom_mcp.store.records import SCOPES
 from headroom_mcp.store.scopes import Context, Visibility
 
@@ -78,40 +80,20 @@ contexts = st.builds(Context, user_id=st.sampled_from(["alice", "bob"]), project
                    projects=st.sampled_from([("*",), ("a",), ("b", "c")]))
 
 
-def _eval(where, meta) -> bool:
-    """A small interpreter of the Chroma filter language subset we emit."""
-    if "$and" in where:
-        return all(_eval(w, meta) for w in where["$and"])
-    if "$or" in where:
-        return any(_eval(w, meta) for w in where["$or"])
-    (key, cond), = where.items()
-    value = meta.get(key)
-    if isinstance(cond, dict):
-        (op, arg), = cond.items()
-        if op == "$contains":
-            return arg in (value or [])
-        if op == "$ne":
-            return value != arg
-        if op == "$gt":
-            return value is not None and value > arg
-        raise AssertionError(op)
-    return value == cond
-
-
 @settings(max_examples=400, deadline=None)
 @given(meta=metas, ctx=contexts, scopes=st.sampled_from([SCOPES, ("user",), ("agent", "turn")]),
        tags=st.sampled_from([(), ("x",), ("x", "y")]), agent=st.sampled_from(["", "a"]))
 def test_where_filter_and_predicate_agree(meta, ctx, scopes, tags, agent):
     meta = {k: v for k, v in meta.items() if v not in ("", [])}
     vis = Visibility(ctx, scopes=scopes, tags=tags, agent=agent, now=100.0)
-    where = vis.where()
-    assert vis.matches(meta) == (where is not None and _eval(where, meta))
+    where = chroma.visible(vis)
+    assert vis.matches(meta) == (where is not None and where_matches(where, meta))
 
 
 def test_every_scope_combination_yields_a_valid_chroma_filter(store):
     for r in range(1, len(SCOPES) + 1):
         for scopes in itertools.combinations(SCOPES, r):
-            where = Visibility(WRITER, scopes=scopes, tags=("x",), agent="a", now=1.0).where()
+            where = chroma.visible(Visibility(WRITER, scopes=scopes, tags=("x",), agent="a", now=1.0))
             store.collection.get(where=where, limit=1)  # raises if Chroma rejects the filter
 
 

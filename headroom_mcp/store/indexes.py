@@ -13,6 +13,7 @@ import sys
 import threading
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from .chroma import changed_since
 from .lexical import LexicalIndex
 from .records import ACTIVE, MERGED
 from .vectors import COLUMNS, VectorIndex
@@ -101,12 +102,12 @@ class Indexes:
                 self.lexical.remove(doc_id)
                 self.vectors.remove(doc_id)
 
-    def refresh(self, pages: Callable[[dict | None, list[str]], Iterable[Page]]) -> int:
+    def refresh(self, pages: Callable[[dict[str, Any] | None, list[str]], Iterable[Page]]) -> int:
         """Apply the records written since the watermark, read with ``pages(where, include)``; return how many."""
         with self._lock:
             since = self.watermark - OVERLAP if self.watermark else None
             seen = 0
-            for page in pages({"changed_at": {"$gte": since}} if since is not None else None,
+            for page in pages(changed_since(since) if since is not None else None,
                               ["documents", "metadatas", "embeddings"]):
                 self.apply(page["ids"], page["documents"], page["metadatas"], page["embeddings"])
                 seen += len(page["ids"])

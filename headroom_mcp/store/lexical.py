@@ -145,7 +145,7 @@ class LexicalIndex:
                                            np.fromiter(posting.values(), np.float64, len(posting)))
         return arrays
 
-    def search(self, query: str, allowed: Callable[[list[str]], Sequence[bool]], limit: int) -> list[tuple[str, float]]:
+    def search(self, query: str, allowed: Callable[[list[str]], Sequence[bool] | np.ndarray], limit: int) -> list[tuple[str, float]]:
         """The ``limit`` best (id, coverage) among documents whose ids ``allowed`` accepts
         (given every candidate's id at once, it says yes or no to each).
 
@@ -182,11 +182,11 @@ class LexicalIndex:
             slots, within = np.unique(np.concatenate(slots_of), return_inverse=True)
             scores = np.bincount(within, weights=np.concatenate(scores_of), minlength=len(slots))
             ids = [self._ids[slot] for slot in slots]
-            keep = np.flatnonzero(np.asarray(allowed(ids), bool))  # type: ignore[arg-type]
+            keep = np.flatnonzero(np.asarray(allowed(ids), bool))
         if not len(keep):
             return []
         kept = scores[keep]
         k = min(limit, len(keep))
         top = np.argpartition(-kept, k - 1)[:k] if k < len(keep) else np.arange(len(keep))
         top = top[np.argsort(-kept[top], kind="stable")]
-        return [(ids[keep[j]], float(kept[j]) / best) for j in top]  # type: ignore[misc]
+        return [(ids[keep[j]], float(kept[j]) / best) for j in top]

@@ -17,11 +17,14 @@ it), and no step may lose a memory. An embedded store is copied to
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from .embedder import Embedder
 from .records import MemoryRecord, visible
 from .secrets import find, redact
+
+if TYPE_CHECKING:  # chroma imports SCHEMA_VERSION from here
+    from .chroma import Records
 
 log = logging.getLogger("headroom_mcp.store.migrations")
 
@@ -29,12 +32,10 @@ SCHEMA_VERSION = 3
 _PAGE = 500
 
 
-def _redact_stored_secrets(collection: Any, embedder: Embedder) -> int:
+def _redact_stored_secrets(collection: Records, embedder: Embedder) -> int:
     """1 → 2 and 2 → 3: redact credentials in stored contents, keeping every record and its history."""
     changed = 0
-    offset = 0
-    while True:
-        page = collection.get(include=["documents", "metadatas"], limit=_PAGE, offset=offset)
+    for page in collection.pages(None, ["documents", "metadatas"], size=_PAGE):
         fixed = []
         for doc_id, doc, meta in zip(page["ids"], page["documents"], page["metadatas"]):
             # Invisible characters first, as every write now drops them: they hid keys from the scanner.
@@ -46,33 +47,30 @@ def _redact_stored_secrets(collection: Any, embedder: Embedder) -> int:
                 fixed.append(record)
         if fixed:
             vectors = embedder.embed([r.content for r in fixed])
-            collection.upsert(ids=[r.id for r in fixed], documents=[r.content for r in fixed],
-                              metadatas=[r.to_metadata() for r in fixed], embeddings=[list(map(float, v)) for v in vectors])
+            collection.upsert([r.id for r in fixed], [r.content for r in fixed], [r.to_metadata() for r in fixed], vectors)
             changed += len(fixed)
-        if len(page["ids"]) < _PAGE:
-            return changed
-        offset += _PAGE
+    return changed
 
 
 #: version → the step that upgrades a store from it to the next version.
-STEPS: dict[int, Callable[[Any, Embedder], int]] = {1: _redact_stored_secrets, 2: _redact_stored_secrets}
+STEPS: dict[int, Callable[[Records, Embedder], int]] = {1: _redact_stored_secrets, 2: _redact_stored_secrets}
 
 
-def version_of(collection: Any) -> int:
+def version_of(collection: Records) -> int:
     """The collection's format version (stores from before the marker are version 1)."""
-    return int((collection.metadata or {}).get("schema_version") or 1)
+    return int(collection.metadata.get("schema_version") or 1)
 
 
-def migrate(collection: Any, embedder: Embedder) -> list[str]:
+def migrate(collection: Records, embedder: Embedder) -> list[str]:
     """Bring the collection up to ``SCHEMA_VERSION``; return what was done (empty when current)."""
-    meta = dict(collection.metadata or {})
+    meta = collection.metadata
     version = version_of(collection)
     done = []
     while version < SCHEMA_VERSION:
         changed = STEPS[version](collection, embedder)
         version += 1
         meta["schema_version"] = version
-        collection.modify(metadata=meta)  # after the step: a crash in it reruns it
+        collection.set_metadata(meta)  # after the step: a crash in it reruns it
         done.append(f"format {version - 1} → {version}: {changed} records changed")
         log.info("migrated store %s", done[-1])
     return done

@@ -4,8 +4,8 @@ Broader scopes are visible to narrower ones: a recall made as (user U, project P
 agent A, turn T) sees U's ``user`` memories, the ``project`` memories of P (whoever on the
 team wrote them: a project's memories are shared by everyone on it), and U's ``session``
 memories of S, ``agent`` memories of (S, A) and ``turn`` memories of T. The same rules
-produce both the Chroma ``where`` filter (so ranking only ever sees visible memories) and
-an in-process predicate for the lexical index; tests check that the two agree.
+produce both the Chroma ``where`` filter (``chroma.visible``, so ranking only ever sees visible
+memories) and the in-process predicate of the indexes (``matches``); tests check that the two agree.
 
 What a context may touch by id (``can_read``, ``can_change``) follows the team-mode
 grant it carries: a role (read, write, admin) and the projects it may touch (``*`` for all,
@@ -94,7 +94,7 @@ class Context:
         if self.role == "read":
             raise Forbidden(f"user {self.user_id!r} has read-only access; remembering and forgetting need a write token")
 
-    def with_(self, **changes: str) -> "Context":
+    def with_(self, **changes: Any) -> "Context":
         return replace(self, **changes)
 
     def default_scope(self) -> str:
@@ -134,11 +134,6 @@ class Context:
 IDENTITY = ("user_id", "project", "session_id", "agent_id", "turn_id")
 
 
-def _eq_all(pairs: Mapping[str, Any]) -> dict[str, Any]:
-    clauses = [{k: v} for k, v in pairs.items()]
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-
 @dataclass(frozen=True)
 class Visibility:
     """The memories a context may read, optionally narrowed to scopes, tags and an agent."""
@@ -175,51 +170,13 @@ class Visibility:
         """``scope_clauses`` computed once: ``matches`` runs for every lexical candidate."""
         return tuple(tuple(c.items()) for c in self.scope_clauses())
 
-    def where(self) -> dict[str, Any] | None:
-        """The Chroma filter, or None when nothing at all is visible."""
-        scope_clauses = [_eq_all(c) for c in self.scope_clauses()]
-        if not scope_clauses:
-            return None
-        parts = [self._status_clause(), scope_clauses[0] if len(scope_clauses) == 1 else {"$or": scope_clauses}]
-        parts += self._narrowing()
-        if "turn" in self.scopes and self.context.turn_id:
-            # Turn memories expire; everything else carries expires_at 0 (absent → excluded by
-            # $gt), so the expiry test applies to turn memories only.
-            parts.append({"$or": [{"scope": {"$ne": "turn"}}, {"expires_at": {"$gt": self.now}}]})
-        return {"$and": parts}
-
-    def _status_clause(self) -> dict[str, Any]:
-        statuses = self.statuses
-        return {"status": statuses[0]} if len(statuses) == 1 else {"status": {"$in": list(statuses)}}
-
-    def _narrowing(self) -> list[dict[str, Any]]:
-        """The tag and agent clauses of ``where`` and ``reachable``."""
-        parts: list[dict[str, Any]] = []
-        if self.tags:
-            tag_clauses = [{"tags": {"$contains": t}} for t in self.tags]
-            parts.append(tag_clauses[0] if len(tag_clauses) == 1 else {"$or": tag_clauses})
-        if self.agent:
-            parts.append({"agents": {"$contains": self.agent}})
-        return parts
-
-    def reachable(self) -> dict[str, Any]:
-        """A Chroma filter for every memory the context may read by id (``Context.can_read``),
-        not only those visible here: the caller's own in every project and session, and the
-        project memories of every project. ``reaches`` then drops the projects its grant does
-        not cover. A memory browser lists these: nothing in them is hidden from ``get``.
-        """
-        parts = [self._status_clause(), {"$or": [{"user_id": self.context.user_id}, {"scope": "project"}]}]
-        if len(self.scopes) == 1:
-            parts.append({"scope": self.scopes[0]})
-        return {"$and": parts + self._narrowing()}
-
     def reaches(self, meta: Mapping[str, Any]) -> bool:
-        """The rule of ``reachable`` applied to one record's metadata, the grant included."""
+        """The rule of ``chroma.reachable`` applied to one record's metadata, the grant included."""
         return (meta.get("status", ACTIVE) in self.statuses and meta.get("scope") in self.scopes
                 and self.context.can_read(meta) and self._narrowed(meta))
 
     def matches(self, meta: Mapping[str, Any]) -> bool:
-        """The same rule as ``where`` applied to one record's metadata."""
+        """The same rule as ``chroma.visible`` applied to one record's metadata."""
         if meta.get("status", ACTIVE) not in self.statuses:
             return False
         if not any(all(meta.get(k) == v for k, v in c) for c in self._clause_items):

@@ -19,7 +19,7 @@ from .records import ACTIVE, MemoryRecord, content_hash
 
 
 def in_domain(meta: Mapping[str, Any], domain: Mapping[str, Any]) -> bool:
-    """Does a record's metadata hold every field of ``domain`` (``memory_store._domain``)?"""
+    """Does a record's metadata hold every field of ``domain`` (``remembering._domain``)?"""
     return all(meta.get(k) == v for k, v in domain.items())
 
 
