@@ -32,6 +32,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from . import methods
 from .config import Settings
 from .errors import HeadroomError, StoreLocked
 from .frontdoor import SESSION
@@ -41,10 +42,10 @@ log = logging.getLogger("headroom_mcp.daemon")
 
 #: Largest request line (an ``import`` batch), bytes.
 MAX_MESSAGE = 32 * 1024 * 1024
-#: The requests that change nothing (``ping`` and the reads of ``service.METHODS``): they run
+#: The requests that change nothing (``ping`` and the reads of ``methods.METHODS``): they run
 #: beside each other and beside the one write at a time (writes stay serialised, which keeps
 #: dedup decisions race-free).
-READS = frozenset({"recall", "get", "list", "context", "stats", "ping"})
+READS = methods.READS | {"ping"}
 #: Threads that run reads beside the writer: enough for the cores to stay busy while a
 #: read waits on Chroma's SQLite.
 READERS = 4

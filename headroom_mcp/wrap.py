@@ -124,13 +124,13 @@ class MemoryHandle:
         self._memory = memory
 
     def search(self, query: str, top_k: int = 5) -> list[dict[str, Any]]:
-        return self._memory.search(query, limit=top_k)
+        return self._memory.recall(query, limit=top_k)
 
     def add(self, content: str, importance: float | None = None) -> dict[str, Any]:
-        return self._memory.save(content, scope="user", importance=importance)
+        return self._memory.remember(content, scope="user", importance=importance)
 
     def get_all(self) -> list[dict[str, Any]]:
-        return self._memory.get_all()
+        return self._memory.list()
 
     def stats(self) -> dict[str, Any]:
         return self._memory.stats()
@@ -187,7 +187,7 @@ class MemoryClient:
         parts = []
         if latest.strip():
             try:
-                results = self._store.search(latest[:2000], limit=5, min_score=injection.PROMPT_MIN_SCORE)
+                results = self._store.recall(**injection.prompt_recall(latest))
                 parts.append(injection.render(results, self._budget, heading=HEADING))
             except Exception as exc:  # memory must never break the call
                 log.warning("recall failed: %s", exc)
@@ -207,7 +207,7 @@ class MemoryClient:
 
     def _save_one(self, fact: str) -> None:
         try:
-            self._store.save(fact, scope="user")
+            self._store.remember(fact, scope="user")
         except Exception as exc:
             log.warning("could not save extracted fact %r: %s", fact[:80], exc)
 
