@@ -67,7 +67,7 @@ class StreamStripper:
         self.finished = False
 
     def feed(self, piece: str) -> str:
-        out = []
+        out: list[str] = []
         text = self.pending + piece
         self.pending = ""
         while text:
@@ -256,13 +256,13 @@ class MemoryClient:
 
     # -- the calls --
 
-    def _create(self, create: Any, args: tuple, kwargs: dict[str, Any]) -> Any:
+    def _create(self, create: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         result = create(*args, **self._with_context(kwargs))
         if kwargs.get("stream") and self._extract:
             return _SyncStream(self, result)
         return self._strip_response(result)
 
-    async def _create_async(self, create: Any, args: tuple, kwargs: dict[str, Any]) -> Any:
+    async def _create_async(self, create: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         prepared = await asyncio.to_thread(self._with_context, kwargs)
         result = await create(*args, **prepared)
         if kwargs.get("stream") and self._extract:
