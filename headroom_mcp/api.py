@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 from .config import Settings
+from .methods import RECALL_LIMIT
 from .store.scopes import Context
 
 T = TypeVar("T")
@@ -110,7 +111,7 @@ class SyncMemory:
     def recall(
         self,
         query: str,
-        limit: int = 5,
+        limit: int = RECALL_LIMIT,
         scope: str | None = None,
         tags: Sequence[str] | None = None,
         agent: str | None = None,

@@ -3,7 +3,7 @@
 Every way in derives what it offers from ``METHODS``: the MCP tools' input schemas
 (``server``), the parameters ``service.dispatch`` accepts (the daemon and embedded mode),
 which methods the daemon runs beside the writer, what ``POST /api/call`` serves and how it
-bounds a limit (``hosting``), and the CLI's defaults. A new parameter is one line here.
+bounds a limit (``hosting``), and the recall default of the CLI and the Python API. A new parameter is one line here.
 
 Only plain data: the stdio server and the CLI read this before (or without) opening a
 store, so it imports nothing heavy (no pydantic, no Chroma).
@@ -21,6 +21,8 @@ SCOPES: tuple[str, ...] = get_args(Scope)
 #: ``POST /api/call`` caps a larger limit to. (The store's own ceiling, for the Python API
 #: and the CLI, is ``store.memory_store.MAX_RECALL_LIMIT``.)
 MAX_RECALL = 50
+#: Results a recall returns when no limit is given.
+RECALL_LIMIT = 5
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,8 @@ METHODS: dict[str, Method] = {
         "an empty list when nothing is relevant.",
         {
             "query": Param(str, "What you want to know, in words or keywords (an error code, a file name).", required=True),
-            "limit": Param(int, f"Most results to return (1-{MAX_RECALL}).", default=5, minimum=1, maximum=MAX_RECALL),
+            "limit": Param(int, f"Most results to return (1-{MAX_RECALL}).", default=RECALL_LIMIT, minimum=1,
+                           maximum=MAX_RECALL),
             "scope": Param(Scope, "Only memories of this scope."),
             "tags": Param(list[str], "Only memories carrying all of these tags."),
             "agent": Param(str, "Only memories asserted by this agent (claude, codex, gemini...)."),
@@ -140,8 +143,3 @@ READS = frozenset(name for name, method in METHODS.items() if method.read)
 HTTP_METHODS = frozenset(name for name, method in METHODS.items() if method.http)
 #: The methods offered to agents as MCP tools, in the order they are listed.
 TOOLS = {name: method for name, method in METHODS.items() if method.tool is not None}
-
-
-def default(method: str, param: str) -> Any:
-    """A parameter's default, for the entry points that state it (the CLI's flags)."""
-    return METHODS[method].params[param].default

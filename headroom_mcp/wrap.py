@@ -31,6 +31,7 @@ from typing import Any, AsyncIterator, Iterator
 
 from . import injection
 from .api import SyncMemory
+from .methods import RECALL_LIMIT
 
 log = logging.getLogger("headroom_mcp.wrap")
 
@@ -118,19 +119,29 @@ def _text_of(message: Any) -> str:
 
 
 class MemoryHandle:
-    """``client.memory``: the store as this wrapper's user, session and agent see it."""
+    """``client.memory``: the store as this wrapper's user, session and agent see it.
+
+    Named as ``SyncMemory``'s methods; ``search(top_k=)``, ``add`` and ``get_all`` are the
+    names the first releases gave the same calls."""
 
     def __init__(self, memory: SyncMemory):
         self._memory = memory
 
-    def search(self, query: str, top_k: int = 5) -> list[dict[str, Any]]:
-        return self._memory.recall(query, limit=top_k)
+    def recall(self, query: str, limit: int = RECALL_LIMIT) -> list[dict[str, Any]]:
+        return self._memory.recall(query, limit=limit)
 
-    def add(self, content: str, importance: float | None = None) -> dict[str, Any]:
+    def search(self, query: str, top_k: int = RECALL_LIMIT) -> list[dict[str, Any]]:
+        return self.recall(query, limit=top_k)
+
+    def remember(self, content: str, importance: float | None = None) -> dict[str, Any]:
+        """Keep a fact at ``user`` scope, as the facts the wrapper extracts are kept."""
         return self._memory.remember(content, scope="user", importance=importance)
 
-    def get_all(self) -> list[dict[str, Any]]:
+    def list(self) -> list[dict[str, Any]]:
         return self._memory.list()
+
+    add = remember
+    get_all = list
 
     def stats(self) -> dict[str, Any]:
         return self._memory.stats()

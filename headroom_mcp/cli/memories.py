@@ -8,9 +8,8 @@ import argparse
 import sys
 from typing import Any
 
-from .. import methods
 from ..errors import HeadroomError
-from ..methods import SCOPES
+from ..methods import RECALL_LIMIT, SCOPES
 from .base import ALL, arg, print_result, say, session_named, stdin_text, verb
 
 #: Scopes whose memories only the same session sees: each CLI call is a new session unless
@@ -81,7 +80,7 @@ def _remember(args: argparse.Namespace, memory: Any) -> int:
 
 @verb("recall", "search memories",
       arg("query"),
-      arg("--limit", type=int, default=methods.default("recall", "limit")),
+      arg("--limit", type=int, default=RECALL_LIMIT),
       arg("--scope", choices=SCOPES),
       arg("--tag", dest="tags", action="append"),
       arg("--by-agent", dest="by_agent", help="only memories asserted by this agent"),

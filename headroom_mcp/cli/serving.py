@@ -80,10 +80,10 @@ def _daemon_control(args: argparse.Namespace) -> int:
     if args.action == "stop":
         _stop_daemon(settings, info["pid"])
         print_result(args, {"stopped": info["pid"], "data_dir": info["data_dir"]},
-               f"stopped daemon {info['pid']} of {info['data_dir']} (the next call starts a new one)")
+                     f"stopped daemon {info['pid']} of {info['data_dir']} (the next call starts a new one)")
     else:
         print_result(args, {"running": True, **info}, f"daemon {info['pid']} serving {info['data_dir']}: up "
-                                                  f"{_duration(info['uptime'])}, {info['records']} records")
+                                                        f"{_duration(info['uptime'])}, {info['records']} records")
     return 0
 
 
@@ -206,8 +206,8 @@ def _run_token(args: argparse.Namespace) -> int:
     if args.action == "create":
         secret, grant = tokens.create(args.user, args.projects, args.role, args.name)
         print_result(args, {**grant.public(), "token": secret},
-               f"{secret}\n\ntoken {grant.id} for user {grant.user_id} ({grant.role}; projects: {', '.join(grant.projects)})\n"
-               f"This is the only time it is shown: give it to the user, e.g. as HEADROOM_MCP_TOKEN.")
+                     f"{secret}\n\ntoken {grant.id} for user {grant.user_id} ({grant.role}; projects: {', '.join(grant.projects)})\n"
+                     f"This is the only time it is shown: give it to the user, e.g. as HEADROOM_MCP_TOKEN.")
     elif args.action == "list":
         grants = [g.public() for g in tokens.grants()]
         rows = [f"{g['id']}  {g['user_id']:<16} {g['role']:<6} {','.join(g['projects'])}  {g['name']}" for g in grants]
