@@ -2,9 +2,13 @@
 
 >>> from headroom_mcp import SyncMemory
 >>> memory = SyncMemory(agent_id="my-script")
->>> memory.save("this repo uses uv, not pip")          # doctest: +SKIP
+>>> memory.remember("this repo uses uv, not pip")      # doctest: +SKIP
 {'id': 'mem_…', 'status': 'created', 'scope': 'project', 'agents': ['my-script']}
->>> memory.search("which package manager?")             # doctest: +SKIP
+>>> memory.recall("which package manager?")             # doctest: +SKIP
+
+The methods are named as the MCP tools and the CLI's verbs (``remember``, ``recall``,
+``forget``, ``list``...); ``save``, ``search``, ``delete`` and ``get_all`` are the same
+methods under the names the first releases gave them, kept for the scripts that use them.
 
 By default both are clients of the local daemon (started on demand), like every other
 process. ``embedded=True`` opens the store in this process instead, which needs the data
@@ -20,9 +24,12 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 from .config import Settings
+from .methods import RECALL_LIMIT
 from .store.scopes import Context
 
 T = TypeVar("T")
+#: Memories as the store answers them (``MemoryRecord.to_dict``, with ``score`` from recall).
+Records = list[dict[str, Any]]
 
 
 class _Embedded:
@@ -79,9 +86,10 @@ class SyncMemory:
 
     def _call(self, method: str, turn_id: str = "", **params: Any) -> dict[str, Any]:
         params = {k: v for k, v in params.items() if v is not None}
-        return self._backend.call(method, params, self.settings.context(turn_id).to_mapping())
+        result: dict[str, Any] = self._backend.call(method, params, self.settings.context(turn_id).to_mapping())
+        return result
 
-    def save(
+    def remember(
         self,
         content: str,
         scope: str | None = None,
@@ -94,19 +102,21 @@ class SyncMemory:
         return self._call("remember", turn_id, content=content, scope=scope, importance=importance,
                           tags=list(tags) if tags is not None else None, supersedes=supersedes)
 
-    def search(
+    def recall(
         self,
         query: str,
-        limit: int = 5,
+        limit: int = RECALL_LIMIT,
         scope: str | None = None,
         tags: Sequence[str] | None = None,
         agent: str | None = None,
         min_score: float | None = None,
         turn_id: str = "",
-    ) -> list[dict[str, Any]]:
+    ) -> Records:
         """The visible memories that best match ``query``, best first (empty when none is relevant)."""
-        return self._call("recall", turn_id, query=query, limit=limit, scope=scope,
-                          tags=list(tags) if tags is not None else None, agent=agent, min_score=min_score)["results"]
+        results: Records = self._call("recall", turn_id, query=query, limit=limit, scope=scope,
+                                      tags=list(tags) if tags is not None else None, agent=agent,
+                                      min_score=min_score)["results"]
+        return results
 
     def unmerge(self, id: str) -> dict[str, Any]:
         """Undo a merge: restatement ``id`` (a merged result's ``restatement``, or one listed
@@ -117,24 +127,26 @@ class SyncMemory:
         """One memory by id, with provenance and history fields."""
         return self._call("get", memory_id=memory_id)
 
-    def get_all(self, scope: str | None = None, tags: Sequence[str] | None = None, agent: str | None = None,
-                limit: int | None = None, forgotten: bool = False, everywhere: bool = False,
-                merged: bool = False) -> list[dict[str, Any]]:
+    def list(self, scope: str | None = None, tags: Sequence[str] | None = None, agent: str | None = None,
+             limit: int | None = None, forgotten: bool = False, everywhere: bool = False,
+             merged: bool = False) -> Records:
         """Every visible memory, most recently updated first; with ``forgotten=True`` the
         forgotten ones that can still be restored (each with ``restorable_until``), with
         ``merged=True`` the restatements merged into memories (each with ``merged_into``).
         ``everywhere=True``: every memory you may read by id, in every project and session,
         not only those visible here."""
-        return self._call("list", scope=scope, tags=list(tags) if tags is not None else None, agent=agent, limit=limit,
-                          forgotten=forgotten, everywhere=everywhere or None, merged=merged or None)["memories"]
+        memories: Records = self._call("list", scope=scope, tags=list(tags) if tags is not None else None, agent=agent,
+                                       limit=limit, forgotten=forgotten, everywhere=everywhere or None,
+                                       merged=merged or None)["memories"]
+        return memories
 
     def update(self, id: str, importance: float | None = None, tags: Sequence[str] | None = None) -> dict[str, Any]:
         """Change an active memory's importance or tags in place (``tags`` replaces them; ``[]``
-        clears): ``{id, status: "updated", importance, tags}``. To change its text, ``save``
+        clears): ``{id, status: "updated", importance, tags}``. To change its text, ``remember``
         the new text with ``supersedes=id``."""
         return self._call("update", id=id, importance=importance, tags=list(tags) if tags is not None else None)
 
-    def delete(self, id: str | None = None, ids: Sequence[str] | None = None, query: str | None = None,
+    def forget(self, id: str | None = None, ids: Sequence[str] | None = None, query: str | None = None,
                confirm: bool = False) -> dict[str, Any]:
         """Forget by id, ids, or query. A query takes only what it clearly names and lists the
         other matches as ``candidates``; without ``confirm=True`` it only lists (``would_forget``)."""
@@ -164,6 +176,12 @@ class SyncMemory:
         """Compare the derived indexes (lexical and vector) with the collection, rebuilding them if they differ."""
         return self._call("check", repair=repair)
 
+    # The first releases' names for the same methods.
+    save = remember
+    search = recall
+    delete = forget
+    get_all = list
+
     def close(self) -> None:
         self._backend.close()
 
@@ -185,7 +203,7 @@ def _in_thread(method: Callable[..., T]) -> Callable[..., Awaitable[T]]:
 
 
 class Memory:
-    """Shared agent memory, async: ``await Memory().save(...)``, ``search``, ``get_all``...
+    """Shared agent memory, async: ``await Memory().remember(...)``, ``recall``, ``list``...
 
     Takes the same arguments as ``SyncMemory``. Each call runs the blocking client in a
     worker thread, so an event loop never waits on the daemon's socket.
@@ -198,19 +216,20 @@ class Memory:
     def context(self) -> Context:
         return self.sync.context
 
-    save = _in_thread(SyncMemory.save)
-    search = _in_thread(SyncMemory.search)
+    remember = _in_thread(SyncMemory.remember)
+    recall = _in_thread(SyncMemory.recall)
+    forget = _in_thread(SyncMemory.forget)
+    list = _in_thread(SyncMemory.list)
     unmerge = _in_thread(SyncMemory.unmerge)
     get = _in_thread(SyncMemory.get)
-    get_all = _in_thread(SyncMemory.get_all)
     update = _in_thread(SyncMemory.update)
-    delete = _in_thread(SyncMemory.delete)
     restore = _in_thread(SyncMemory.restore)
     clear = _in_thread(SyncMemory.clear)
     stats = _in_thread(SyncMemory.stats)
     import_records = _in_thread(SyncMemory.import_records)
     backup = _in_thread(SyncMemory.backup)
     check = _in_thread(SyncMemory.check)
+    save, search, delete, get_all = remember, recall, forget, list
 
     def close(self) -> None:
         self.sync.close()

@@ -31,6 +31,7 @@ import threading
 import time
 from typing import Any
 
+from . import methods
 from .config import Settings
 from .errors import HeadroomError, StoreLocked
 from .frontdoor import SESSION
@@ -41,10 +42,10 @@ log = logging.getLogger("headroom_mcp.daemon")
 
 #: Largest request line (an ``import`` batch), bytes.
 MAX_MESSAGE = 32 * 1024 * 1024
-#: The requests that change nothing (``ping`` and the reads of ``service.METHODS``): they run
+#: The requests that change nothing (``ping`` and the reads of ``methods.METHODS``): they run
 #: beside each other and beside the one write at a time (writes stay serialised, which keeps
 #: dedup decisions race-free).
-READS = frozenset({"recall", "get", "list", "context", "stats", "ping"})
+READS = methods.READS | {"ping"}
 #: Most ``remember`` requests written in one commit (``store.staging``).
 GROUP = 32
 #: How often the daemon purges old tombstones and expired turn memories, seconds.

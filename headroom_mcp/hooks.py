@@ -79,8 +79,7 @@ def hook_text(kind: str, client: Any, context: Mapping[str, Any], prompt: str = 
     else:
         if not prompt.strip():
             return "", [], []
-        results = client.call("recall", {"query": prompt.strip()[:2000], "limit": 5, "min_score": injection.PROMPT_MIN_SCORE},
-                              context)["results"]
+        results = client.call("recall", injection.prompt_recall(prompt.strip()), context)["results"]
         candidates = [m for m in results if m["id"] not in shown]
         budget, heading = injection.PROMPT_BUDGET, injection.PROMPT_HEADING
     chosen = injection.fit(candidates, budget)

@@ -37,15 +37,14 @@ from .connections import MIN_CONNECTIONS, guarded_protocol
 from .daemon import Daemon
 from .errors import HeadroomError, StoreLocked
 from .metrics import Metrics
+from .methods import HTTP_METHODS, METHODS
 from .owner import StoreOwner
-from .server import MAX_RECALL, Backend, MemoryTools, build_server
+from .server import Backend, MemoryTools, build_server
 from .tokens import TokenFile
 
 log = logging.getLogger("headroom_mcp.hosting")
 
 DEFAULT_PORT = 8765
-#: What ``POST /api/call`` serves: the reads the agents' hooks make beside the MCP session.
-API_METHODS = frozenset({"context", "recall"})
 _WILDCARDS = ("0.0.0.0", "::", "")
 
 
@@ -233,12 +232,11 @@ def _add_routes(server: MCPServer, backend: Backend, settings: Settings, metrics
         try:
             body = json.loads(raw)
             method, params = body["method"], body.get("params") or {}
-            if not isinstance(method, str) or method not in API_METHODS or not isinstance(params, dict):
-                raise ValueError(f"method must be one of {', '.join(sorted(API_METHODS))} with object params")
+            if not isinstance(method, str) or method not in HTTP_METHODS or not isinstance(params, dict):
+                raise ValueError(f"method must be one of {', '.join(sorted(HTTP_METHODS))} with object params")
         except (ValueError, KeyError, TypeError) as exc:
             return _refusal(400, "invalid_request", str(exc))
-        if method == "recall" and type(params.get("limit")) is int:
-            params["limit"] = min(params["limit"], MAX_RECALL)  # the same cap as the recall tool's
+        params = METHODS[method].bounded(params)  # the same caps as the tools'
         try:
             return JSONResponse(await api.run(method, params, lambda: api.context_of(request, ""), HeadroomError))
         except HeadroomError as exc:

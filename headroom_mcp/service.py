@@ -1,7 +1,8 @@
 """The store's operations as named methods with JSON-shaped parameters and results.
 
 The daemon serves these over its socket and ``Memory(embedded=True)`` calls them in
-process: one dispatch table, so both paths validate and answer identically.
+process: one dispatch, so both paths validate and answer identically. What each method
+takes is ``methods.METHODS``; this module binds each to the store call that runs it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any, Callable, Mapping
 
 from .errors import InvalidInput
 from .importing import record_from
+from .methods import METHODS
 from .store import secrets
 from .store.memory_store import MemoryStore
 from .store.scopes import IDENTITY, Context
@@ -31,23 +33,22 @@ def _import(store: MemoryStore, ctx: Context, records: Any, dedup: Any = True) -
     return store.import_records(parsed, dedup=dedup)
 
 
-#: method name → (handler, allowed parameter names). Handlers take (store, ctx, **params).
-METHODS: dict[str, tuple[Callable[..., Any], frozenset[str]]] = {
-    "remember": (MemoryStore.remember, frozenset({"content", "scope", "importance", "tags", "supersedes"})),
-    "recall": (lambda s, c, **p: {"results": s.recall(c, **p)}, frozenset({"query", "limit", "scope", "tags", "agent", "min_score"})),
-    "forget": (MemoryStore.forget, frozenset({"id", "ids", "query", "confirm", "limit"})),
-    "restore": (MemoryStore.restore, frozenset({"ids"})),
-    "unmerge": (MemoryStore.unmerge, frozenset({"id"})),
-    "get": (MemoryStore.get, frozenset({"memory_id"})),
-    "update": (MemoryStore.update, frozenset({"id", "importance", "tags"})),
-    "list": (lambda s, c, **p: {"memories": s.list(c, **p)},
-             frozenset({"scope", "tags", "agent", "limit", "forgotten", "everywhere", "merged"})),
-    "context": (lambda s, c, **p: {"memories": s.context(c, **p)}, frozenset({"limit"})),
-    "stats": (MemoryStore.stats, frozenset()),
-    "check": (lambda s, c, **p: s.check(**p), frozenset({"repair"})),
-    "backup": (lambda s, c, **p: s.backup(**p), frozenset({"dest"})),
-    "clear": (MemoryStore.clear, frozenset({"scope"})),
-    "import": (_import, frozenset({"records", "dedup"})),
+#: What runs each of ``methods.METHODS``, as ``handler(store, ctx, **params)``.
+HANDLERS: dict[str, Callable[..., Any]] = {
+    "remember": MemoryStore.remember,
+    "recall": lambda s, c, **p: {"results": s.recall(c, **p)},
+    "forget": MemoryStore.forget,
+    "restore": MemoryStore.restore,
+    "unmerge": MemoryStore.unmerge,
+    "get": MemoryStore.get,
+    "update": MemoryStore.update,
+    "list": lambda s, c, **p: {"memories": s.list(c, **p)},
+    "context": lambda s, c, **p: {"memories": s.context(c, **p)},
+    "stats": MemoryStore.stats,
+    "check": lambda s, c, **p: s.check(**p),
+    "backup": lambda s, c, **p: s.backup(**p),
+    "clear": MemoryStore.clear,
+    "import": _import,
 }
 
 
@@ -60,7 +61,7 @@ def _holds_key(identity: str) -> bool:
 
 def dispatch(store: MemoryStore, method: Any, params: Any, context: Any) -> dict[str, Any]:
     """Run one request. Raises ``InvalidInput`` for an unknown method or parameter."""
-    if not isinstance(method, str) or method not in METHODS:
+    if not isinstance(method, str) or method not in HANDLERS:
         raise InvalidInput(f"unknown method {method!r}; known: {', '.join(sorted(METHODS))}")
     if params is None:
         params = {}
@@ -68,7 +69,7 @@ def dispatch(store: MemoryStore, method: Any, params: Any, context: Any) -> dict
         raise InvalidInput("params must be an object")
     if not isinstance(context, Mapping):
         raise InvalidInput("context must be an object")
-    handler, allowed = METHODS[method]
+    allowed = METHODS[method].params.keys()
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise InvalidInput(f"{method} got unknown parameter(s) {', '.join(unknown)}; it takes {', '.join(sorted(allowed)) or 'none'}")
@@ -77,4 +78,5 @@ def dispatch(store: MemoryStore, method: Any, params: Any, context: Any) -> dict
         if _holds_key(getattr(ctx, key)):  # stored as provenance and shown in every agent's context
             raise InvalidInput(f"the caller's {key} looks like a secret; nothing was done. Name agents and users, "
                                "never with a key")
-    return handler(store, ctx, **params)
+    result: dict[str, Any] = HANDLERS[method](store, ctx, **params)
+    return result

@@ -31,6 +31,7 @@ from typing import Any, AsyncIterator, Iterator
 from . import injection
 from .api import SyncMemory
 from .config import named_project
+from .methods import RECALL_LIMIT
 
 log = logging.getLogger("headroom_mcp.wrap")
 
@@ -67,7 +68,7 @@ class StreamStripper:
         self.finished = False
 
     def feed(self, piece: str) -> str:
-        out = []
+        out: list[str] = []
         text = self.pending + piece
         self.pending = ""
         while text:
@@ -118,19 +119,29 @@ def _text_of(message: Any) -> str:
 
 
 class MemoryHandle:
-    """``client.memory``: the store as this wrapper's user, session and agent see it."""
+    """``client.memory``: the store as this wrapper's user, session and agent see it.
+
+    Named as ``SyncMemory``'s methods; ``search(top_k=)``, ``add`` and ``get_all`` are the
+    names the first releases gave the same calls."""
 
     def __init__(self, memory: SyncMemory):
         self._memory = memory
 
-    def search(self, query: str, top_k: int = 5) -> list[dict[str, Any]]:
-        return self._memory.search(query, limit=top_k)
+    def recall(self, query: str, limit: int = RECALL_LIMIT) -> list[dict[str, Any]]:
+        return self._memory.recall(query, limit=limit)
 
-    def add(self, content: str, importance: float | None = None) -> dict[str, Any]:
-        return self._memory.save(content, scope="user", importance=importance)
+    def search(self, query: str, top_k: int = RECALL_LIMIT) -> list[dict[str, Any]]:
+        return self.recall(query, limit=top_k)
 
-    def get_all(self) -> list[dict[str, Any]]:
-        return self._memory.get_all()
+    def remember(self, content: str, importance: float | None = None) -> dict[str, Any]:
+        """Keep a fact at ``user`` scope, as the facts the wrapper extracts are kept."""
+        return self._memory.remember(content, scope="user", importance=importance)
+
+    def list(self) -> list[dict[str, Any]]:
+        return self._memory.list()
+
+    add = remember
+    get_all = list
 
     def stats(self) -> dict[str, Any]:
         return self._memory.stats()
@@ -187,7 +198,7 @@ class MemoryClient:
         parts = []
         if latest.strip():
             try:
-                results = self._store.search(latest[:2000], limit=5, min_score=injection.PROMPT_MIN_SCORE)
+                results = self._store.recall(**injection.prompt_recall(latest))
                 parts.append(injection.render(results, self._budget, heading=HEADING))
             except Exception as exc:  # memory must never break the call
                 log.warning("recall failed: %s", exc)
@@ -207,7 +218,7 @@ class MemoryClient:
 
     def _save_one(self, fact: str) -> None:
         try:
-            self._store.save(fact, scope="user")
+            self._store.remember(fact, scope="user")
         except Exception as exc:
             log.warning("could not save extracted fact %r: %s", fact[:80], exc)
 
@@ -256,13 +267,13 @@ class MemoryClient:
 
     # -- the calls --
 
-    def _create(self, create: Any, args: tuple, kwargs: dict[str, Any]) -> Any:
+    def _create(self, create: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         result = create(*args, **self._with_context(kwargs))
         if kwargs.get("stream") and self._extract:
             return _SyncStream(self, result)
         return self._strip_response(result)
 
-    async def _create_async(self, create: Any, args: tuple, kwargs: dict[str, Any]) -> Any:
+    async def _create_async(self, create: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         prepared = await asyncio.to_thread(self._with_context, kwargs)
         result = await create(*args, **prepared)
         if kwargs.get("stream") and self._extract:

@@ -23,6 +23,35 @@ def test_sync_memory_mirrors_the_tools(data_dir):
             memory.get("mem_nope")
 
 
+def test_sync_memory_speaks_the_tools_names_too(data_dir):
+    """remember/recall/forget/list are the canonical names; save/search/delete/get_all the same methods."""
+    assert (SyncMemory.save, SyncMemory.search, SyncMemory.delete, SyncMemory.get_all) == (
+        SyncMemory.remember, SyncMemory.recall, SyncMemory.forget, SyncMemory.list)
+    with SyncMemory(agent_id="script") as memory:
+        saved = memory.remember("the e2e suite needs DOCKER_HOST set", tags=["tests"])
+        assert saved["status"] == "created" and saved["agents"] == ["script"]
+        assert memory.recall("what do the e2e tests need?", limit=1)[0]["id"] == saved["id"]
+        assert [m["id"] for m in memory.list()] == [saved["id"]]
+        assert memory.forget(id=saved["id"]) == {"forgotten": [saved["id"]]}
+        assert memory.recall("what do the e2e tests need?") == [] and memory.list() == []
+        assert [m["id"] for m in memory.list(forgotten=True)] == [saved["id"]]
+
+
+def test_async_memory_speaks_the_tools_names_too(data_dir):
+    assert (Memory.save, Memory.search, Memory.delete, Memory.get_all) == (
+        Memory.remember, Memory.recall, Memory.forget, Memory.list)
+
+    async def scenario():
+        async with Memory(agent_id="async-app") as memory:
+            saved = await memory.remember("the mobile app is written in Kotlin", scope="user")
+            assert (await memory.recall("which language is the mobile app?", limit=1))[0]["id"] == saved["id"]
+            assert [m["id"] for m in await memory.list()] == [saved["id"]]
+            assert await memory.forget(ids=[saved["id"]]) == {"forgotten": [saved["id"]]}
+            return await memory.list()
+
+    assert asyncio.run(scenario()) == []
+
+
 def test_async_memory(data_dir):
     async def scenario():
         async with Memory(agent_id="async-app") as memory:

@@ -111,3 +111,28 @@ def test_other_users_memories_are_not_found(store, ctx):
     with pytest.raises(NotFound):
         store.remember(bob, "bob's editor is emacs", supersedes=mine)
     assert store.get(ctx, mine)["status"] == "active"
+
+
+def test_every_method_in_the_table_has_a_handler_and_each_store_parameter():
+    """``methods.METHODS`` is what every way in offers; ``service`` must run exactly those, and each
+    parameter the table lists must be one its store method takes."""
+    import inspect
+
+    from headroom_mcp import methods, service
+    from headroom_mcp.store.memory_store import MemoryStore
+
+    assert set(service.HANDLERS) == set(methods.METHODS)
+    calls = {"import": service._import, "recall": MemoryStore.recall, "list": MemoryStore.list,
+             "context": MemoryStore.context, "check": MemoryStore.check, "backup": MemoryStore.backup}
+    for name, method in methods.METHODS.items():
+        taken = inspect.signature(calls.get(name, service.HANDLERS[name])).parameters
+        assert set(method.params) <= set(taken), name
+
+
+def test_a_limit_past_the_tables_bound_is_lowered_to_it():
+    from headroom_mcp.methods import MAX_RECALL, METHODS
+
+    recall = METHODS["recall"]
+    assert recall.bounded({"query": "x", "limit": 10**9}) == {"query": "x", "limit": MAX_RECALL}
+    assert recall.bounded({"query": "x", "limit": 3}) == {"query": "x", "limit": 3}
+    assert recall.bounded({"query": "x", "limit": True}) == {"query": "x", "limit": True}  # not an int: the store refuses it

@@ -155,6 +155,9 @@ def test_memory_handle_and_any_object_with_chat_completions_create(data_dir):
     assert [m["content"] for m in client.memory.search("where does the user work?", top_k=1)] == ["the user works in Berlin"]
     assert client.memory.stats()["total"] == 2
     assert client.memory.clear()["forgotten"] == 2 and client.memory.get_all() == []
+    kept = client.memory.remember("the user works in Lisbon now")
+    assert [m["id"] for m in client.memory.recall("where does the user work?", limit=1)] == [kept["id"]]
+    assert [m["id"] for m in client.memory.list()] == [kept["id"]] and kept["scope"] == "user"
 
 
 @pytest.mark.parametrize("chat", [["Sure.", "Sure."]], indirect=True)

@@ -1,6 +1,6 @@
 """What the memory browser's API answers, computed from the store's own methods.
 
-Every function runs one or a few ``service.METHODS`` calls on the backend (the daemon over
+Every function runs one or a few ``methods.METHODS`` calls on the backend (the daemon over
 its socket, or the team server's own store) as the request's ``Caller``, and shapes the
 answer for the page: filters and sorts the store does not offer, the pages of one memory's
 history, the hooks' context preview and the activity charts. Nothing here writes to the
