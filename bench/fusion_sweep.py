@@ -1,11 +1,12 @@
 """Choose the fusion weights on tuning data only: the blind coding dev split and LoCoMo's tuning split.
 
-    .venv/bin/python bench/fusion_sweep.py [--quick]
+    .venv/bin/python bench/fusion_sweep.py [--quick] [--queries bench/data/agent_queries/guided]
 
 Caches every question's candidates once (cosine and lexical coverage), then re-scores them
 under a grid of ``ranking.Weights`` and prints, for each setting, the coding dev split's
 R@1 / R@5 / MRR and LoCoMo tuning R@5 / R@10 next to dense cosine alone. Held-out and test
-splits are not read here: they are for reporting, not for choosing.
+splits are not read here: they are for reporting, not for choosing. --queries asks both
+tuning sets' questions as the calling agent wrote them (see recall_eval.py).
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from headroom_mcp.store.memory_store import MemoryStore  # noqa: E402
 CODING_DEV = Path(__file__).resolve().parent / "data" / "recall_blind_dev"
 
 
-def coding_cache(embedder) -> tuple[list, dict, dict]:
+def coding_cache(embedder, queries: Path | None) -> tuple[list, dict, dict]:
     memories, questions = recall_eval.load(CODING_DEV)
+    if queries:
+        questions = recall_eval.agent_queries(questions, queries / f"{CODING_DEV.name}.jsonl")
     with tempfile.TemporaryDirectory() as tmp:
         store = MemoryStore.open(embedder, Path(tmp))
         ids = recall_eval.build(store, memories)
@@ -45,11 +48,12 @@ def coding_cache(embedder) -> tuple[list, dict, dict]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="two LoCoMo tuning conversations instead of five")
+    parser.add_argument("--queries", type=Path, help="ask the questions as DIR's agent-written queries")
     args = parser.parse_args()
     embedder = embedder_from_env()
-    cached, ids, by_id = coding_cache(embedder)
+    cached, ids, by_id = coding_cache(embedder, args.queries)
     conversations = list(locomo.TUNING[:2] if args.quick else locomo.TUNING)
-    _, asked, _ = locomo.run(conversations, ranking.DEFAULT, sweep=True)
+    _, asked, _ = locomo.run(conversations, ranking.DEFAULT, sweep=True, queries=locomo.agent_queries(args.queries) if args.queries else None)
     grid = [ranking.Weights(lexical=0.0, floor=0.0, dense_only_floor=0.0, importance=0.0, recency=0.0)]
     for lex, exponent, trust in itertools.product((0.2, 0.3, 0.5, 0.75, 1.0), (1.0, 1.5, 2.0), (0.0, 0.5, 1.0, 2.0)):
         grid.append(dataclasses.replace(ranking.DEFAULT, lexical=lex, lexical_exponent=exponent, lexical_trust=trust,

@@ -6,6 +6,7 @@
     .venv/bin/python bench/locomo.py --bm25 1.2 0.75      # try other BM25 parameters
     .venv/bin/python bench/locomo.py --lexical 1.0 3.0    # try another lexical weight and exponent
     .venv/bin/python bench/locomo.py --dedup              # turns stored one by one with remember: merges counted
+    .venv/bin/python bench/locomo.py --queries bench/data/agent_queries/guided  # as an agent phrased each question
     .venv/bin/python bench/locomo.py --write              # also write bench/results/locomo.md
 
 Protocol (../shared/bench/README.md): per conversation a fresh store; every dialogue turn
@@ -15,6 +16,10 @@ dia_id is among the first k. Conversations 26, 30, 41, 42 and 43 are the tuning 
 44, 47, 48, 49 and 50 the held-out split: weights are chosen on the first and reported on
 both. Recall goes through ``MemoryStore.recall``, floors included, so a relevant turn
 scored below the noise floor counts as a miss.
+
+--queries DIR asks each question as the calling agent wrote it (``DIR/locomo_tuning.jsonl``
+and ``DIR/locomo_held-out.jsonl``: {i, query}, in the split's question order; see
+``bench/data/agent_queries/README.md``).
 
 --sweep caches each question's candidates (cosine and BM25) once and re-scores them under
 a grid of ``ranking.Weights``, printing the best settings on the tuning split with their
@@ -112,6 +117,24 @@ def questions(conv_id: str, conversation: dict) -> list[Question]:
     ]
 
 
+def agent_queries(directory: Path) -> dict[str, list[str]]:
+    """Conversation -> the agent's query for each of its questions, in order (see --queries)."""
+    out: dict[str, list[str]] = {}
+    for split, conv_ids in (("tuning", TUNING), ("held-out", HELD_OUT)):
+        path = directory / f"locomo_{split}.jsonl"
+        if not path.exists():
+            continue
+        written = [json.loads(line)["query"] for line in path.read_text().splitlines() if line.strip()]
+        for conv_id in conv_ids:
+            asked = len(questions(conv_id, json.loads((DATA / f"{conv_id}.json").read_text())))
+            out[conv_id], written = written[:asked], written[asked:]
+            if len(out[conv_id]) != asked:
+                raise SystemExit(f"{path}: fewer queries than the {split} split's questions")
+        if written:
+            raise SystemExit(f"{path}: more queries than the {split} split's questions")
+    return out
+
+
 def recall_at(ranked: list[str], by_id: dict[str, set[str]], evidence: set[str], k: int) -> bool:
     return any(by_id.get(i, set()) & evidence for i in ranked[:k])
 
@@ -126,7 +149,8 @@ def summarise(rows: list[tuple[str, bool, bool]]) -> dict[str, tuple[float, floa
     return out
 
 
-def run(conv_ids: list[str], weights: ranking.Weights, sweep: bool, dedup: bool = False) -> tuple[list, list[Question], dict]:
+def run(conv_ids: list[str], weights: ranking.Weights, sweep: bool, dedup: bool = False,
+        queries: dict[str, list[str]] | None = None) -> tuple[list, list[Question], dict]:
     embedder = embedder_from_env()  # honours HEADROOM_MCP_EMBED_MODEL_DIR / _URL
     rows, asked = [], []
     timing: dict = {"ingest_s": 0.0, "turns": 0, "recall_ms": [], "merges": {"merged": 0, "across speakers": 0, "text lost": 0}}
@@ -139,7 +163,9 @@ def run(conv_ids: list[str], weights: ranking.Weights, sweep: bool, dedup: bool 
             by_id = ingest_remembering(store, conversation, timing["merges"]) if dedup else ingest(store, conv_id, conversation)
             timing["ingest_s"] += time.perf_counter() - t
             timing["turns"] += sum(map(len, by_id.values()))
-            for q in questions(conv_id, conversation):
+            for n, q in enumerate(questions(conv_id, conversation)):
+                if queries and conv_id in queries:
+                    q = dataclasses.replace(q, text=queries[conv_id][n])
                 t = time.perf_counter()
                 ranked = [m["id"] for m in store.recall(CTX, q.text, limit=10)]
                 timing["recall_ms"].append((time.perf_counter() - t) * 1000)
@@ -190,6 +216,7 @@ def main() -> int:
     parser.add_argument("--sweep", action="store_true", help="re-score cached candidates over a grid of weights")
     parser.add_argument("--dedup", action="store_true", help="store turns one by one with remember (dedup on) and count the merges")
     parser.add_argument("--lexical", nargs=2, type=float, metavar=("WEIGHT", "EXPONENT"), help="lexical weight and exponent to try")
+    parser.add_argument("--queries", type=Path, help="ask each question as DIR/locomo_<split>.jsonl's query for it (an agent's wording)")
     parser.add_argument("--write", action="store_true", help=f"write {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
     args = parser.parse_args()
 
@@ -202,11 +229,12 @@ def main() -> int:
         weights = dataclasses.replace(weights, lexical=0.0)
     elif args.mode == "lexical":  # rank by BM25 alone: cosine only breaks ties
         weights = dataclasses.replace(weights, lexical=100.0, dense_only_floor=2.0, floor=0.0)
-    rows, asked, timing = run(args.conversations, weights, args.sweep, args.dedup)
+    rows, asked, timing = run(args.conversations, weights, args.sweep, args.dedup, agent_queries(args.queries) if args.queries else None)
     summary = summarise(rows)
     lat = sorted(timing["recall_ms"])
     report = [
-        f"LoCoMo retrieval, mode {args.mode}, BM25 k1={lexical.K1} b={lexical.B}, weights {dataclasses.asdict(weights)}", "",
+        f"LoCoMo retrieval, mode {args.mode}, BM25 k1={lexical.K1} b={lexical.B}, weights {dataclasses.asdict(weights)}, "
+        f"queries {args.queries or 'as in the dataset'}", "",
         table(summary, args.mode), "",
         f"ingest: {timing['turns']} turns in {timing['ingest_s']:.1f}s ({timing['turns'] / timing['ingest_s']:.0f} turns/s); "
         f"recall latency p50 {statistics.median(lat):.1f} ms, p95 {lat[int(len(lat) * 0.95)]:.1f} ms over {len(lat)} questions",

@@ -11,6 +11,12 @@ stored with ``MemoryStore.remember`` (dedup on, as an agent would) in a fresh da
 each question is a ``recall`` made from its project, so visibility, floors and the
 calibrated cut-off all count. A merged memory answers for every memory merged into it.
 
+--queries DIR asks, in place of each question's text, the query an agent wrote for it
+(``DIR/<set>.jsonl``: {i, query} in question order). ``bench/data/agent_queries/`` holds
+the queries helper sessions wrote as the calling agent, shown only the questions and the
+tool's description (``current``: as shipped; ``guided``: asking for the expected fact and
+its keywords), to measure what the description's wording is worth.
+
 --errors prints every question whose answer is not first, and every unanswerable question
 that got a result. Only run it on a tuning set: a set whose errors were read is no longer
 unseen (see README, Quality).
@@ -134,8 +140,18 @@ def score(asked: list[tuple[dict, list[dict], float]], ids: dict[str, str], memo
     return s, errors + ["by kind: " + "; ".join(kinds)]
 
 
-def evaluate(directory: Path, mode: str, embedder) -> tuple[Summary, list[str]]:
+def agent_queries(questions: list[dict], path: Path) -> list[dict]:
+    """``questions`` asked with the agent's own query for each (see --queries)."""
+    written = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if [w["i"] for w in written] != list(range(len(questions))):
+        raise SystemExit(f"{path}: one query per question, in order ({len(questions)}), is needed")
+    return [{**q, "query": w["query"]} for q, w in zip(questions, written)]
+
+
+def evaluate(directory: Path, mode: str, embedder, queries: Path | None = None) -> tuple[Summary, list[str]]:
     memories, questions = load(directory)
+    if queries:
+        questions = agent_queries(questions, queries / f"{directory.name}.jsonl")
     with tempfile.TemporaryDirectory() as tmp:
         store = MemoryStore.open(embedder, Path(tmp))
         ids = build(store, memories)
@@ -148,16 +164,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sets", nargs="*", type=Path)
     parser.add_argument("--mode", choices=("shipped", "dense"), default="shipped")
+    parser.add_argument("--queries", type=Path, help="ask each question as DIR/<set>.jsonl's query for it (an agent's wording)")
     parser.add_argument("--errors", action="store_true", help="print every wrong decision (tuning sets only)")
     args = parser.parse_args()
     sets = args.sets or sorted(p for p in DATA.glob("recall_*") if p.is_dir())
     embedder = embedder_from_env()
-    print(f"mode {args.mode}, embedder {embedder.model_id}, weights {dataclasses.asdict(ranking.DEFAULT)}\n")
+    print(f"mode {args.mode}, embedder {embedder.model_id}, weights {dataclasses.asdict(ranking.DEFAULT)}, "
+          f"queries {args.queries or 'as written in the set'}\n")
     print("| set | answerable | R@1 | R@5 | MRR | unanswerable | → nothing | other-project results | recall p50 ms |")
     print("|---|---|---|---|---|---|---|---|---|")
     details = []
     for directory in sets:
-        s, errors = evaluate(directory, args.mode, embedder)
+        s, errors = evaluate(directory, args.mode, embedder, args.queries)
         print(f"| {directory.name} | {s.answerable} | {s.r1:.3f} | {s.r5:.3f} | {s.mrr:.3f} | {s.unanswerable} | {s.empty:.2f} | {s.leaks} | {s.p50_ms:.1f} |")
         details.append((directory.name, errors))
     for name, errors in details:

@@ -139,9 +139,10 @@ def session_of(scope: Scope, headers: Headers) -> str:
     """The MCP session a request belongs to, where the SDK looks for it: streamable HTTP's
     header on ``/mcp``, the query of SSE's ``/messages/`` (its last value); else none."""
     if scope["path"] == "/mcp":
-        return headers.get("mcp-session-id", "")
+        return str(headers.get("mcp-session-id", ""))
     if scope["path"].startswith("/messages"):
-        return (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_id") or [""])[-1]
+        query: bytes = scope.get("query_string", b"")
+        return (parse_qs(query.decode("latin-1")).get("session_id") or [""])[-1]
     return ""
 
 

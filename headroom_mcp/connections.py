@@ -55,7 +55,7 @@ class _Guarded(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
         self._waiting_since: float | None = None
         self._refused = False
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:
         if len(self.connections) >= self.max_connections and not self._evict_oldest_waiting():
             self._refused = True
             transport.write(_AT_CAPACITY)
@@ -107,7 +107,7 @@ class _Guarded(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
         waiting = [c for c in self.connections if isinstance(c, _Guarded) and c._waiting_since is not None]
         if not waiting:
             return False
-        victim = min(waiting, key=lambda c: c._waiting_since)
+        victim = min(waiting, key=lambda c: c._waiting_since or 0.0)
         log.info("at %d connections: closing %s, the longest waiting for a request", self.max_connections, victim.client)
         victim._drop()
         return True

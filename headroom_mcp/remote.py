@@ -65,7 +65,8 @@ class RemoteClient:
                     answer += chunk
                     if len(answer) > MAX_ANSWER or time.monotonic() > deadline:
                         raise HeadroomError(f"{self.url} answered too much or too slowly; gave up")
-                return json.loads(answer)
+                reply: dict[str, Any] = json.loads(answer)
+                return reply
         except urllib.error.HTTPError as exc:
             try:
                 detail = json.loads(exc.read()).get("error_description", "")

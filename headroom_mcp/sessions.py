@@ -83,7 +83,7 @@ def _identity(daemon_settings: Settings, hello: dict[str, Any]) -> Settings:
 class _DaemonBackend:
     """The tools' backend inside the daemon: the store's threads, as a front door's session."""
 
-    def __init__(self, daemon: "Daemon", abort: Callable[[], None]):
+    def __init__(self, daemon: "Daemon", abort: Callable[[], object]):
         self.daemon, self.abort = daemon, abort
         #: A store call was made since the last answer went out (see ``host``).
         self.called = False
@@ -180,7 +180,7 @@ def manifest() -> dict[str, Any]:
     for offered in (*KNOWN_PROTOCOL_VERSIONS, _UNKNOWN_VERSION):
         init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
                 "params": {"protocolVersion": offered, "capabilities": {}, "clientInfo": {"name": "manifest", "version": "0"}}}
-        requests = [init, {"jsonrpc": "2.0", "method": "notifications/initialized"}]
+        requests: list[dict[str, Any]] = [init, {"jsonrpc": "2.0", "method": "notifications/initialized"}]
         requests += [{"jsonrpc": "2.0", "id": n, "method": method} for n, method in enumerate(sorted(STATIC_METHODS), 2)]
         replies = asyncio.run(_answers(requests))
         if "result" not in replies[0]:
