@@ -20,6 +20,7 @@ import time
 from typing import Any, Callable, Sequence
 
 from . import __version__
+from .agents import CLIENTS
 from .errors import DaemonUnavailable, HeadroomError, UnsafeSocketDir
 from .store.scopes import ROLES
 
@@ -206,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     for verb, text in (("install", "register the server (and hooks) in an agent's config"),
                        ("uninstall", "remove what install added from an agent's config")):
         p = sub.add_parser(verb, help=text)
-        p.add_argument("client", choices=["claude", "codex", "gemini", "all"])
+        p.add_argument("client", choices=[*CLIENTS, "all"])
         p.add_argument("--scope", choices=["user", "project"], default="user",
                        help="user: your home config (default); project: files in this repository")
         if verb == "install":
@@ -640,7 +641,7 @@ def _run_install(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from .install import CLIENTS, apply, plan, target_for
+    from .install import apply, plan, target_for
 
     installing = args.command == "install"
     target, notes = target_for(args.scope, Path.cwd(), args.data_dir, url=getattr(args, "url", None),
