@@ -59,7 +59,7 @@ def files(home: Path) -> dict[str, Any]:
             for p in sorted(home.rglob("*.json")) if p.is_file()}
 
 
-def test_the_cli_installs_and_uninstalls_a_client_that_is_only_a_spec(otter, capsys):
+def test_the_cli_installs_and_uninstalls_a_client_that_is_only_a_spec(otter: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (otter / ".otter").mkdir()
     (otter / ".otter" / "servers.json").write_text('{"servers": {"mine": {"command": "x"}}, "theme": "dark"}\n')
     assert cli.main(["install", "otter", "--hooks"]) == 0
@@ -79,7 +79,7 @@ def test_the_cli_installs_and_uninstalls_a_client_that_is_only_a_spec(otter, cap
     assert not (otter / ".claude.json").exists()  # `install otter` touched no other client
 
 
-def test_install_all_and_doctor_include_the_new_client(otter, tmp_path):
+def test_install_all_and_doctor_include_the_new_client(otter: Path, tmp_path: Path) -> None:
     assert cli.main(["install", "all", "--hooks", "--data-dir", str(tmp_path / "store")]) == 0
     assert {".otter/servers.json", ".otter/hooks.json", ".claude.json", ".gemini/settings.json"} <= set(files(otter))
     settings = Settings.resolve(data_dir=str(tmp_path / "store"))
@@ -91,7 +91,7 @@ def test_install_all_and_doctor_include_the_new_client(otter, tmp_path):
     assert checks["otter sandbox"]["status"] == "ok"
 
 
-def test_a_team_entry_uses_the_specs_http_builder_and_drops_the_stdio_keys(otter):
+def test_a_team_entry_uses_the_specs_http_builder_and_drops_the_stdio_keys(otter: Path) -> None:
     target = Target("user", otter, otter, "headroom-mcp")
     apply(plan("otter", target))
     team = Target("user", otter, otter, "headroom-mcp", url="https://memory.example/mcp", token_env="OTTER_TOKEN")
@@ -102,7 +102,7 @@ def test_a_team_entry_uses_the_specs_http_builder_and_drops_the_stdio_keys(otter
     assert "user server: https://memory.example/mcp -> https://memory.example/mcp" in checks["agent otter"]["detail"]
 
 
-def test_the_server_and_hooks_know_the_client_by_its_spec(otter):
+def test_the_server_and_hooks_know_the_client_by_its_spec(otter: Path) -> None:
     assert agent_from_client("Otter-Agent 2.0") == "otter"
     assert agent_from_client("claude-code") == "claude" and agent_from_client("Some Tool") == "some-tool"
     assert hook_event("otter", "prompt") == "Prompt" and hook_event("gemini", "prompt") == "BeforeAgent"

@@ -51,13 +51,10 @@ def project_approval(home: Path, root: Path, shell: Mapping[str, str], registere
 SPEC = ClientSpec(
     name="claude",
     servers=ConfigFile(".claude.json", ".mcp.json"),
-    servers_key="mcpServers",
     stdio_entry=_stdio,
     http_entry=_http,
-    stdio_keys=("command", "args", "env"),
     http_keys=("url", "headers"),
-    hook_events=(("session-start", "SessionStart"), ("prompt", "UserPromptSubmit")),
-    hooks=ConfigFile(".claude/settings.json", ".claude/settings.json"),
+    hooks=ConfigFile(".claude/settings.json"),
     samples=("claude-code.mcp.json", "claude-code.team.mcp.json"),
     doctor_checks=project_approval,
 )

@@ -69,14 +69,13 @@ def trust(home: Path, root: Path, shell: Mapping[str, str], registered: bool) ->
 
 SPEC = ClientSpec(
     name="codex",
-    servers=ConfigFile(".codex/config.toml", ".codex/config.toml", "toml"),
-    servers_key="mcp_servers",
+    servers=ConfigFile(".codex/config.toml", format="toml"),
     stdio_entry=_stdio,
     http_entry=_http,
-    stdio_keys=("command", "args", "env", "env_vars", "cwd"),
     http_keys=("url", "bearer_token_env_var", "bearer_token", "http_headers", "env_http_headers"),
-    hook_events=(("session-start", "SessionStart"), ("prompt", "UserPromptSubmit")),
-    hooks=ConfigFile(".codex/hooks.json", ".codex/hooks.json"),
+    stdio_keys=("command", "args", "env", "env_vars", "cwd"),
+    servers_key="mcp_servers",
+    hooks=ConfigFile(".codex/hooks.json"),
     hooks_flag=("features", "codex_hooks"),
     servers_inherit_env=False,
     samples=("codex.config.toml", "codex.team.config.toml"),

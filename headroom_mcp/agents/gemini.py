@@ -68,12 +68,11 @@ def folder_trust(home: Path, folder: Path, shell: Mapping[str, str], registered:
 
 SPEC = ClientSpec(
     name="gemini",
-    servers=ConfigFile(".gemini/settings.json", ".gemini/settings.json"),
-    servers_key="mcpServers",
+    servers=ConfigFile(".gemini/settings.json"),
     stdio_entry=_stdio,
     http_entry=_http,
-    stdio_keys=("command", "args", "env", "cwd"),
     http_keys=("httpUrl", "url", "headers"),
+    stdio_keys=("command", "args", "env", "cwd"),
     hook_events=(("session-start", "SessionStart"), ("prompt", "BeforeAgent")),
     hook_group=_hook_group,
     url_keys=("url", "httpUrl"),

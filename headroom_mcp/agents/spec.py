@@ -33,11 +33,11 @@ class ConfigFile:
     """One config file of a client: its path under the home (user scope) and under the repository (project scope)."""
 
     user: str
-    project: str
+    project: str = ""  # default: the same path as under the home
     format: Format = "json"
 
     def path(self, scope: str, home: Path, root: Path) -> Path:
-        return home / self.user if scope == "user" else root / self.project
+        return home / self.user if scope == "user" else root / (self.project or self.user)
 
 
 def hook_group(kind: str, command: str) -> Entry:
@@ -56,16 +56,16 @@ class ClientSpec:
 
     name: str  # as the CLI names it (``install NAME``), and the agent id its entries pass as ``--agent``
     servers: ConfigFile  # where its MCP servers are registered
-    servers_key: str  # the table of servers in that file
     stdio_entry: EntryBuilder  # our entry launching a local stdio server
     http_entry: EntryBuilder  # our entry pointing at a team server (``install --url``)
     #: Keys of a server entry that only one transport uses. Re-installing as the other transport
     #: drops them (Codex refuses a server table that mixes ``command`` and ``url``), while the
     #: user's shared additions (timeouts, trust, tool filters) stay.
-    stdio_keys: tuple[str, ...]
     http_keys: tuple[str, ...]
+    stdio_keys: tuple[str, ...] = ("command", "args", "env")
+    servers_key: str = "mcpServers"  # the table of servers in that file (the defaults are Claude Code's, which others copy)
     #: (our hook kind, the client's event name) for each hook install writes.
-    hook_events: tuple[tuple[str, str], ...]
+    hook_events: tuple[tuple[str, str], ...] = (("session-start", "SessionStart"), ("prompt", "UserPromptSubmit"))
     hooks: ConfigFile | None = None  # where its hooks live (JSON); None: in the servers file
     hook_group: Callable[[str, str], Entry] = hook_group  # (kind, command line) -> one hook group
     #: A (table, key) in the servers file that must be true for the client to run hooks at all.
