@@ -18,13 +18,16 @@ import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import tomlkit
 
 from . import jsonc
 from .errors import InvalidInput
-from .ours import SERVER_NAME, has_ours, is_our_server, plain
+from .ours import SERVER_NAME, plain
+
+if TYPE_CHECKING:
+    from .agents import ClientSpec
 
 #: What becomes of our entry, given the current one (None: no entry).
 Settle = Callable[[Any], Any]
@@ -118,23 +121,23 @@ def _newline(text: str | None) -> str:
     return "\r\n" if text and "\r\n" in text and "\n" not in text.replace("\r\n", "") else "\n"
 
 
-def replaced_entry(notes: Notes, kind: str, servers_key: str) -> Any:
+def replaced_entry(notes: Notes, spec: ClientSpec) -> Any:
     """The user's own ``headroom`` entry that ``install --force`` replaced, from the backup (None if none).
 
     For TOML it is the backup's own tomlkit item, so it goes back in its own layout.
     """
-    text = notes.read_backup()
+    text, kind = notes.read_backup(), spec.servers.format
     try:
         data = tomlkit.parse(text or "") if kind == "toml" else loads(text or "", kind)
     except Exception:  # a damaged backup gives nothing back
         return None
-    servers = data.get(servers_key) if isinstance(data, dict) else None
+    servers = data.get(spec.servers_key) if isinstance(data, dict) else None
     entry = servers.get(SERVER_NAME) if isinstance(servers, dict) else None
-    return entry if entry is not None and not is_our_server(entry) else None
+    return entry if entry is not None and not spec.is_ours(entry) else None
 
 
 def _edit_file(path: Path, kind: str, edit: Callable[[str | None], tuple[str | None, Any, Any]],
-               install: bool, notes: Notes, servers_key: str) -> Change:
+               install: bool, notes: Notes, spec: ClientSpec) -> Change:
     """Run ``edit`` (LF text in: its result text, the data before and after) in the file's own line endings, then settle.
 
     Installing over the user's own file marks it for a backup. Uninstalling: when what is
@@ -147,7 +150,7 @@ def _edit_file(path: Path, kind: str, edit: Callable[[str | None], tuple[str | N
     after, original, result = edit(before if before is None else before.replace(newline, "\n"))
     after = after if after is None else after.replace("\n", newline)
     if install:
-        return Change(path, before, after, notes, save=before is not None and not has_ours(original, servers_key))
+        return Change(path, before, after, notes, save=before is not None and not spec.holds_ours(original))
     saved = notes.read_backup()
     if after == before or after is None:
         pass
@@ -162,7 +165,7 @@ def _edit_file(path: Path, kind: str, edit: Callable[[str | None], tuple[str | N
     return Change(path, before, after, notes, release=True)
 
 
-def json_edit(path: Path, edit: Callable[[dict[str, Any]], None], install: bool, notes: Notes, servers_key: str) -> Change:
+def json_edit(path: Path, edit: Callable[[dict[str, Any]], None], install: bool, notes: Notes, spec: ClientSpec) -> Change:
     """Apply ``edit`` to the file's data, then splice just the difference into its text."""
 
     def edit_text(before: str | None) -> tuple[str | None, Any, Any]:
@@ -180,11 +183,11 @@ def json_edit(path: Path, edit: Callable[[dict[str, Any]], None], install: bool,
             return (json.dumps(result, indent=2, ensure_ascii=False) + "\n" if result else before), data, result
         return jsonc.update(before, result), data, result
 
-    return _edit_file(path, "json", edit_text, install, notes, servers_key)
+    return _edit_file(path, "json", edit_text, install, notes, spec)
 
 
 def toml_edit(path: Path, edit: Callable[[Any], None], expect: Callable[[dict[str, Any]], None],
-              install: bool, notes: Notes, servers_key: str, sample: str) -> Change:
+              install: bool, notes: Notes, spec: ClientSpec, sample: str) -> Change:
     """Edit a TOML file keeping its layout; ``expect`` applies the same change to plain data.
 
     TOML can say one thing several ways (tables, inline tables, dotted keys), and a
@@ -193,7 +196,7 @@ def toml_edit(path: Path, edit: Callable[[Any], None], expect: Callable[[dict[st
     written and the user is told what to add by hand (from agent-configs/``sample``).
     """
     return _edit_file(path, "toml", lambda before: _toml_text(path, before, edit, expect, install, sample),
-                      install, notes, servers_key)
+                      install, notes, spec)
 
 
 def _toml_text(path: Path, before: str | None, edit: Callable[[Any], None], expect: Callable[[dict[str, Any]], None],

@@ -41,7 +41,7 @@ from .config import default_data_dir, os_user
 from .config_edit import (Change, Notes, apply, json_edit, loads, replaced_entry, set_flag, settle_servers,
                           settle_toml_servers, toml_edit)
 from .errors import InvalidInput
-from .ours import SERVER_NAME, is_our_hook, is_our_server, plain
+from .ours import SERVER_NAME, is_our_hook, plain
 from .project import project_id
 from .remote import DEFAULT_TOKEN_ENV
 
@@ -231,7 +231,7 @@ def _next_server(current: Any, entry: dict[str, Any] | None, restored: Any, spec
     Uninstalling takes ours out and gives back the entry ``--force`` replaced (``restored``),
     and leaves anyone else's alone.
     """
-    foreign = current is not None and not is_our_server(current)
+    foreign = current is not None and not spec.is_ours(current)
     if entry is None:
         return current if foreign else restored
     if foreign and not force:
@@ -314,8 +314,7 @@ class _Plan:
     def settle(self, path: Path) -> Callable[[Any], Any]:
         """What our entry in ``path`` becomes, given the current one."""
         entry = self.spec.entry(self.target) if self.install else None
-        restored = None if self.install else replaced_entry(self.target.notes(path), self.spec.servers.format,
-                                                            self.spec.servers_key)
+        restored = None if self.install else replaced_entry(self.target.notes(path), self.spec)
         return lambda current: _next_server(current, entry, restored, self.spec, self.target.transport, self.force, path)
 
     def flag(self, notes: Notes) -> Callable[[Any, Callable[[], Any]], None]:
@@ -334,8 +333,9 @@ class _Plan:
 
     def servers_change(self) -> Change:
         """The servers file: our entry, the hooks flag, and our hooks when they live in the same file."""
-        path, spec = self.path(), self.spec
-        notes, settle, flag, key = self.target.notes(path), self.settle(path), self.flag(self.target.notes(path)), spec.servers_key
+        path, spec, key = self.path(), self.spec, self.spec.servers_key
+        notes = self.target.notes(path)
+        settle, flag = self.settle(path), self.flag(notes)
 
         def edit(data: dict[str, Any]) -> None:
             settle_servers(data, settle, key)
@@ -344,20 +344,20 @@ class _Plan:
                 _json_hooks(data, self.target, spec, self.hooks)
 
         if spec.servers.format == "json":
-            return json_edit(path, edit, self.install, notes, key)
+            return json_edit(path, edit, self.install, notes, spec)
 
         def edit_toml(doc: Any) -> None:
             settle_toml_servers(doc, settle, key)
             flag(doc, tomlkit.table)
 
-        return toml_edit(path, edit_toml, edit, self.install, notes, key, spec.sample(self.target.transport))
+        return toml_edit(path, edit_toml, edit, self.install, notes, spec, spec.sample(self.target.transport))
 
     def changes(self) -> list[Change]:
         changes = [self.servers_change()]
         hooks_file = self.path(hooks=True)
         if hooks_file != self.path() and (self.hooks or (self.touch_hooks and hooks_file.exists())):
             changes.append(json_edit(hooks_file, lambda d: _json_hooks(d, self.target, self.spec, self.hooks),
-                                     self.install, self.target.notes(hooks_file), self.spec.servers_key))
+                                     self.install, self.target.notes(hooks_file), self.spec))
         return changes
 
 

@@ -33,12 +33,14 @@ def _names_us(words: list[Any]) -> bool:
     return any(re.split(r"[\\/]", str(w))[-1].removesuffix(".exe") in _OUR_PROGRAMS for w in words)
 
 
-def is_our_server(entry: Any) -> bool:
+def is_our_server(entry: Any, header_keys: tuple[str, ...], token_key: str | None) -> bool:
     """Whether a ``headroom`` server entry is headroom-mcp's, so install may replace it and uninstall remove it.
 
     Ours: a stdio entry whose command line runs headroom-mcp (any install's path to it, or
     ``python -m headroom_mcp``), or a team entry that takes its token from an environment
-    variable the way install writes it. Anything else named ``headroom`` is another tool's.
+    variable the way install writes it: in the first of the client's ``header_keys`` tables
+    that has any, or (Codex) named by its ``token_key``. Anything else named ``headroom`` is
+    another tool's.
     """
     entry = plain(entry)
     if not isinstance(entry, dict):
@@ -46,18 +48,10 @@ def is_our_server(entry: Any) -> bool:
     if "command" in entry:
         args = entry.get("args")
         return _names_us([entry["command"], *(args if isinstance(args, list) else [])])
-    headers = entry.get("headers") or entry.get("http_headers")
+    headers = next((entry[key] for key in header_keys if entry.get(key)), None)
     headers = headers if isinstance(headers, dict) else {}
-    return (isinstance(entry.get("bearer_token_env_var"), str) or PROJECT_HEADER in headers
+    return ((token_key is not None and isinstance(entry.get(token_key), str)) or PROJECT_HEADER in headers
             or bool(_BEARER_FROM_ENV.fullmatch(str(headers.get("Authorization", "")))))
-
-
-def has_ours(data: Any, servers_key: str) -> bool:
-    """Whether a config holds our server entry or one of our hooks (then it is not the user's own file)."""
-    if not isinstance(data, dict):
-        return False
-    servers = data.get(servers_key)
-    return (isinstance(servers, dict) and is_our_server(servers.get(SERVER_NAME))) or any(our_hooks(data.get("hooks")))
 
 
 def split_hook(command: str) -> tuple[dict[str, str], list[str]]:

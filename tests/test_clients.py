@@ -28,13 +28,14 @@ OTTER = ClientSpec(
     servers=ConfigFile(".otter/servers.json", ".otter/servers.json"),
     servers_key="servers",
     stdio_entry=lambda target, agent: {**launch(target, agent), **env_if_any(target)},
-    http_entry=lambda target, agent: {"endpoint": target.url, "headers": bearer_headers(target)},
+    http_entry=lambda target, agent: {"endpoint": target.url, "requestHeaders": bearer_headers(target)},
     stdio_keys=("command", "args", "env"),
-    http_keys=("endpoint", "headers"),
+    http_keys=("endpoint", "requestHeaders"),
     hook_events=(("session-start", "Start"), ("prompt", "Prompt")),
     hooks=ConfigFile(".otter/hooks.json", ".otter/hooks.json"),
     hooks_flag=("experimental", "hooks"),
     url_keys=("endpoint",),
+    header_keys=("requestHeaders",),
     doctor_checks=_otter_checks,
     client_names=("otter-agent",),
     program="otter-cli",
@@ -97,9 +98,12 @@ def test_a_team_entry_uses_the_specs_http_builder_and_drops_the_stdio_keys(otter
     team = Target("user", otter, otter, "headroom-mcp", url="https://memory.example/mcp", token_env="OTTER_TOKEN")
     apply(plan("otter", team))
     entry = files(otter)[".otter/servers.json"]["servers"]["headroom"]
-    assert entry == {"endpoint": "https://memory.example/mcp", "headers": {"Authorization": "Bearer ${OTTER_TOKEN}"}}
+    assert entry == {"endpoint": "https://memory.example/mcp", "requestHeaders": {"Authorization": "Bearer ${OTTER_TOKEN}"}}
     checks = {c["check"]: c for c in registrations(otter, otter, {}, Settings.resolve())}
     assert "user server: https://memory.example/mcp -> https://memory.example/mcp" in checks["agent otter"]["detail"]
+    assert not any(c.changed for c in plan("otter", team))  # known for ours by its own header table
+    apply(plan("otter", team, install=False))
+    assert files(otter) == {}
 
 
 def test_the_server_and_hooks_know_the_client_by_its_spec(otter: Path) -> None:

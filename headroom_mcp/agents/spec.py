@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
-from ..ours import PROJECT_HEADER
+from ..ours import PROJECT_HEADER, SERVER_NAME, is_our_server, our_hooks
 
 if TYPE_CHECKING:
     from ..install import Target
@@ -71,6 +71,8 @@ class ClientSpec:
     #: A (table, key) in the servers file that must be true for the client to run hooks at all.
     hooks_flag: tuple[str, str] | None = None
     url_keys: tuple[str, ...] = ("url",)  # where an http entry holds its URL
+    header_keys: tuple[str, ...] = ("headers",)  # where an http entry holds its headers
+    token_env_key: str | None = None  # the key an http entry names its token's variable in, if the client has one
     #: Whether a server the client launches sees the shell's variables (Codex gives it a minimal environment).
     servers_inherit_env: bool = True
     #: The copyable files in agent-configs/ that show our entry (stdio, team): named when an edit must be done by hand.
@@ -87,6 +89,17 @@ class ClientSpec:
     def entry(self, target: Target) -> Entry:
         """Our server entry for ``target``: a stdio launch, or (with a URL) the team server."""
         return (self.http_entry if target.url else self.stdio_entry)(target, self.name)
+
+    def is_ours(self, entry: Any) -> bool:
+        """Whether a ``headroom`` entry in this client's servers table is headroom-mcp's (``ours.is_our_server``)."""
+        return is_our_server(entry, self.header_keys, self.token_env_key)
+
+    def holds_ours(self, data: Any) -> bool:
+        """Whether a config holds our server entry or one of our hooks (then it is not the user's own file)."""
+        if not isinstance(data, dict):
+            return False
+        servers = data.get(self.servers_key)
+        return (isinstance(servers, dict) and self.is_ours(servers.get(SERVER_NAME))) or any(our_hooks(data.get("hooks")))
 
     def other_keys(self, transport: str) -> tuple[str, ...]:
         """The keys only the other transport uses (dropped from an entry re-installed as ``transport``)."""
