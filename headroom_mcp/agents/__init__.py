@@ -14,9 +14,10 @@ CLIENTS: dict[str, ClientSpec] = {spec.name: spec for spec in (claude.SPEC, code
 
 
 def hook_event(agent: str | None, kind: str) -> str:
-    """The event an agent's hook of ``kind`` fires on (Claude Code's name for an agent we do not know)."""
-    events = dict(CLIENTS[agent].hook_events) if agent in CLIENTS else {}
-    return events.get(kind) or dict(claude.SPEC.hook_events)[kind]
+    """The event an agent's hook of ``kind`` fires on (Claude Code's names for an agent we do not know;
+    a kind the client has no event for is taken for a prompt hook)."""
+    events = {**dict(claude.SPEC.hook_events), **(dict(CLIENTS[agent].hook_events) if agent in CLIENTS else {})}
+    return events.get(kind, events["prompt"])
 
 
 __all__ = ["CLIENTS", "ClientSpec", "ConfigFile", "hook_event"]
