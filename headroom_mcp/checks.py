@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
-
-from . import jsonc
 
 
 def check(name: str, ok: bool | None, detail: str, fix: str | None = None) -> dict[str, Any]:
@@ -17,6 +14,10 @@ def check(name: str, ok: bool | None, detail: str, fix: str | None = None) -> di
 
 def load_config(path: Path, kind: str) -> dict[str, Any]:
     """A client config's data, or {} when it is missing or unreadable (install reports those)."""
+    import tomllib  # here, not at the top: every hook and ``serve`` reads the agent specs, which name these checks
+
+    from . import jsonc
+
     try:
         text = path.read_text()
         data = tomllib.loads(text) if kind == "toml" else jsonc.loads(text) if text.strip() else {}
