@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any, Collection, Mapping
 
 from . import injection
+from .agents import hook_event
 from .config import Settings
 from .errors import HeadroomError
 
-#: The event name each client uses for a prompt hook, when stdin does not say.
-PROMPT_EVENTS = {"gemini": "BeforeAgent"}
 #: Hooks sit on the agent's critical path: a slow or starting daemon costs a prompt at most
 #: this long (the first hook of the day starts the daemon and loads the model, ~2 s).
 HOOK_START_TIMEOUT = 8.0
@@ -114,7 +113,7 @@ def run_hook(kind: str, stdin_text: str, agent: str | None = None, data_dir: str
             payload = {}
     except ValueError:
         payload = {}
-    default_event = "SessionStart" if kind == "session-start" else PROMPT_EVENTS.get(agent or "", "UserPromptSubmit")
+    default_event = hook_event(agent, kind)  # when stdin does not say
     event = str(payload.get("hook_event_name") or default_event)
     try:
         from .client import DaemonClient

@@ -75,10 +75,12 @@ class Backend(Protocol):
 
 def agent_from_client(name: str | None) -> str:
     """The agent id for an MCP client name: Claude Code → ``claude``, Codex → ``codex``..."""
+    from .agents import CLIENTS
+
     lowered = (name or "").lower()
-    for known in ("claude", "codex", "gemini"):
-        if known in lowered:
-            return known
+    for spec in CLIENTS.values():
+        if spec.identifies(lowered):
+            return spec.name
     return re.sub(r"[^a-z0-9_.-]+", "-", lowered).strip("-")[:40] or "unknown"
 
 

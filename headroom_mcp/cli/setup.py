@@ -13,7 +13,9 @@ def _install_arguments(name: str) -> Any:
     """``install``'s or ``uninstall``'s arguments (install has a few more)."""
 
     def add(p: argparse.ArgumentParser) -> None:
-        p.add_argument("client", choices=["claude", "codex", "gemini", "all"])
+        from ..agents import CLIENTS
+
+        p.add_argument("client", choices=[*CLIENTS, "all"])
         p.add_argument("--scope", choices=["user", "project"], default="user",
                        help="user: your home config (default); project: files in this repository")
         if name == "install":
@@ -35,7 +37,8 @@ def _run_install(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from ..install import CLIENTS, apply, plan, target_for
+    from ..agents import CLIENTS
+    from ..install import apply, plan, target_for
 
     installing = args.command == "install"
     target, notes = target_for(args.scope, Path.cwd(), args.data_dir, url=getattr(args, "url", None),
