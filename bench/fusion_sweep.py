@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import locomo  # noqa: E402
 import recall_eval  # noqa: E402
+
 from headroom_mcp.store import ranking  # noqa: E402
 from headroom_mcp.store.embedder import embedder_from_env  # noqa: E402
 from headroom_mcp.store.memory_store import MemoryStore  # noqa: E402

@@ -78,7 +78,7 @@ def main() -> int:
         for path, r in results:
             for row, kept, leaked in r["missed"]:
                 print(f"\n{path.stem} missed [{row.get('class') or row.get('kind')}]: {row['text'][:240]!r}\n   kept: {str(kept)[:240]!r}\n   leaked: {leaked}")
-            for row, kept, kinds in r["false_positives"]:
+            for row, _kept, kinds in r["false_positives"]:
                 print(f"\n{path.stem} false positive {kinds} [{row.get('class') or row.get('kind')}]: {row['text'][:240]!r}")
     return 0
 

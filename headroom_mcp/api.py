@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from .config import Settings
 from .methods import RECALL_LIMIT
@@ -185,7 +186,7 @@ class SyncMemory:
     def close(self) -> None:
         self._backend.close()
 
-    def __enter__(self) -> "SyncMemory":
+    def __enter__(self) -> SyncMemory:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -196,7 +197,7 @@ def _in_thread(method: Callable[..., T]) -> Callable[..., Awaitable[T]]:
     """The async twin of a ``SyncMemory`` method: same signature and docs, run in a thread."""
 
     @functools.wraps(method)
-    async def call(self: "Memory", *args: Any, **kwargs: Any) -> T:
+    async def call(self: Memory, *args: Any, **kwargs: Any) -> T:
         return await asyncio.to_thread(method, self.sync, *args, **kwargs)
 
     return call
@@ -234,7 +235,7 @@ class Memory:
     def close(self) -> None:
         self.sync.close()
 
-    async def __aenter__(self) -> "Memory":
+    async def __aenter__(self) -> Memory:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -16,11 +16,12 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .config import Settings
-from .paths import DaemonPaths
 from .errors import ERRORS_BY_NAME, DaemonUnavailable, HeadroomError
+from .paths import DaemonPaths
 
 #: How long a client waits for a daemon it started to accept connections (model load included).
 START_TIMEOUT = 60.0
@@ -30,7 +31,7 @@ REQUEST_TIMEOUT = 300.0
 RETRY_PAUSES = (0.05, 0.2, 0.5, 1.0, 0.0)
 
 
-def spawn_daemon(settings: Settings) -> subprocess.Popen:
+def spawn_daemon(settings: Settings) -> subprocess.Popen[bytes]:
     """Start ``headroom-mcp daemon`` for this data dir, detached from our session and stdio."""
     paths = DaemonPaths.for_data_dir(settings.data_dir)
     paths.prepare()
@@ -136,7 +137,8 @@ class DaemonClient:
                 raise ConnectionResetError("daemon closed the connection")
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
-        return json.loads(line)
+        answer: dict[str, Any] = json.loads(line)
+        return answer
 
     def call(self, method: str, params: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Send one request and return its result, raising the daemon's error as ours.
@@ -167,9 +169,10 @@ class DaemonClient:
         error = response.get("error")
         if error:
             raise ERRORS_BY_NAME.get(error.get("type"), HeadroomError)(error.get("message", "unknown error"))
-        return response["result"]
+        result: dict[str, Any] = response["result"]
+        return result
 
-    def __enter__(self) -> "DaemonClient":
+    def __enter__(self) -> DaemonClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

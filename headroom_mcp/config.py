@@ -12,9 +12,9 @@ import math
 import os
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from .errors import InvalidInput
 from .project import project_id
@@ -93,7 +93,7 @@ class EmbedderChoice:
     model_dir: str = ""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "EmbedderChoice":
+    def from_env(cls, env: Mapping[str, str]) -> EmbedderChoice:
         return cls(url=env.get("HEADROOM_MCP_EMBED_URL", ""), model=env.get("HEADROOM_MCP_EMBED_MODEL", ""),
                    api_key=env.get("HEADROOM_MCP_EMBED_API_KEY") or env.get("OPENAI_API_KEY") or "",
                    model_dir=env.get("HEADROOM_MCP_EMBED_MODEL_DIR", ""))
@@ -144,7 +144,7 @@ class Settings:
         cwd: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
         default_agent: str = "",
-    ) -> "Settings":
+    ) -> Settings:
         """``default_agent``: the agent id when neither the flag nor ``HEADROOM_MCP_AGENT`` names one."""
         env = dict(os.environ if env is None else env)
 

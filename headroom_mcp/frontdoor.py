@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeGuard
 
 from . import __version__
 from .client import DaemonClient
@@ -152,20 +152,22 @@ class FrontDoor:
     def _local_answer(self, request: dict[str, Any]) -> dict[str, Any] | None:
         """The manifest's answer to ``request``, or None when the real server must answer."""
         method, params = request["method"], request.get("params")
-        if self.manifest is None or request.get("jsonrpc") != "2.0" or type(request["id"]) not in (int, str):
+        manifest = self.manifest
+        if manifest is None or request.get("jsonrpc") != "2.0" or type(request["id"]) not in (int, str):
             return None
+        answer: dict[str, Any] | None = None
         if method == "ping":
-            return {}
-        if method == "initialize" and self._replay is None and self._well_formed(params):
-            self._agreed = self.manifest["offers"].get(params["protocolVersion"], self.manifest["counter_offer"])
+            answer = {}
+        elif method == "initialize" and self._replay is None and self._well_formed(params):
+            self._agreed = manifest["offers"].get(params["protocolVersion"], manifest["counter_offer"])
             self._decide(_handshake(request))
-            return self.manifest["answers"][self._agreed]["initialize"]
-        if method in STATIC_METHODS and self._agreed is not None and not (isinstance(params, dict) and params.get("cursor")):
-            return self.manifest["answers"][self._agreed][method]
-        return None
+            answer = manifest["answers"][self._agreed]["initialize"]
+        elif method in STATIC_METHODS and self._agreed is not None and not (isinstance(params, dict) and params.get("cursor")):
+            answer = manifest["answers"][self._agreed][method]
+        return answer
 
     @staticmethod
-    def _well_formed(params: Any) -> bool:
+    def _well_formed(params: Any) -> TypeGuard[dict[str, Any]]:
         """An ``initialize`` the real server would accept; any other gets its own error."""
         if not isinstance(params, dict) or not isinstance(params.get("protocolVersion"), str):
             return False
@@ -241,7 +243,7 @@ class FrontDoor:
         with self._lock:
             while self._replay is None and not self._closed:
                 self._lock.wait()
-            if self._closed:
+            if self._closed or self._replay is None:
                 return
             sock.sendall(b"".join(self._replay))
             for entry in self._pending.values():

@@ -10,7 +10,8 @@ which checks a file line by line before sending anything, so an error names its 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import InvalidInput
 from .store.records import MemoryRecord, check_scope, new_id, now, parse_iso

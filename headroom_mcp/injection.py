@@ -11,7 +11,8 @@ become look-alikes (no fake closing tags), and the block says what the facts are
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .store.records import visible
 

@@ -29,17 +29,17 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import tomlkit
 
 from .agents import CLIENTS, ClientSpec
 from .config import default_data_dir, os_user
-from .config_edit import (Change, Notes, apply, json_edit, loads, replaced_entry, set_flag, settle_servers,
-                          settle_toml_servers, toml_edit)
+from .config_edit import Change, Notes, apply, json_edit, loads, replaced_entry, set_flag, settle_servers, settle_toml_servers, toml_edit
 from .errors import InvalidInput
 from .ours import SERVER_NAME, is_our_hook, plain
 from .project import project_id

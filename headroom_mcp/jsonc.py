@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _LITERALS = {"true": True, "false": False, "null": None}
@@ -30,7 +31,7 @@ class Entry:
     """One member of an object (``key`` set) or item of an array: where it starts, ends, and its comma."""
 
     start: int  # the key's opening quote, or the item's first character
-    node: "Node"
+    node: Node
     key: str | None = None
     comma: int | None = None  # the comma after it, if any
 

@@ -11,8 +11,9 @@ store, so it imports nothing heavy (no pydantic, no Chroma).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, get_args
+from typing import Any, Literal, get_args
 
 Scope = Literal["user", "project", "session", "agent", "turn"]
 #: Every scope a memory can have, narrowest last.

@@ -10,7 +10,8 @@ from __future__ import annotations
 import itertools
 import re
 import shlex
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 #: Our server's name in every client's servers table.
 SERVER_NAME = "headroom"

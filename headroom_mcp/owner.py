@@ -20,7 +20,8 @@ import ctypes
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .config import Settings
 from .errors import HeadroomError
@@ -62,7 +63,7 @@ def release_memory() -> None:
         _TRIM(0)
 
 
-def open_store(settings: Settings) -> "MemoryStore":
+def open_store(settings: Settings) -> MemoryStore:
     """Open the store the settings describe (the caller must hold the lock); concurrent
     requests' texts are embedded together (``batching``)."""
     from .store.batching import Coalescing
@@ -101,13 +102,13 @@ class StoreOwner:
         self.opened = threading.Event()
         self._opening: concurrent.futures.Future[MemoryStore] | None = None
 
-    def open(self) -> "concurrent.futures.Future[MemoryStore]":
+    def open(self) -> concurrent.futures.Future[MemoryStore]:
         """Open the store on the writer (once; later calls return the same future)."""
         if self._opening is None:
             self._opening = self.worker.submit(self._open)
         return self._opening
 
-    def _open(self) -> "MemoryStore":
+    def _open(self) -> MemoryStore:
         """Open, warm the embedder and check the derived indexes (rebuilt if they do not match
         the collection); on failure, record why before any queued call runs (same thread)."""
         t = time.perf_counter()
@@ -127,7 +128,7 @@ class StoreOwner:
         log.info("store open in %.2fs: %s", time.perf_counter() - t, health)
         return store
 
-    def ready(self) -> "MemoryStore":
+    def ready(self) -> MemoryStore:
         """The open store, once the opening is done; its failure, raised."""
         self.opened.wait()
         if self.open_error is not None:
@@ -141,7 +142,7 @@ class StoreOwner:
         self.worker.shutdown(wait=True)
         self._lock.release()
 
-    def __enter__(self) -> "StoreOwner":
+    def __enter__(self) -> StoreOwner:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -71,7 +71,7 @@ class DaemonPaths:
     log: Path
 
     @classmethod
-    def for_data_dir(cls, data_dir: Path) -> "DaemonPaths":
+    def for_data_dir(cls, data_dir: Path) -> DaemonPaths:
         data_dir = Path(data_dir).expanduser().resolve()
         sock = data_dir / "daemon.sock"
         if len(str(sock).encode()) > _SUN_PATH_MAX:
@@ -132,7 +132,7 @@ class StoreLock:
             self._file.close()
             self._file = None
 
-    def __enter__(self) -> "StoreLock":
+    def __enter__(self) -> StoreLock:
         self.acquire()
         return self
 

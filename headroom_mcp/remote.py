@@ -11,7 +11,8 @@ import json
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from .errors import HeadroomError

@@ -18,7 +18,8 @@ import inspect
 import json
 import re
 import time
-from typing import Annotated, Any, Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Protocol
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context as MCPContext
@@ -193,7 +194,8 @@ def _tool_function(name: str, method: Method, tools: MemoryTools) -> Callable[..
                                 default=inspect.Parameter.empty if param.required else param.default)
               for key, param in method.params.items() if param.in_tool]
     params.append(inspect.Parameter("ctx", keyword, default=None, annotation=MCPContext | None))
-    setattr(tool, "__signature__", inspect.Signature(params, return_annotation=dict[str, Any]))
+    # setattr: a function type declares no __signature__, though inspect reads it.
+    setattr(tool, "__signature__", inspect.Signature(params, return_annotation=dict[str, Any]))  # noqa: B010
     tool.__annotations__ = {p.name: p.annotation for p in params} | {"return": dict[str, Any]}
     tool.__name__ = tool.__qualname__ = name
     return tool

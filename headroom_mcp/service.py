@@ -8,7 +8,8 @@ takes is ``methods.METHODS``; this module binds each to the store call that runs
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .errors import InvalidInput
 from .importing import record_from

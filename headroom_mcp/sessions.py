@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from mcp.server.stdio import stdio_server
@@ -43,7 +44,7 @@ class _Lines:
     def __init__(self, next_line: Callable[[], Awaitable[bytes]]):
         self._next_line = next_line
 
-    def __aiter__(self) -> "_Lines":
+    def __aiter__(self) -> _Lines:
         return self
 
     async def __anext__(self) -> str:
@@ -83,7 +84,7 @@ def _identity(daemon_settings: Settings, hello: dict[str, Any]) -> Settings:
 class _DaemonBackend:
     """The tools' backend inside the daemon: the store's threads, as a front door's session."""
 
-    def __init__(self, daemon: "Daemon", abort: Callable[[], object]):
+    def __init__(self, daemon: Daemon, abort: Callable[[], object]):
         self.daemon, self.abort = daemon, abort
         #: A store call was made since the last answer went out (see ``host``).
         self.called = False
@@ -101,7 +102,7 @@ class _DaemonBackend:
             raise
 
 
-async def host(daemon: "Daemon", hello: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def host(daemon: Daemon, hello: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Serve the MCP session a front door opened with ``hello`` on this connection: accepted
     (the front door sends nothing else before) once its identity is checked, or refused by
     the ``InvalidInput`` raised here."""

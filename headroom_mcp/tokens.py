@@ -22,9 +22,10 @@ import re
 import secrets
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import InvalidInput, NotFound
 from .store.scopes import ALL_PROJECTS, ROLES, covers

@@ -26,7 +26,8 @@ import copy
 import inspect
 import logging
 import re
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from . import injection
 from .api import SyncMemory
@@ -151,7 +152,7 @@ class MemoryHandle:
 
 
 class _Completions:
-    def __init__(self, wrapper: "MemoryClient", inner: Any):
+    def __init__(self, wrapper: MemoryClient, inner: Any):
         self._wrapper, self._inner = wrapper, inner
 
     def __getattr__(self, name: str) -> Any:
@@ -164,7 +165,7 @@ class _Completions:
 
 
 class _Chat:
-    def __init__(self, wrapper: "MemoryClient", inner: Any):
+    def __init__(self, wrapper: MemoryClient, inner: Any):
         self._inner = inner
         self.completions = _Completions(wrapper, inner.completions)
 
@@ -303,7 +304,7 @@ class _SyncStream:
         if tail is not None:
             yield tail
 
-    def __enter__(self) -> "_SyncStream":
+    def __enter__(self) -> _SyncStream:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -327,7 +328,7 @@ class _AsyncStream:
         if tail is not None:
             yield tail
 
-    async def __aenter__(self) -> "_AsyncStream":
+    async def __aenter__(self) -> _AsyncStream:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -11,10 +11,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from headroom_mcp import SyncMemory
 from scripted_model import ScriptedModel
 from test_install import CLIS, cli, needs_clis
+
+from headroom_mcp import SyncMemory
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from conftest import kill_daemon
-from headroom_mcp import InvalidInput, SyncMemory
 from test_daemon import finish, worker
+
+from headroom_mcp import InvalidInput, SyncMemory
 
 
 def memories(memory: SyncMemory) -> list[dict]:

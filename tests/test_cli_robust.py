@@ -13,12 +13,13 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-
 from conftest import ROOT, kill_daemon, pid_alive
+
 from headroom_mcp.api import SyncMemory
 from headroom_mcp.cli import CLOSED_STDOUT, build_parser, verbs
 

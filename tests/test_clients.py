@@ -4,8 +4,9 @@ installed, uninstalled, checked by doctor, named by the CLI and recognised by th
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pytest
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from fake_collection import FakeCollection
+
 from headroom_mcp.errors import InvalidInput, NotFound
 from headroom_mcp.store import chroma
 from headroom_mcp.store.memory_store import MemoryStore

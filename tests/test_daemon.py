@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import PYTHON, ROOT, daemon_pid, kill_daemon, pid_alive
+
 from headroom_mcp import InvalidInput, StoreLocked, SyncMemory
 
 WORKER = str(ROOT / "tests" / "workers.py")

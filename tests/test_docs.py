@@ -27,7 +27,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, kill_daemon
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

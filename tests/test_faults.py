@@ -16,15 +16,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import daemon_pid, kill_daemon
 from test_cli import cli
 from test_server import run, stdio_session
+
 from headroom_mcp.client import DaemonClient
 from headroom_mcp.config import Settings
 from headroom_mcp.errors import StoreFull
 from headroom_mcp.store.memory_store import MemoryStore
-
 
 # ---- a full disk --------------------------------------------------------------------------
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import kill_daemon
+from test_cli import cli
+
 from headroom_mcp import SyncMemory
 from headroom_mcp.config import Settings, duration
 from headroom_mcp.errors import Forbidden, InvalidInput, NotFound
 from headroom_mcp.store import ranking
 from headroom_mcp.store.memory_store import MemoryStore
-from test_cli import cli
 
 #: Ten unrelated facts of one project, two of them about staging.
 FACTS = [

@@ -13,12 +13,12 @@ import sys
 import time
 
 import pytest
-
 from conftest import daemon_pid, kill_daemon, pid_alive
-from headroom_mcp import sessions
-from headroom_mcp.frontdoor import MANIFEST, STATIC_METHODS
 from test_fuzz import RawServer
 from test_server import EXE
+
+from headroom_mcp import sessions
+from headroom_mcp.frontdoor import MANIFEST, STATIC_METHODS
 
 
 def test_the_manifest_is_what_the_real_server_answers():

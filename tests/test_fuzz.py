@@ -13,13 +13,13 @@ import threading
 from queue import Empty, Queue
 
 import pytest
+from conftest import kill_daemon
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_server import EXE
 
-from conftest import kill_daemon
 from headroom_mcp import SyncMemory
 from headroom_mcp.store.records import MAX_CONTENT_BYTES
-from test_server import EXE
 
 
 class RawServer:

@@ -7,10 +7,10 @@ import os
 import subprocess
 
 import pytest
+from test_server import EXE
 
 from headroom_mcp import SyncMemory
 from headroom_mcp.injection import neutralise, render
-from test_server import EXE
 
 
 def hook(kind: str, payload, agent: str, env: dict | None = None) -> tuple[dict, subprocess.CompletedProcess]:

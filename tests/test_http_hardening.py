@@ -13,10 +13,10 @@ import time
 
 import anyio
 import httpx
-
-from headroom_mcp.connections import FD_RESERVE
 from test_server import EXE, free_port
 from test_team import call, team  # noqa: F401  (the fixture)
+
+from headroom_mcp.connections import FD_RESERVE
 
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",

@@ -10,15 +10,16 @@ import subprocess
 import threading
 import time
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
 from conftest import ROOT
-from headroom_mcp import jsonc
 from test_server import EXE
+
+from headroom_mcp import jsonc
 
 CLIS = ROOT / "tests" / "agents" / "node_modules" / ".bin"
 

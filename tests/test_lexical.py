@@ -58,12 +58,12 @@ def test_search_matches_the_formula_through_churn():
         query = " ".join(rng.sample(WORDS, rng.randrange(1, 5)))
         allowed = {d for d in docs if rng.random() < 0.7}
         expected = reference(docs, query, allowed)
-        got = index.search(query, lambda ids: [i in allowed for i in ids], limit=1000)
+        got = index.search(query, lambda ids, allowed=allowed: [i in allowed for i in ids], limit=1000)
         assert {i for i, _ in got} == set(expected)
         for doc_id, coverage in got:
             assert math.isclose(coverage, expected[doc_id], rel_tol=1e-12)
         assert [c for _, c in got] == sorted((c for _, c in got), reverse=True)
-        top = index.search(query, lambda ids: [i in allowed for i in ids], limit=5)
+        top = index.search(query, lambda ids, allowed=allowed: [i in allowed for i in ids], limit=5)
         assert [c for _, c in top] == [c for _, c in got][:5]
 
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import anyio
 import pytest
-
 from conftest import kill_daemon
+from test_server import free_port
+from test_team import P, TeamServer, call, session_as, wait_until_ok
+
 from headroom_mcp.store.memory_store import MemoryStore
 from headroom_mcp.store.records import MemoryRecord
 from headroom_mcp.store.scopes import Context
-from test_server import free_port
-from test_team import P, TeamServer, call, session_as, wait_until_ok
 
 CHROMA = shutil.which("chroma", path=str(Path(os.environ.get("VIRTUAL_ENV", Path(__file__).parent.parent / ".venv")) / "bin"))
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+from fake_collection import where_matches
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import pytest
-
-from fake_collection import where_matches
 from headroom_mcp.errors import Forbidden, NotFound
 from headroom_mcp.store import chroma
 from headroom_mcp.store.records import SCOPES

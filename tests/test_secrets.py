@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from headroom_mcp.errors import InvalidInput
 from headroom_mcp.store.memory_store import MemoryStore
 from headroom_mcp.store.records import MemoryRecord, new_id, now

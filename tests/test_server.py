@@ -12,13 +12,13 @@ from pathlib import Path
 
 import anyio
 import pytest
+from conftest import ROOT, kill_daemon
 from mcp import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import Implementation
 
-from conftest import ROOT, kill_daemon
 from headroom_mcp.server import INSTRUCTIONS
 
 EXE = str(Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "headroom-mcp")

@@ -16,15 +16,15 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+from conftest import kill_daemon
 from mcp import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.types import Implementation
-
-from conftest import kill_daemon
-from headroom_mcp.tokens import TokenFile
 from test_server import EXE, free_port
+
+from headroom_mcp.tokens import TokenFile
 
 P = "github.com/acme/atlas"
 Q = "github.com/acme/other"

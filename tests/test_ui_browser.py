@@ -12,11 +12,11 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-
-from headroom_mcp.api import SyncMemory
 from test_server import EXE
 from ui_browser import screenshot_dir, shown, start_browser, viewport, wait
-from ui_server import P, XSS, UiServer, local_store, store_env
+from ui_server import XSS, P, UiServer, local_store, store_env
+
+from headroom_mcp.api import SyncMemory
 
 
 @pytest.fixture(scope="module")

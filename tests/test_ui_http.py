@@ -13,6 +13,8 @@ import stat
 import anyio
 import httpx
 import pytest
+from test_server import stdio_session
+from ui_server import XSS, P, Q, UiServer, local_store
 
 from headroom_mcp import injection
 from headroom_mcp.api import SyncMemory
@@ -20,8 +22,6 @@ from headroom_mcp.errors import HeadroomError
 from headroom_mcp.hooks import run_hook
 from headroom_mcp.ui.app import STATIC, public_paths
 from headroom_mcp.ui.serve import DEFAULT_PORT, bind, check_host, opener_file, page_url
-from test_server import stdio_session
-from ui_server import P, Q, XSS, UiServer, local_store
 
 
 @pytest.fixture(scope="module")

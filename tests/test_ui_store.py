@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_cli_robust import cli
 
 from headroom_mcp.api import SyncMemory
 from headroom_mcp.errors import Forbidden, InvalidInput, NotFound
 from headroom_mcp.service import dispatch
 from headroom_mcp.store.scopes import Context
 from headroom_mcp.ui.views import WEEKS, _week, _weeks
-from test_cli_robust import cli
 
 P, Q = "github.com/acme/atlas", "github.com/acme/other"
 

@@ -10,14 +10,14 @@ import subprocess
 
 import httpx
 import pytest
+from conftest import kill_daemon
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-
-from conftest import kill_daemon
-from headroom_mcp.api import SyncMemory
 from test_server import EXE
 from test_team import P, TeamServer
 from ui_browser import shown, start_browser, wait
+
+from headroom_mcp.api import SyncMemory
 
 
 @pytest.fixture(scope="module")

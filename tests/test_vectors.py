@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_scopes import contexts, metas
 
 from headroom_mcp.store.memory_store import MemoryStore
 from headroom_mcp.store.records import ACTIVE, MERGED
 from headroom_mcp.store.scopes import Context, Visibility
 from headroom_mcp.store.vectors import VectorIndex, Where
-from test_scopes import contexts, metas
 
 RNG = np.random.default_rng(12)
 

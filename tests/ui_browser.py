@@ -5,8 +5,9 @@ downloads a browser or a driver (``.ci/run`` installs both from apt)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
-
 from conftest import kill_daemon
 from test_server import EXE, free_port
 
@@ -54,7 +53,7 @@ class UiServer:
         self.proc.wait(timeout=30)
         self.proc.stdout.close()
 
-    def __enter__(self) -> "UiServer":
+    def __enter__(self) -> UiServer:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -8,8 +8,9 @@ codex_hooks`` flag and once the user has trusted them.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..checks import check, load_config
 from ..ours import SERVER_NAME, our_hooks

@@ -8,9 +8,10 @@ the parts the clients share.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..ours import PROJECT_HEADER, SERVER_NAME, is_our_server, our_hooks
 

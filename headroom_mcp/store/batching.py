@@ -10,8 +10,8 @@ run are taken together by the next one.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -51,7 +51,8 @@ class Coalescing:
                 if job.done:
                     break
                 # The model is idle: run it for the callers queued first, maybe this one.
-                batch, taken = [], 0
+                batch: list[_Job] = []
+                taken = 0
                 while self._queue and (not batch or taken + len(self._queue[0].texts) <= self.most):
                     batch.append(self._queue.pop(0))
                     taken += len(batch[-1].texts)

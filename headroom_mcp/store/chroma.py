@@ -14,13 +14,14 @@ store written with one embedding model is never silently queried with another.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from ..errors import HeadroomError, InvalidInput
 from .migrations import SCHEMA_VERSION
-from .records import MERGED, FORGOTTEN, MemoryRecord
+from .records import FORGOTTEN, MERGED, MemoryRecord
 from .scopes import Visibility
 
 COLLECTION = "headroom_memories"

@@ -14,8 +14,9 @@ import os
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -23,6 +24,8 @@ from ..errors import EmbedderError
 from .minilm import packed_model
 
 if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
     from ..config import EmbedderChoice
 
 #: Longest input in tokens; MiniLM was trained on 256-token windows.
@@ -84,8 +87,8 @@ class OnnxEmbedder:
         # Two cores here: one intra-op thread per core, no inter-op parallelism.
         self.threads = threads or max(1, min(4, os.cpu_count() or 1))
         self._lock = threading.Lock()
-        self._session = None
-        self._tokenizer = None
+        self._session: Any = None  # an onnxruntime.InferenceSession (untyped)
+        self._tokenizer: Tokenizer | None = None
         self._input_names: list[str] = []
         self.loaded_from: Path | None = None
 
@@ -135,7 +138,7 @@ class OnnxEmbedder:
             return np.zeros((0, width if isinstance(width, int) else self.embed(["width probe"]).shape[1]), dtype=np.float32)
         encodings = self._tokenizer.encode_batch(list(texts))
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        out: list[np.ndarray | None] = [None] * len(texts)
+        out: dict[int, np.ndarray] = {}
         for start in range(0, len(order), BATCH_SIZE):
             batch = order[start : start + BATCH_SIZE]
             width = max(len(encodings[i].ids) for i in batch)
@@ -154,7 +157,7 @@ class OnnxEmbedder:
             pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
             for row, i in enumerate(batch):
                 out[i] = pooled[row]
-        return np.stack(out).astype(np.float32)  # type: ignore[arg-type]
+        return np.stack([out[i] for i in range(len(texts))]).astype(np.float32)
 
 
 class OpenAIEmbedder:
@@ -187,14 +190,15 @@ class OpenAIEmbedder:
             raise EmbedderError(f"embedding endpoint {self.url} failed: {exc}") from exc
         if vectors.shape[0] != len(texts):
             raise EmbedderError(f"embedding endpoint {self.url} returned {vectors.shape[0]} vectors for {len(texts)} texts")
-        return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+        normed: np.ndarray = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+        return normed
 
 
-_shared: dict[tuple, Embedder] = {}
+_shared: dict[tuple[str, ...], Embedder] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_embedder(choice: "EmbedderChoice") -> Embedder:
+def shared_embedder(choice: EmbedderChoice) -> Embedder:
     """The embedder ``choice`` names (``config.EmbedderChoice``), one instance per process and
     configuration: an OpenAI-compatible endpoint, another ONNX model dir, or the bundled MiniLM."""
     key = (choice.url, choice.model, choice.model_dir)

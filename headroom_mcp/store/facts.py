@@ -149,12 +149,12 @@ class Facts:
         return tuple(out)
 
     @classmethod
-    def of(cls, text: str) -> "Facts":
+    def of(cls, text: str) -> Facts:
         """The facts of ``text``, cached: a stored memory is compared again at every write near it."""
         return _facts_of(text)
 
     @classmethod
-    def _read(cls, text: str) -> "Facts":
+    def _read(cls, text: str) -> Facts:
         label = _SPEAKER.match(text)
         plain = _TEAM.sub("we", _MARKUP.sub("", text))
         stated = quantities(plain)

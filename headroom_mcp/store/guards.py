@@ -8,8 +8,8 @@ slot; a typo, a joined or an abbreviated word is not a difference.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from difflib import SequenceMatcher
-from typing import Iterable
 
 from rapidfuzz.distance import OSA
 

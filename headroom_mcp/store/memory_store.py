@@ -41,7 +41,7 @@ class MemoryStore(Forgetting, Importer):
         secrets_policy: str = "redact",
         forget_retention: float = DEFAULT_FORGET_RETENTION,
         min_free: int = faults.DEFAULT_MIN_FREE,
-    ) -> "MemoryStore":
+    ) -> MemoryStore:
         """Open (or create) a store; a damaged or unopenable one raises a clear ``HeadroomError``."""
         if chroma_url:
             return cls._open(embedder, None, chroma_url, turn_ttl, secrets_policy, forget_retention)
@@ -60,7 +60,7 @@ class MemoryStore(Forgetting, Importer):
 
     @classmethod
     def _open(cls, embedder: Embedder, data_dir: Path | None, chroma_url: str | None, turn_ttl: float,
-              secrets_policy: str, forget_retention: float) -> "MemoryStore":
+              secrets_policy: str, forget_retention: float) -> MemoryStore:
         collection = chroma.open_collection(chroma.open_client(data_dir, chroma_url), embedder.model_id)
         records = chroma.Records(collection)
         if version_of(records) < SCHEMA_VERSION and data_dir is not None:

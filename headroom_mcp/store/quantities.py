@@ -40,7 +40,7 @@ _unit("ratio", 1, "x")
 _unit("px", 1, "px")
 _unit("per-time", 1, "hz")
 
-NUMBER_WORDS = {
+NUMBER_WORDS: dict[str, int | Fraction] = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
     "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "ninety": 90, "hundred": 100, "thousand": 1000,
@@ -85,6 +85,8 @@ def _amount(digits: str | None, kilo: str | None, word: str | None, word2: str |
         if kilo:
             value *= 1000
     else:
+        if word is None:
+            return None
         first = NUMBER_WORDS.get(word.lower())  # the regex matches case-insensitively: "ſix" is not "six"
         if first is None:
             return None

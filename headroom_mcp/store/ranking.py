@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
+
 
 @dataclass(frozen=True)
 class Weights:
@@ -107,7 +109,8 @@ FORGET_MIN_SCORE = 0.55
 FORGET_GAP = 0.08
 
 
-def named_by(results: list[dict], min_score: float = FORGET_MIN_SCORE, gap: float = FORGET_GAP) -> tuple[list[dict], list[dict]]:
+def named_by(results: list[dict[str, Any]], min_score: float = FORGET_MIN_SCORE,
+             gap: float = FORGET_GAP) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Split recall ``results`` into the one memory a query clearly names (or none) and the rest.
 
     Forgetting is destructive, so the bar is higher than recall's: at least ``min_score``

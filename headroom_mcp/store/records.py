@@ -12,9 +12,10 @@ import re
 import time
 import unicodedata
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from ..errors import InvalidInput
 
@@ -64,7 +65,7 @@ def iso(ts: float | None) -> str | None:
     """Epoch seconds → ISO-8601 UTC with microseconds (exact round trip)."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_iso(value: str) -> float:
@@ -98,14 +99,14 @@ def check_content(content: Any, what: str = "content") -> str:
         content.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidInput(f"{what} is not valid Unicode (lone surrogate at {exc.start})") from None
-    content = visible(content).strip()
-    if not JOINERS.sub("", content).strip():
+    text = visible(content).strip()
+    if not JOINERS.sub("", text).strip():
         raise InvalidInput(f"{what} is empty")
-    size = len(content.encode("utf-8"))
+    size = len(text.encode("utf-8"))
     if size > MAX_CONTENT_BYTES:
         hint = "store a fact, not a document" if what == "content" else "a few words are enough"
         raise InvalidInput(f"{what} is {size} bytes; the limit is {MAX_CONTENT_BYTES} ({hint})")
-    return content
+    return text
 
 
 def check_scope(scope: Any, allow_none: bool = True) -> str | None:
@@ -263,7 +264,7 @@ class MemoryRecord:
         return meta
 
     @classmethod
-    def from_chroma(cls, id: str, document: str | None, metadata: Mapping[str, Any] | None) -> "MemoryRecord":
+    def from_chroma(cls, id: str, document: str | None, metadata: Mapping[str, Any] | None) -> MemoryRecord:
         meta = dict(metadata or {})
         kwargs: dict[str, Any] = {"id": id, "content": document or "", "extra": {}}
         for key, value in meta.items():
@@ -290,7 +291,7 @@ class MemoryRecord:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "MemoryRecord":
+    def from_dict(cls, data: Mapping[str, Any]) -> MemoryRecord:
         """Inverse of ``to_dict`` (used by import): validates what it reads."""
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         fields["content"] = check_content(fields.get("content"))

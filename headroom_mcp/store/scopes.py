@@ -14,9 +14,10 @@ which is what a local, single-user context holds).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import Forbidden, InvalidInput
 from .records import ACTIVE, SCOPES, check_name, check_project
@@ -94,7 +95,7 @@ class Context:
         if self.role == "read":
             raise Forbidden(f"user {self.user_id!r} has read-only access; remembering and forgetting need a write token")
 
-    def with_(self, **changes: Any) -> "Context":
+    def with_(self, **changes: Any) -> Context:
         return replace(self, **changes)
 
     def default_scope(self) -> str:
@@ -111,7 +112,7 @@ class Context:
         return keys
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> "Context":
+    def from_mapping(cls, data: Mapping[str, Any]) -> Context:
         fields: dict[str, Any] = {k: str(data.get(k) or "") for k in IDENTITY}
         for key, value in fields.items():  # stored as provenance: the same shape an import must have
             if value and key == "project":

@@ -80,7 +80,7 @@ _REFERENCE = re.compile(r"^(?:ENC\[|\[[A-Z_ -]+\]|ssh-(?:rsa|dss|ed25519)\b|ecds
 _NOT_VALUES = frozenset({"true", "false", "none", "null", "nil", "yes", "no", "on", "off", "required", "optional", "set", "unset",
                          "empty", "missing", "string", "str", "int", "bool", "the", "a", "an", "in", "from", "stored", "kept", "not",
                          "only", "never", "also", "still", "now", "rotated", "there", "here", "and", "or", "to", "of", "for", "with",
-                         "via", "by", "on", "at", "as", "is", "was", "be", "it", "this", "that", "user", "username", "host",
+                         "via", "by", "at", "as", "is", "was", "be", "it", "this", "that", "user", "username", "host",
                          # placeholder values and the names of auth schemes
                          "test", "testing", "mock", "local", "basic", "bearer", "oauth", "oauth2", "jwt", "sso", "saml", "oidc"})
 #: A quantity ("3600s", "90d", "8kb"): a setting's value, not a secret.

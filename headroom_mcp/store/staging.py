@@ -11,7 +11,8 @@ of them answered, so nothing is acknowledged that is not stored.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -27,7 +27,8 @@ def _stem(word: str) -> str:
     stemmer = getattr(_STEMMERS, "english", None)
     if stemmer is None:
         stemmer = _STEMMERS.english = snowballstemmer.stemmer("english")
-    return stemmer.stemWord(word)
+    stem: str = stemmer.stemWord(word)
+    return stem
 
 
 STOP_WORDS = frozenset(

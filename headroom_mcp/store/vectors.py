@@ -22,8 +22,9 @@ count and a copy of the live flags under the lock, and works on rows it has seen
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -58,13 +59,13 @@ class Where:
     accept: Callable[[Mapping[str, Any]], bool] | None = None
 
     @classmethod
-    def visible(cls, vis: Visibility) -> "Where":
+    def visible(cls, vis: Visibility) -> Where:
         """Exactly ``vis.matches``: scope clauses and expiry in the mask, tags and agent after."""
         return cls(tuple(tuple(c.items()) for c in vis.scope_clauses()), vis.statuses, vis.now,
                    vis.matches if vis.tags or vis.agent else None)
 
     @classmethod
-    def equal(cls, pairs: Mapping[str, str]) -> "Where":
+    def equal(cls, pairs: Mapping[str, str]) -> Where:
         """Active records whose fields equal ``pairs``."""
         return cls((tuple(pairs.items()),))
 
@@ -83,7 +84,7 @@ class _Rows:
     row: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def empty(cls, capacity: int, dim: int) -> "_Rows":
+    def empty(cls, capacity: int, dim: int) -> _Rows:
         return cls(np.zeros((capacity, dim), np.float32), np.full((len(COLUMNS), capacity), _ABSENT, np.int32),
                    np.zeros(capacity), np.zeros(capacity, bool))
 
@@ -118,7 +119,7 @@ class VectorIndex:
         with self._lock:
             rows = self._rows
             row = rows.row.get(doc_id) if rows is not None else None
-            return rows.metas[row] if row is not None else {}
+            return rows.metas[row] if rows is not None and row is not None else {}
 
     def apply(self, doc_id: str, meta: Mapping[str, Any], vector: Any | None = None) -> bool:
         """Index ``doc_id`` with ``meta`` and ``vector`` (None: keep the vector it has).
@@ -129,7 +130,7 @@ class VectorIndex:
             rows = self._rows
             old = rows.row.get(doc_id) if rows is not None else None
             if vector is None:
-                if old is None:
+                if rows is None or old is None:
                     return False
                 vector = rows.matrix[old].copy()
             vector = np.asarray(vector, np.float32).ravel()
@@ -187,7 +188,7 @@ class VectorIndex:
         self._rows = fresh  # readers of the old generation keep reading it, unchanged
         return fresh
 
-    def score(self, query: np.ndarray) -> "Scores":
+    def score(self, query: np.ndarray) -> Scores:
         """Cosine of ``query`` (a unit vector) with every indexed memory, as of now."""
         with self._lock:
             rows = self._rows
@@ -203,7 +204,8 @@ class VectorIndex:
 def _products(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
     # einsum, not ``@``: OpenBLAS's threaded matrix-vector product was 2-10x slower and erratic
     # on a busy 2-core machine; this single-threaded loop runs at memory speed.
-    return np.einsum("ij,j->i", matrix, query)
+    products: np.ndarray = np.einsum("ij,j->i", matrix, query)
+    return products
 
 
 class Scores:
@@ -225,7 +227,8 @@ class Scores:
             return _products(self._rows.matrix[candidates], self._query)
         if self._all is None:
             self._all = _products(self._rows.matrix[: self._n], self._query)
-        return self._all[candidates]
+        picked: np.ndarray = self._all[candidates]
+        return picked
 
     def _row(self, doc_id: str) -> int | None:
         """The row of a memory indexed when the snapshot was taken (and not re-indexed since)."""

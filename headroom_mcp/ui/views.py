@@ -12,7 +12,8 @@ do to agents.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .. import injection
 from ..errors import HeadroomError, InvalidInput, NotFound
@@ -238,7 +239,7 @@ def preview(backend: Backend, caller: Caller, params: Mapping[str, str]) -> dict
 
 def _week(iso: str | None) -> str:
     """The Monday (UTC) of the week a timestamp falls in, as YYYY-MM-DD."""
-    day = dt.datetime.fromtimestamp(parse_iso(iso), dt.timezone.utc).date() if iso else dt.date(1970, 1, 1)
+    day = dt.datetime.fromtimestamp(parse_iso(iso), dt.UTC).date() if iso else dt.date(1970, 1, 1)
     return (day - dt.timedelta(days=day.weekday())).isoformat()
 
 
