@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .config import Settings
+from .errors import HeadroomError
 from .methods import RECALL_LIMIT
 from .store.scopes import Context
 
@@ -39,7 +40,8 @@ class _Embedded:
     def __init__(self, settings: Settings):
         from .owner import StoreOwner
 
-        self.owner = StoreOwner(settings)
+        self.owner = StoreOwner(settings, serving=False)
+        self._closed = False
         try:
             self.store = self.owner.open().result()
         except BaseException:
@@ -49,11 +51,15 @@ class _Embedded:
     def call(self, method: str, params: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         from .service import dispatch
 
+        if self._closed:
+            raise HeadroomError("this memory is closed; open a new one")
         # On the owner's one writer: the same one-at-a-time rule the daemon's writes get.
         return self.owner.worker.submit(dispatch, self.store, method, params, context).result()
 
     def close(self) -> None:
-        self.owner.close()
+        if not self._closed:
+            self._closed = True
+            self.owner.close()
 
 
 class SyncMemory:

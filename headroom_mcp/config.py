@@ -19,14 +19,12 @@ from pathlib import Path
 from .errors import InvalidInput
 from .project import project_id
 from .store.faults import DEFAULT_MIN_FREE
-from .store.records import DEFAULT_FORGET_RETENTION
+from .store.records import DEFAULT_FORGET_RETENTION, DEFAULT_TURN_TTL
 from .store.scopes import Context
 
 APP_NAME = "headroom-mcp"
 #: The daemon exits after this many seconds with no clients and no requests.
 DEFAULT_IDLE_TIMEOUT = 900.0
-#: How long a ``turn`` memory lives, seconds.
-DEFAULT_TURN_TTL = 3600.0
 #: The loopback names: where an HTTP server may run without tokens (the ones the MCP SDK's
 #: DNS-rebinding protection covers), and where plain http is not worth a warning.
 LOOPBACK = ("127.0.0.1", "::1", "localhost")

@@ -132,7 +132,7 @@ def checkout_entries(found: list[Pointer]) -> list[dict[str, Any]]:
                    "`headroom-mcp install all --hooks` again from a shell where it is on PATH")]
 
 
-def tokenscheck(path: Path) -> dict[str, Any] | None:
+def tokens_check(path: Path) -> dict[str, Any] | None:
     """Team mode's tokens file: readable, private (0600), how many grants; None when absent."""
     from .tokens import TokenFile
 
@@ -193,7 +193,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     else:
         checks.extend(_store_checks(settings, paths))
     checks.append(check("project", True, settings.project or "(none: memories default to user scope)"))
-    tokens = tokenscheck(settings.tokens_file)
+    tokens = tokens_check(settings.tokens_file)
     if tokens is not None:
         checks.append(tokens)
     checks.extend(registrations(Path.home(), project_root(Path.cwd()), dict(os.environ), settings))

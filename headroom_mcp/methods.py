@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any
 
-Scope = Literal["user", "project", "session", "agent", "turn"]
-#: Every scope a memory can have, narrowest last.
-SCOPES: tuple[str, ...] = get_args(Scope)
+from .store.records import Scope
+
 #: Most results one recall returns to an agent: the recall tool's bound, and what
 #: ``POST /api/call`` caps a larger limit to. (The store's own ceiling, for the Python API
 #: and the CLI, is ``store.reading.MAX_RECALL_LIMIT``.)

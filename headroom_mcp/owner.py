@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .errors import HeadroomError
@@ -84,10 +84,16 @@ class StoreOwner:
     A context manager: leaving it closes everything in order.
     """
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, serving: bool = True):
         """Claim the store: take its lock (``StoreLocked`` when another process holds it) and
-        start its threads; ``open`` opens the store."""
+        start its threads; ``open`` opens the store.
+
+        ``serving``: a process that will answer many calls (the daemon, the HTTP host) warms
+        the model and checks the derived indexes as it opens, so the first caller does not wait
+        on either; a script's embedded store (``serving=False``) opens as it is, as a short
+        script wants."""
         self.settings = settings
+        self.serving = serving
         self.paths = DaemonPaths.for_data_dir(settings.data_dir)
         self.paths.prepare()
         self._lock = StoreLock(self.paths.lock)
@@ -112,20 +118,24 @@ class StoreOwner:
         """Open, warm the embedder and check the derived indexes (rebuilt if they do not match
         the collection); on failure, record why before any queued call runs (same thread)."""
         t = time.perf_counter()
+        health: dict[str, Any] = {}
         try:
             store = open_store(self.settings)
-            store.embedder.embed(["warm up"])
-            health = store.check()
+            if self.serving:
+                store.embedder.embed(["warm up"])
+                health = store.check()
         except Exception as exc:
             self.open_error = exc if isinstance(exc, HeadroomError) else HeadroomError(
                 f"could not open the store in {self.paths.data_dir}: {type(exc).__name__}: {exc} (see {self.paths.log})")
             raise
         else:
             self.store = store
-            release_memory()
+            if self.serving:
+                release_memory()
         finally:
             self.opened.set()
-        log.info("store open in %.2fs: %s", time.perf_counter() - t, health)
+        if self.serving:
+            log.info("store open in %.2fs: %s", time.perf_counter() - t, health)
         return store
 
     def ready(self) -> MemoryStore:

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from headroom_mcp import Memory, NotFound, SyncMemory
+from headroom_mcp.errors import HeadroomError
 
 
 def test_sync_memory_mirrors_the_tools(data_dir):
@@ -109,3 +110,15 @@ def test_embedded_import_round_trip_keeps_ids_provenance_and_times(tmp_path):
     assert target.get_all() == exported
     assert exported[0]["id"] == first["id"] and exported[0]["seen_count"] == 2 and exported[0]["agents"] == ["claude"]
     target.close()
+
+
+def test_a_closed_embedded_memory_says_so_and_frees_its_store(tmp_path):
+    memory = SyncMemory(data_dir=tmp_path, user_id="alice", project="p", embedded=True)
+    memory.remember("the docs site builds with mkdocs")
+    memory.close()
+    memory.close()  # a second close changes nothing
+    with pytest.raises(HeadroomError, match="closed"):
+        memory.recall("which tool builds the docs?")
+    # The lock was released once: the store opens again, with what was written.
+    with SyncMemory(data_dir=tmp_path, user_id="alice", project="p", embedded=True) as again:
+        assert [m["content"] for m in again.recall("which tool builds the docs?")] == ["the docs site builds with mkdocs"]

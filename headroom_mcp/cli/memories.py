@@ -9,7 +9,8 @@ import sys
 from typing import Any
 
 from ..errors import HeadroomError
-from ..methods import RECALL_LIMIT, SCOPES
+from ..methods import RECALL_LIMIT
+from ..store.records import SCOPES
 from .base import ALL, arg, print_result, say, session_named, stdin_text, verb
 
 #: Scopes whose memories only the same session sees: each CLI call is a new session unless

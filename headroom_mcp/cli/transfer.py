@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from ..errors import HeadroomError
-from ..methods import SCOPES
+from ..store.records import SCOPES
 from .base import ALL, arg, print_result, session_named, verb
 
 #: Records sent to the daemon per import request: each is one model run of 32 texts at a time

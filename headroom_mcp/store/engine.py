@@ -22,11 +22,8 @@ from . import chroma, faults, ranking, secrets
 from .chroma import ChromaApi, Records
 from .embedder import Embedder
 from .indexes import Indexes
-from .records import DEFAULT_FORGET_RETENTION, MemoryRecord, check_content, check_id, now
+from .records import DEFAULT_FORGET_RETENTION, DEFAULT_TURN_TTL, MemoryRecord, check_content, check_id, now
 from .staging import Staged
-
-#: Turn-scoped memories live this long (seconds) unless configured otherwise.
-DEFAULT_TURN_TTL = 3600.0
 
 #: A check of a stored record's metadata: whether the caller may have it.
 Allowed = Callable[[Mapping[str, Any]], bool]

@@ -20,12 +20,11 @@ from typing import Any
 from ..errors import InvalidInput
 from . import chroma, faults
 from .embedder import Embedder
-from .engine import DEFAULT_TURN_TTL
 from .forgetting import Forgetting
 from .importer import Importer
 from .indexes import INDEXED
 from .migrations import SCHEMA_VERSION, migrate, version_of
-from .records import DEFAULT_FORGET_RETENTION
+from .records import DEFAULT_FORGET_RETENTION, DEFAULT_TURN_TTL
 
 
 class MemoryStore(Forgetting, Importer):

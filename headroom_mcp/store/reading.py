@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidInput
+from ..methods import RECALL_LIMIT
 from . import chroma, ranking
 from .engine import StoreEngine
 from .records import ACTIVE, FORGOTTEN, MERGED, MemoryRecord, check_content, check_limit, check_scope, check_tags, iso, now
@@ -57,7 +58,7 @@ class Reading(StoreEngine):
         self,
         ctx: Context,
         query: Any,
-        limit: Any = 5,
+        limit: Any = RECALL_LIMIT,
         scope: Any = None,
         tags: Any = None,
         agent: Any = None,
@@ -65,7 +66,7 @@ class Reading(StoreEngine):
     ) -> list[dict[str, Any]]:
         """The memories visible to ``ctx`` that best match ``query``, best first."""
         query = check_content(query, "query")
-        limit = check_limit(limit, 5, MAX_RECALL_LIMIT)
+        limit = check_limit(limit, RECALL_LIMIT, MAX_RECALL_LIMIT)
         if min_score is not None and (isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or math.isnan(min_score)):
             raise InvalidInput(f"min_score must be a number, got {min_score!r}")
         vis = self.visibility(ctx, scope, tags, agent)

@@ -15,11 +15,13 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from ..errors import InvalidInput
 
-SCOPES = ("user", "project", "session", "agent", "turn")
+#: Every scope a memory can have, widest first.
+Scope = Literal["user", "project", "session", "agent", "turn"]
+SCOPES: tuple[str, ...] = get_args(Scope)
 #: Largest memory, in UTF-8 bytes. A memory is a fact, not a document.
 MAX_CONTENT_BYTES = 8192
 MAX_TAGS = 20
@@ -34,6 +36,8 @@ MERGED = "merged"
 #: (``HEADROOM_MCP_FORGET_RETENTION``): a forget by mistake, or by a query that took more
 #: than the user meant, can be undone for a month.
 DEFAULT_FORGET_RETENTION = 30 * 86400.0
+#: How long a ``turn`` memory lives (seconds) unless configured otherwise (``HEADROOM_MCP_TURN_TTL``).
+DEFAULT_TURN_TTL = 3600.0
 #: Characters that draw nothing: C0 controls but tab and newlines, DEL, and Unicode format
 #: characters (zero-width spaces and joiners, soft hyphen, bidi overrides and isolates, BOM,
 #: invisible tag letters). Removed from every stored text and from what agents are shown:
