@@ -37,6 +37,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..agents import CLIENTS
 from ..errors import DaemonUnavailable, Forbidden, HeadroomError, InvalidInput, NotFound, StoreFull
 from ..hosting import bounded_body
 from ..server import Backend
@@ -112,7 +113,7 @@ View = Callable[[Backend, Caller, Call], Any]
 
 #: (method, path under the prefix, view): every API route.
 API: list[tuple[str, str, View]] = [
-    ("GET", "/api/whoami", lambda b, c, r: c.public()),
+    ("GET", "/api/whoami", lambda b, c, r: {**c.public(), "agents": list(CLIENTS)}),
     ("GET", "/api/memories", lambda b, c, r: views.memories(b, c, r.query)),
     ("GET", "/api/search", lambda b, c, r: views.search(b, c, r.query)),
     ("GET", "/api/memory/{memory_id}", lambda b, c, r: views.memory(b, c, r.memory_id)),

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import injection
+from ..agents import CLIENTS, hook_event
 from ..errors import HeadroomError, InvalidInput, NotFound
 from ..hooks import hook_output, hook_text
 from ..server import Backend
@@ -216,7 +217,7 @@ def _hook(kind: str, backend: Backend, context: dict[str, Any], prompt: str = ""
     """One hook's text as the hook itself makes it (``hooks.hook_text``), with what it left out."""
     text, chosen, candidates = hook_text(kind, backend, context, prompt)
     ids = {m["id"] for m in chosen}
-    event = "SessionStart" if kind == "session-start" else "UserPromptSubmit"
+    event = hook_event(context.get("agent_id"), kind)
     return {"text": text, "tokens": injection.estimate_tokens(text), "injected": [m["id"] for m in chosen],
             "left_out": [{k: m.get(k) for k in ("id", "content", "scope", "importance", "score")}
                          for m in candidates if m["id"] not in ids][:10],
@@ -228,7 +229,7 @@ def preview(backend: Backend, caller: Caller, params: Mapping[str, str]) -> dict
     """What an agent in ``project`` sees: the session-start hook's text (and the prompt hook's
     for ``prompt``) and the ``memory://context`` resource, each with its token estimate."""
     project = _param(params, "project", caller.project)
-    agent = _param(params, "agent", "claude")
+    agent = _param(params, "agent", next(iter(CLIENTS)))
     context = caller.context(project="" if project == "-" else project, agent_id=agent)
     resource = injection.resource_text(backend.call("context", {"limit": injection.RESOURCE_CANDIDATES}, context)["memories"])
     prompt = _param(params, "prompt")

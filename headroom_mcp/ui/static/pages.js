@@ -3,8 +3,6 @@ import { $, api, attempt, h, memoryLink, projectName, put, session, toast, when 
 import { facets, keyboardRows, row } from "./memories.js";
 import { barChart } from "./charts.js";
 
-const AGENTS = ["claude", "codex", "gemini"];
-
 // ---- what agents see ---------------------------------------------------------------------
 
 function fillPreviewChoices() {
@@ -14,7 +12,7 @@ function fillPreviewChoices() {
   const keep = select.value || session.who.project || "-";
   put(select, [...projects].map((p) => h("option", { value: p }, p === "-" ? "user-wide only (no project)" : p)));
   select.value = [...select.options].some((o) => o.value === keep) ? keep : select.options[0].value;
-  put($("p-agents"), [...new Set([...AGENTS, ...Object.keys(f.agent)])].map((a) => h("option", { value: a })));
+  put($("p-agents"), [...new Set([...session.who.agents, ...Object.keys(f.agent)])].map((a) => h("option", { value: a })));
 }
 
 function leftOut(items, why) {
