@@ -39,11 +39,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import HeadroomError
 from .metrics import Metrics
+from .ours import PROJECT_HEADER
 from .tokens import Grant, TokenFile
 
 #: Where the gate leaves the identity in the ASGI scope (the request tools see shares it).
 IDENTITY_KEY = "headroom.identity"
-PROJECT_HEADER = "x-headroom-project"
 PUBLIC_PATHS = frozenset({"/healthz"})
 #: Where MCP sessions are opened (streamable HTTP, SSE).
 MCP_PATHS = frozenset({"/mcp", "/sse"})

@@ -2,7 +2,9 @@
 
 Every process (daemon, stdio server, hooks, CLI, ``Memory()``) resolves them the same way,
 so two of them started with the same environment agree on the data dir and identity. This
-is the one module that reads those variables; a daemon is started with ``Settings.to_env``.
+is the one module that resolves those variables (the CLI asks the environment only whether
+a session was named, and install which variables to pass on to Codex); a daemon is started
+with ``Settings.to_env``.
 """
 
 from __future__ import annotations

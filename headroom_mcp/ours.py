@@ -15,7 +15,8 @@ from typing import Any
 
 #: Our server's name in every client's servers table.
 SERVER_NAME = "headroom"
-#: Tells a team server which project the agent works in (written for project-scope installs only).
+#: The header that tells a team server which project a client works in: the server reads it
+#: (``auth``), ``remote`` sends it, a project-scope install writes it into the entry.
 PROJECT_HEADER = "X-Headroom-Project"
 #: Our program's names: the console script (any install's path to it) and ``python -m headroom_mcp``.
 _OUR_PROGRAMS = ("headroom-mcp", "headroom_mcp")

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from .errors import HeadroomError
+from .ours import PROJECT_HEADER
 
 #: The environment variable that holds a team server's token unless one is named.
 DEFAULT_TOKEN_ENV = "HEADROOM_MCP_TOKEN"
@@ -51,7 +52,7 @@ class RemoteClient:
         self.url = api_url(url)
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         if project:
-            self.headers["X-Headroom-Project"] = project
+            self.headers[PROJECT_HEADER] = project
         self.timeout = timeout
 
     def call(self, method: str, params: Mapping[str, Any] | None = None, context: Any = None) -> dict[str, Any]:
