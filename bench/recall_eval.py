@@ -17,6 +17,9 @@ the queries helper sessions wrote as the calling agent, shown only the questions
 tool's description (``current``: as shipped; ``guided``: asking for the expected fact and
 its keywords), to measure what the description's wording is worth.
 
+--memories DIR stores, in place of each memory's text, the content an agent wrote for it
+(``DIR/<set>.jsonl``: {id, content}), to measure what ``remember``'s description is worth.
+
 --errors prints every question whose answer is not first, and every unanswerable question
 that got a result. Only run it on a tuning set: a set whose errors were read is no longer
 unseen (see README, Quality).
@@ -148,8 +151,19 @@ def agent_queries(questions: list[dict], path: Path) -> list[dict]:
     return [{**q, "query": w["query"]} for q, w in zip(questions, written)]
 
 
-def evaluate(directory: Path, mode: str, embedder, queries: Path | None = None) -> tuple[Summary, list[str]]:
+def agent_memories(memories: list[dict], path: Path) -> list[dict]:
+    """``memories`` with the agent's own wording of each (see --memories)."""
+    written = {w["id"]: w["content"] for w in (json.loads(line) for line in path.read_text().splitlines() if line.strip())}
+    if set(written) != {m["id"] for m in memories}:
+        raise SystemExit(f"{path}: one content per memory id is needed")
+    return [{**m, "content": written[m["id"]]} for m in memories]
+
+
+def evaluate(directory: Path, mode: str, embedder, queries: Path | None = None,
+             wordings: Path | None = None) -> tuple[Summary, list[str]]:
     memories, questions = load(directory)
+    if wordings:
+        memories = agent_memories(memories, wordings / f"{directory.name}.jsonl")
     if queries:
         questions = agent_queries(questions, queries / f"{directory.name}.jsonl")
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,17 +179,18 @@ def main() -> int:
     parser.add_argument("sets", nargs="*", type=Path)
     parser.add_argument("--mode", choices=("shipped", "dense"), default="shipped")
     parser.add_argument("--queries", type=Path, help="ask each question as DIR/<set>.jsonl's query for it (an agent's wording)")
+    parser.add_argument("--memories", type=Path, help="store each memory as DIR/<set>.jsonl's content for it (an agent's wording)")
     parser.add_argument("--errors", action="store_true", help="print every wrong decision (tuning sets only)")
     args = parser.parse_args()
     sets = args.sets or sorted(p for p in DATA.glob("recall_*") if p.is_dir())
     embedder = embedder_from_env()
     print(f"mode {args.mode}, embedder {embedder.model_id}, weights {dataclasses.asdict(ranking.DEFAULT)}, "
-          f"queries {args.queries or 'as written in the set'}\n")
+          f"queries {args.queries or 'as written in the set'}, memories {args.memories or 'as written in the set'}\n")
     print("| set | answerable | R@1 | R@5 | MRR | unanswerable | → nothing | other-project results | recall p50 ms |")
     print("|---|---|---|---|---|---|---|---|---|")
     details = []
     for directory in sets:
-        s, errors = evaluate(directory, args.mode, embedder, args.queries)
+        s, errors = evaluate(directory, args.mode, embedder, args.queries, args.memories)
         print(f"| {directory.name} | {s.answerable} | {s.r1:.3f} | {s.r5:.3f} | {s.mrr:.3f} | {s.unanswerable} | {s.empty:.2f} | {s.leaks} | {s.p50_ms:.1f} |")
         details.append((directory.name, errors))
     for name, errors in details:

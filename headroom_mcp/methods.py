@@ -23,6 +23,12 @@ from .store.records import Scope
 MAX_RECALL = 50
 #: Results a recall returns when no limit is given.
 RECALL_LIMIT = 5
+#: How a model should word a fact it stores, told to agents (``remember``) and to the model
+#: behind ``with_memory`` alike: a fact that names its kind and what it applies to is found by
+#: a later question that names them too (docs/quality.md, "As the agent asks").
+FACT_WORDING = ("Name what kind of thing it is and what it applies to, in the words a later question would use: "
+                "\"the user's preferred language for command-line tools is Rust\", not \"likes Rust\"; \"this "
+                "repository's CI runs on Buildkite\", not \"Buildkite\".")
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,8 @@ METHODS: dict[str, Method] = {
         "direction) comes back in \"conflicts\", close but different ones in \"similar\". Credentials are never stored: "
         "they are redacted (kinds listed in \"redacted\") or the call is refused.",
         {
-            "content": Param(str, "The fact, one self-contained statement in plain words (max 8 KB).", required=True),
+            "content": Param(str, f"The fact, one self-contained statement in plain words (max 8 KB). {FACT_WORDING}",
+                             required=True),
             "scope": Param(Scope, "Who sees it: user (everywhere), project (default in a repository), session, agent or turn."),
             "importance": Param(float, "0..1, default 0.5; higher surfaces first.", minimum=0, maximum=1, strict=True),
             "tags": Param(list[str], "Short labels, e.g. [\"build\", \"preference\"]."),

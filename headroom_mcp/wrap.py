@@ -32,7 +32,7 @@ from typing import Any
 from . import injection
 from .api import SyncMemory
 from .config import named_project
-from .methods import RECALL_LIMIT
+from .methods import FACT_WORDING, RECALL_LIMIT
 
 log = logging.getLogger("headroom_mcp.wrap")
 
@@ -41,7 +41,7 @@ OPEN, CLOSE = "<memory>", "</memory>"
 EXTRACTION = (
     "If the user's message states something durable worth remembering in later conversations "
     "(a preference, a decision, a fact about them or their work), end your reply with a block "
-    f"{OPEN} one fact per line {CLOSE} holding only those facts, in plain words. "
+    f"{OPEN} one fact per line {CLOSE} holding only those facts, in plain words. {FACT_WORDING} "
     "Omit the block when there is nothing new. Never put secrets in it."
 )
 _BLOCK = re.compile(re.escape(OPEN) + r"(.*?)(?:" + re.escape(CLOSE) + r"|$)", re.S)

@@ -181,3 +181,23 @@ def test_an_app_serving_many_users_shows_project_memories_only_when_it_names_the
     named = with_memory(OpenAI(base_url=chat.url, api_key="k"), user_id="alice", session_id="s2", project="github.com/acme/atlas")
     named.chat.completions.create(**ask("when does Initech renew its contract?"))
     assert "Initech renews its contract in March" in chat.system_messages(1)[0]
+
+
+#: The reply a chat model wrote to "I prefer Go for performance-critical code" under the
+#: wrapper's system message (a helper session playing the model, shown only that request;
+#: docs/quality.md, "As the agent asks"). Its fact names what kind of thing it is, as the
+#: message asks, and so the question below finds it.
+SEED_REPLY = "Got it \u2014 I'll default to Go when we're working on performance-critical code. It's a solid choice there: it compiles to native code, has cheap concurrency with goroutines and channels, predictable low-latency garbage collection, and good built-in profiling (pprof, benchmarks in `go test`) for finding hot spots.\n\nIf you ever want me to suggest something else for a particular case (for example, very tight latency budgets where manual memory control matters), I'll flag it, but Go will be my starting point.\n\n<memory>\nthe user's preferred language for performance-critical code is Go\n</memory>"
+
+
+@pytest.mark.parametrize("chat", [[SEED_REPLY, "Go.", "Use flexbox."]], indirect=True)
+def test_the_seed_example_carries_a_preference_into_a_new_session_and_nothing_else(data_dir, chat):
+    first = with_memory(OpenAI(base_url=chat.url, api_key="k"), user_id="bob", session_id="s1")
+    first.chat.completions.create(**ask("I prefer Go for performance-critical code"))
+    first.flush()
+    later = with_memory(OpenAI(base_url=chat.url, api_key="k"), user_id="bob", session_id="s2")
+    later.chat.completions.create(**ask("What language for my new microservice?"))
+    [context] = chat.system_messages(1)
+    assert "preferred language for performance-critical code is Go" in context
+    later.chat.completions.create(**ask("How do I center a div in CSS?"))
+    assert all("performance-critical" not in m for m in chat.system_messages(2))  # the ask for a block, no memory
