@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,9 +107,18 @@ def pack(source: Path, dest: Path) -> None:
                       helper.make_node("Gather", [weight[1], node.input[1]], [s], name=s, axis=0),
                       helper.make_node("Cast", [q], [f], name=f, to=onnx.TensorProto.FLOAT),
                       helper.make_node("Mul", [f, s], list(node.output), name=ids)]
+    _keep_live(graph, nodes, added)
+    if not any(opset.domain == "com.microsoft" for opset in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    _write_whole(model.SerializeToString(), dest)
+
+
+def _keep_live(graph: Any, nodes: list[Any], added: list[Any]) -> None:
+    """Make ``nodes`` the graph's, less the ones nothing reads any more (the replaced
+    ``Cast``·``Mul`` chains), and keep only the initializers the rest reads."""
     needed = {out.name for out in graph.output}
     live = []
-    for node in reversed(nodes):  # drop the Cast·Mul chains nothing reads any more
+    for node in reversed(nodes):
         if needed.intersection(node.output):
             live.append(node)
             needed.update(node.input)
@@ -117,14 +127,16 @@ def pack(source: Path, dest: Path) -> None:
     initializers = [init for init in [*graph.initializer, *added] if init.name in needed]
     del graph.initializer[:]
     graph.initializer.extend(initializers)
-    if not any(opset.domain == "com.microsoft" for opset in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+
+
+def _write_whole(data: bytes, dest: Path) -> None:
+    """Write ``dest`` whole or not at all: daemons starting together may both pack."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(model.SerializeToString())
-        os.replace(tmp, dest)  # whole or not at all: daemons starting together may both pack
+            out.write(data)
+        os.replace(tmp, dest)
     except BaseException:
         os.unlink(tmp)
         raise
