@@ -167,7 +167,8 @@ def run(conv_ids: list[str], weights: ranking.Weights, sweep: bool, dedup: bool 
                 if queries and conv_id in queries:
                     q = dataclasses.replace(q, text=queries[conv_id][n])
                 t = time.perf_counter()
-                ranked = [m["id"] for m in store.recall(CTX, q.text, limit=10)]
+                asked_by = "agent" if queries and conv_id in queries else "prompt"
+                ranked = [m["id"] for m in store.recall(CTX, q.text, limit=10, asked_by=asked_by)]
                 timing["recall_ms"].append((time.perf_counter() - t) * 1000)
                 rows.append((conv_id, recall_at(ranked, by_id, q.evidence, 5), recall_at(ranked, by_id, q.evidence, 10)))
                 if sweep:

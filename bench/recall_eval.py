@@ -14,8 +14,9 @@ calibrated cut-off all count. A merged memory answers for every memory merged in
 --queries DIR asks, in place of each question's text, the query an agent wrote for it
 (``DIR/<set>.jsonl``: {i, query} in question order). ``bench/data/agent_queries/`` holds
 the queries helper sessions wrote as the calling agent, shown only the questions and the
-tool's description (``current``: as shipped; ``guided``: asking for the expected fact and
-its keywords), to measure what the description's wording is worth.
+tool's description (``current``: the one before 2026-12-02; ``guided``: asking for the
+expected fact and its keywords, as shipped), to measure what the description's wording is
+worth. They are asked as the MCP tool asks (``asked_by="agent"``: ``ranking.AGENT``).
 
 --memories DIR stores, in place of each memory's text, the content an agent wrote for it
 (``DIR/<set>.jsonl``: {id, content}), to measure what ``remember``'s description is worth.
@@ -88,7 +89,7 @@ def ask(store: MemoryStore, questions: list[dict], mode: str, limit: int = 10) -
             results = [{"id": i, "content": records[i].content, "score": round(dense[i], 4), "project": records[i].project,
                         "scope": records[i].scope} for i in ranked]
         else:
-            results = store.recall(ctx, q["query"], limit=limit)
+            results = store.recall(ctx, q["query"], limit=limit, asked_by=q.get("asked_by", "prompt"))
         out.append((q, results, (time.perf_counter() - t) * 1000))
     return out
 
@@ -148,7 +149,7 @@ def agent_queries(questions: list[dict], path: Path) -> list[dict]:
     written = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if [w["i"] for w in written] != list(range(len(questions))):
         raise SystemExit(f"{path}: one query per question, in order ({len(questions)}), is needed")
-    return [{**q, "query": w["query"]} for q, w in zip(questions, written)]
+    return [{**q, "query": w["query"], "asked_by": "agent"} for q, w in zip(questions, written)]
 
 
 def agent_memories(memories: list[dict], path: Path) -> list[dict]:

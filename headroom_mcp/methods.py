@@ -55,6 +55,8 @@ class Tool:
 
     title: str
     destructive: bool = False
+    #: Arguments the tool always passes, not offered to the agent (``recall``'s ``asked_by``).
+    fixed: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -114,8 +116,11 @@ METHODS: dict[str, Method] = {
             "tags": Param(list[str], "Only memories carrying all of these tags."),
             "agent": Param(str, "Only memories asserted by this agent (claude, codex, gemini...)."),
             "min_score": Param(float, "Drop results scoring below this.", strict=True),
+            "asked_by": Param(str, "Who worded the query: \"agent\" (an agent's recall, phrased as the tool asks) or "
+                                   "\"prompt\" (a person's words, as the hooks and with_memory pass them; the default). "
+                                   "Each is ranked with the weights chosen for it (store.ranking).", in_tool=False),
         },
-        read=True, tool=Tool("Recall memories"), http=True,
+        read=True, tool=Tool("Recall memories", fixed={"asked_by": "agent"}), http=True,
     ),
     "forget": Method(
         "Forget memories by id, ids, or query. Use when the user asks to forget something or a memory is wrong (to "

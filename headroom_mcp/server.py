@@ -186,8 +186,10 @@ def _tool_function(name: str, method: Method, tools: MemoryTools) -> Callable[..
     """The function the SDK registers as tool ``name``. Its signature is the table's tool
     parameters, which the SDK turns into the input schema and checks every call against."""
 
+    fixed = dict(method.tool.fixed) if method.tool else {}
+
     async def tool(ctx: MCPContext | None = None, **arguments: Any) -> dict[str, Any]:
-        return await tools.call(name, arguments, ctx)
+        return await tools.call(name, {**arguments, **fixed}, ctx)
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     params = [inspect.Parameter(key, keyword, annotation=_annotation(param),

@@ -196,3 +196,23 @@ def test_http_transports_serve_the_store_and_share_it_with_local_clients(http_se
     out = subprocess.run([EXE, "recall", f"{transport} transport", "--json"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert [m["id"] for m in json.loads(out.stdout)["results"]] == [saved.structured_content["id"]]
+
+
+def test_the_recall_tool_ranks_as_an_agents_query_and_the_api_as_a_persons(data_dir):
+    """The tool passes ``asked_by="agent"`` (not in its schema), so its lexical evidence
+    weighs more (``ranking.AGENT``) than for the same words from the API, a hook's default."""
+    from headroom_mcp import SyncMemory
+
+    async def go():
+        async with stdio_session(data_dir, "--agent", "claude") as (session, _):
+            tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+            await session.call_tool("remember", {"content": "Releases are cut by tagging main; the tag triggers the publish workflow"})
+            found = await session.call_tool("recall", {"query": "publish workflow tag"})
+            return tools["recall"].input_schema["properties"], found.structured_content["results"]
+
+    properties, results = run(go)
+    assert "asked_by" not in properties
+    with SyncMemory(data_dir=data_dir) as memory:
+        as_typed = memory.recall("publish workflow tag")
+    assert [r["id"] for r in results] == [r["id"] for r in as_typed]
+    assert results[0]["score"] > as_typed[0]["score"] + 0.1

@@ -71,6 +71,7 @@ def test_control_characters_are_stripped(store, ctx):
         ({"query": "x", "tags": "a"}, "list of strings"),
         ({"query": "x", "agent": 5}, "agent must be a string"),
         ({"query": "x", "min_score": "high"}, "min_score"),
+        ({"query": "x", "asked_by": "robot"}, "asked_by"),
     ],
 )
 def test_bad_recall_is_refused(store, ctx, kwargs, message):

@@ -68,6 +68,8 @@ class StoreEngine:
         #: made them may read them, since other threads' reads must see only what is stored).
         self._local = threading.local()
         self.weights = ranking.DEFAULT
+        #: For ``recall(asked_by="agent")`` (``ranking.AGENT``).
+        self.agent_weights = ranking.AGENT
         self._refreshed = 0.0
         self.refresh_indexes()
 

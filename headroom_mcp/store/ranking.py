@@ -46,6 +46,13 @@ class Weights:
 
 
 DEFAULT = Weights()
+#: The weights for a query an agent wrote for ``recall`` (``asked_by="agent"``, what the MCP
+#: tool passes): written as the expected statement with its likely names, as the tool's
+#: description asks, it shares its answer's words, and more lexical weight then helps on every
+#: tuning split (coding dev R@1 / R@5 0.939 / 0.992 -> 0.958 / 0.996, LoCoMo tuning R@5 / R@10
+#: 0.658 / 0.733 -> 0.743 / 0.807, re-scored without floors; ``bench/fusion_sweep.py --queries
+#: bench/data/agent_queries/guided``), where for a person's words it loses to dense alone.
+AGENT = Weights(lexical=0.5, lexical_exponent=1.5, lexical_trust=0.5)
 
 
 @dataclass(frozen=True)

@@ -63,9 +63,13 @@ class Reading(StoreEngine):
         tags: Any = None,
         agent: Any = None,
         min_score: Any = None,
+        asked_by: Any = "prompt",
     ) -> list[dict[str, Any]]:
-        """The memories visible to ``ctx`` that best match ``query``, best first."""
+        """The memories visible to ``ctx`` that best match ``query``, best first; ``asked_by``
+        says who worded the query, which decides the ranking's weights (``ranking.AGENT``)."""
         query = check_content(query, "query")
+        if asked_by not in ("prompt", "agent"):
+            raise InvalidInput(f"asked_by must be \"prompt\" or \"agent\", got {asked_by!r}")
         limit = check_limit(limit, RECALL_LIMIT, MAX_RECALL_LIMIT)
         if min_score is not None and (isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or math.isnan(min_score)):
             raise InvalidInput(f"min_score must be a number, got {min_score!r}")
@@ -78,7 +82,7 @@ class Reading(StoreEngine):
             dense, lexical,
             {i: r.importance for i, r in records.items()},
             {i: r.age_days(t) for i, r in records.items()},
-            self.weights,
+            self.agent_weights if asked_by == "agent" else self.weights,
         )
         ranked = [s for s in _newer_first(fused, {i: r.conflicts for i, r in records.items()})
                   if min_score is None or s.score >= min_score]
