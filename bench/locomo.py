@@ -163,11 +163,12 @@ def run(conv_ids: list[str], weights: ranking.Weights, sweep: bool, dedup: bool 
             by_id = ingest_remembering(store, conversation, timing["merges"]) if dedup else ingest(store, conv_id, conversation)
             timing["ingest_s"] += time.perf_counter() - t
             timing["turns"] += sum(map(len, by_id.values()))
+            agent_texts = (queries or {}).get(conv_id)
+            asked_by = "agent" if agent_texts else "prompt"
             for n, q in enumerate(questions(conv_id, conversation)):
-                if queries and conv_id in queries:
-                    q = dataclasses.replace(q, text=queries[conv_id][n])
+                if agent_texts:
+                    q = dataclasses.replace(q, text=agent_texts[n])
                 t = time.perf_counter()
-                asked_by = "agent" if queries and conv_id in queries else "prompt"
                 ranked = [m["id"] for m in store.recall(CTX, q.text, limit=10, asked_by=asked_by)]
                 timing["recall_ms"].append((time.perf_counter() - t) * 1000)
                 rows.append((conv_id, recall_at(ranked, by_id, q.evidence, 5), recall_at(ranked, by_id, q.evidence, 10)))

@@ -118,25 +118,29 @@ class StoreOwner:
         """Open, warm the embedder and check the derived indexes (rebuilt if they do not match
         the collection); on failure, record why before any queued call runs (same thread)."""
         t = time.perf_counter()
-        health: dict[str, Any] = {}
         try:
             store = open_store(self.settings)
-            if self.serving:
-                store.embedder.embed(["warm up"])
-                health = store.check()
+            health = self._prepare(store) if self.serving else None
         except Exception as exc:
             self.open_error = exc if isinstance(exc, HeadroomError) else HeadroomError(
                 f"could not open the store in {self.paths.data_dir}: {type(exc).__name__}: {exc} (see {self.paths.log})")
             raise
         else:
             self.store = store
-            if self.serving:
-                release_memory()
         finally:
             self.opened.set()
-        if self.serving:
+        if health is not None:
             log.info("store open in %.2fs: %s", time.perf_counter() - t, health)
         return store
+
+    @staticmethod
+    def _prepare(store: MemoryStore) -> dict[str, Any]:
+        """Ready a store for serving: the model warmed, the indexes checked against the
+        collection (and rebuilt if they differ), and the memory that took handed back."""
+        store.embedder.embed(["warm up"])
+        health = store.check()
+        release_memory()
+        return health
 
     def ready(self) -> MemoryStore:
         """The open store, once the opening is done; its failure, raised."""

@@ -67,9 +67,9 @@ class StoreEngine:
         #: Per thread: writes waiting for the end of ``one_commit`` (only the thread that
         #: made them may read them, since other threads' reads must see only what is stored).
         self._local = threading.local()
+        #: How recall ranks a person's words (benchmarks try others); an agent's query is
+        #: ranked with ``ranking.AGENT``.
         self.weights = ranking.DEFAULT
-        #: For ``recall(asked_by="agent")`` (``ranking.AGENT``).
-        self.agent_weights = ranking.AGENT
         self._refreshed = 0.0
         self.refresh_indexes()
 

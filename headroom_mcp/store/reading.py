@@ -82,7 +82,7 @@ class Reading(StoreEngine):
             dense, lexical,
             {i: r.importance for i, r in records.items()},
             {i: r.age_days(t) for i, r in records.items()},
-            self.agent_weights if asked_by == "agent" else self.weights,
+            ranking.AGENT if asked_by == "agent" else self.weights,
         )
         ranked = [s for s in _newer_first(fused, {i: r.conflicts for i, r in records.items()})
                   if min_score is None or s.score >= min_score]
