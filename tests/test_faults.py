@@ -187,6 +187,39 @@ def test_a_damaged_store_file_is_named_left_as_it_was_and_recovers(data_dir, tmp
     assert json.loads(recovered.stdout)["results"][0]["content"] == "the deploy uses helm"
 
 
+def test_a_file_cut_short_inside_a_checkpoint_is_not_called_damaged(tmp_path):
+    """A kill -9 inside a WAL checkpoint leaves the header counting a page the file does not
+    hold yet; the log beside it still has that page, and SQLite replays it on open."""
+    import sqlite3
+
+    from headroom_mcp.errors import StoreDamaged
+    from headroom_mcp.store import faults
+
+    live, cut = tmp_path / "live", tmp_path / "chroma"
+    live.mkdir()
+    cut.mkdir()
+    db = live / faults.SQLITE_FILE
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("CREATE TABLE t (x TEXT)")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * 100)
+    conn.commit()  # these pages are in the log only
+    shutil.copy(db.with_name(db.name + "-wal"), cut / (faults.SQLITE_FILE + "-wal"))
+    conn.execute("PRAGMA wal_checkpoint(FULL)")  # the header now counts them: the checkpoint as finished
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    (cut / faults.SQLITE_FILE).write_bytes(db.read_bytes()[:-page])  # ...but killed before its last page
+
+    faults.inspect(cut)
+    assert sqlite3.connect(cut / faults.SQLITE_FILE).execute("SELECT count(*) FROM t").fetchone() == (100,)
+    (cut / (faults.SQLITE_FILE + "-wal")).unlink()  # without the log the same file is cut short
+    (cut / faults.SQLITE_FILE).write_bytes(db.read_bytes()[:-page])
+    with pytest.raises(StoreDamaged, match="truncated"):
+        faults.inspect(cut)
+
+
 def test_a_new_data_dir_still_just_works(tmp_path, embedder):
     """No store file, or an empty one with nothing beside it, is a fresh store, not a damaged one."""
     from headroom_mcp.store.scopes import Context

@@ -106,6 +106,15 @@ def _holds_more_than_sqlite(chroma_dir: Path) -> bool:
     return any(entry.name not in _SQLITE_COMPANIONS for entry in chroma_dir.iterdir())
 
 
+def _recovery_pending(file: Path) -> bool:
+    """Is a write-ahead log or a hot journal beside ``file``, which SQLite replays on open?
+
+    A process killed inside a checkpoint leaves the header counting pages it had not yet
+    written: SQLite restores them from the log, so the file is short but nothing is lost.
+    """
+    return any((p := file.with_name(f"{file.name}-{kind}")).exists() and p.stat().st_size > 0 for kind in ("wal", "journal"))
+
+
 def _header_problem(file: Path, size: int) -> str | None:
     """What is wrong with a non-empty SQLite file, judged from its 100-byte header, or None."""
     with open(file, "rb") as f:
@@ -118,7 +127,7 @@ def _header_problem(file: Path, size: int) -> str | None:
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
     # The page count is valid when the "version valid for" number matches the change counter.
-    if header[92:96] == header[24:28] and size < pages * page_size:
+    if header[92:96] == header[24:28] and size < pages * page_size and not _recovery_pending(file):
         return f"truncated: {size} of {pages * page_size} bytes"
     return None
 
