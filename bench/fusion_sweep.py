@@ -1,12 +1,17 @@
 """Choose the fusion weights on tuning data only: the blind coding dev split and LoCoMo's tuning split.
 
-    .venv/bin/python bench/fusion_sweep.py [--quick] [--queries bench/data/agent_queries/guided]
+    .venv/bin/python bench/fusion_sweep.py [--quick] [--queries bench/data/agent_queries/guided] [--gates]
 
 Caches every question's candidates once (cosine and lexical coverage), then re-scores them
 under a grid of ``ranking.Weights`` and prints, for each setting, the coding dev split's
 R@1 / R@5 / MRR and LoCoMo tuning R@5 / R@10 next to dense cosine alone. Held-out and test
 splits are not read here: they are for reporting, not for choosing. --queries asks both
 tuning sets' questions as the calling agent wrote them (see recall_eval.py).
+
+--gates keeps the weights (``ranking.AGENT`` with --queries, else ``ranking.DEFAULT``) and
+prints, for each gate (``Weights.gate``), how many unanswerable questions come back empty and
+what R@5 costs. The gate was chosen after the first blind test split had been reported, so
+that split is tuning data for it and is read too; ``recall_blind_final`` is its test.
 """
 
 from __future__ import annotations
@@ -29,12 +34,15 @@ from headroom_mcp.store.embedder import embedder_from_env  # noqa: E402
 from headroom_mcp.store.memory_store import MemoryStore  # noqa: E402
 
 CODING_DEV = Path(__file__).resolve().parent / "data" / "recall_blind_dev"
+#: Tuning data for the gate only (see --gates).
+CODING_SEEN_TEST = CODING_DEV.with_name("recall_blind_test")
+GATES = [round(0.40 + 0.025 * n, 3) for n in range(13)]
 
 
-def coding_cache(embedder, queries: Path | None) -> tuple[list, dict, dict]:
-    memories, questions = recall_eval.load(CODING_DEV)
+def coding_cache(embedder, queries: Path | None, directory: Path = CODING_DEV) -> tuple[list, dict, dict]:
+    memories, questions = recall_eval.load(directory)
     if queries:
-        questions = recall_eval.agent_queries(questions, queries / f"{CODING_DEV.name}.jsonl")
+        questions = recall_eval.agent_queries(questions, queries / f"{directory.name}.jsonl")
     with tempfile.TemporaryDirectory() as tmp:
         store = MemoryStore.open(embedder, Path(tmp))
         ids = recall_eval.build(store, memories)
@@ -50,11 +58,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="two LoCoMo tuning conversations instead of five")
     parser.add_argument("--queries", type=Path, help="ask the questions as DIR's agent-written queries")
+    parser.add_argument("--gates", action="store_true", help="sweep the gate of the shipped weights instead")
     args = parser.parse_args()
     embedder = embedder_from_env()
     cached, ids, by_id = coding_cache(embedder, args.queries)
     conversations = list(locomo.TUNING[:2] if args.quick else locomo.TUNING)
     _, asked, _ = locomo.run(conversations, ranking.DEFAULT, sweep=True, queries=locomo.agent_queries(args.queries) if args.queries else None)
+    if args.gates:
+        seen = coding_cache(embedder, args.queries, CODING_SEEN_TEST)
+        return gates(ranking.AGENT if args.queries else ranking.DEFAULT, [(cached, ids, by_id), seen], asked)
     grid = [ranking.Weights(lexical=0.0, floor=0.0, dense_only_floor=0.0, importance=0.0, recency=0.0)]
     for lex, exponent, trust in itertools.product((0.2, 0.3, 0.5, 0.75, 1.0), (1.0, 1.5, 2.0), (0.0, 0.5, 1.0, 2.0)):
         grid.append(dataclasses.replace(ranking.DEFAULT, lexical=lex, lexical_exponent=exponent, lexical_trust=trust,
@@ -69,6 +81,22 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|---|")
     for w, s, lo in rows:
         print(f"| {w.lexical} | {w.lexical_exponent} | {w.lexical_trust} | {s.r1:.3f} | {s.r5:.3f} | {s.mrr:.3f} | {lo[0]:.3f} | {lo[1]:.3f} |")
+    return 0
+
+
+def gates(weights: ranking.Weights, coding: list[tuple[list, dict, dict]], asked: list) -> int:
+    """The gate's trade-off on every tuning split: unanswerable questions emptied, R@5 kept."""
+    names = [CODING_DEV.name, CODING_SEEN_TEST.name]
+    print("| gate | " + " | ".join(f"{n} → nothing | {n} R@1 / R@5" for n in names) + " | LoCoMo R@5 / R@10 |")
+    print("|---|" + "---|---|" * len(names) + "---|")
+    for gate in [0.0, *GATES]:
+        w = dataclasses.replace(weights, gate=gate)
+        cells = []
+        for cached, ids, by_id in coding:
+            s, _ = recall_eval.score(recall_eval.rescored(cached, w), ids, by_id)
+            cells += [f"{s.empty:.2f}", f"{s.r1:.3f} / {s.r5:.3f}"]
+        lo = locomo.summarise(locomo.rescore(asked, w))["tuning"]
+        print(f"| {gate} | " + " | ".join(cells) + f" | {lo[0]:.3f} / {lo[1]:.3f} |")
     return 0
 
 

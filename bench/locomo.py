@@ -185,7 +185,7 @@ def rescore(asked: list[Question], weights: ranking.Weights) -> list[tuple[str, 
     rows = []
     for q in asked:
         dia, dense, lexical = q.candidates
-        fused = ranking.fuse(dense, lexical, {}, {}, weights)
+        fused = ranking.gated(ranking.fuse(dense, lexical, {}, {}, weights), weights)
         ranked = [dia[s.id] for s in fused[:10]]
         rows.append((q.conversation, any(d & q.evidence for d in ranked[:5]), any(d & q.evidence for d in ranked)))
     return rows

@@ -73,7 +73,7 @@ def rescored(cached: list[tuple[dict, tuple]], weights: ranking.Weights, limit: 
     """Questions answered from cached candidates under other ``weights`` (for fusion_sweep.py)."""
     out = []
     for q, (records, dense, lexical) in cached:
-        fused = ranking.fuse(dense, lexical, {}, {}, weights)[:limit]
+        fused = ranking.gated(ranking.fuse(dense, lexical, {}, {}, weights), weights)[:limit]
         out.append((q, [{"id": s.id, "content": records[s.id], "score": s.score} for s in fused], 0.0))
     return out
 

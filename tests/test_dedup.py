@@ -12,9 +12,9 @@ from headroom_mcp.store.dedup import Facts, blocking_guard, judge
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from dedup_eval import DATA, evaluate, load, scores  # noqa: E402
 
-#: The frozen blind test split is measured by bench/dedup_eval.py and reported in the README;
-#: no test asserts on it, so nothing is ever tuned to pass it.
-SETS = sorted(p for p in DATA.glob("dedup_pairs*.jsonl") if not p.stem.endswith("_test"))
+#: The frozen blind test splits (``_test``, then ``_final``) are measured by bench/dedup_eval.py
+#: and reported in docs/quality.md; no test asserts on them, so nothing is ever tuned to pass them.
+SETS = sorted(p for p in DATA.glob("dedup_pairs*.jsonl") if not p.stem.endswith(("_test", "_final")))
 #: Floors per set: the hand-written sets were built with the rules; the blind dev split was
 #: written without them and is what the rules were last tuned on.
 GOALS = {"dedup_pairs_blind_dev": (0.97, 0.85)}
@@ -58,6 +58,11 @@ def test_precision_and_recall_goal(path, embedder):
     ("fixtures live in tests/unit/fixtures", "fixtures live in tests/e2e/fixtures", "names"),
     ("ping Priya about billing", "ping Marcus about billing", "names"),
     ("shard A00001 is owned by team 1", "shard B00001 is owned by team 1", "names"),
+    # The repository named on one side only, as an agent asked to say what a fact applies to
+    # writes it: the one word that changed still decides.
+    ("In this project, tokens for the internal API rotate every 90 days", "Tokens for the partner API rotate every 90 days", "a word"),
+    ("This project's nightly job copies orders from Postgres into BigQuery", "The nightly job copies orders from BigQuery into Postgres", "roles"),
+    ("sync translations from Crowdin into the repo", "sync translations from the repo into Crowdin", "roles"),
 ])
 def test_guards_block_look_alike_facts(a, b, reason):
     found = blocking_guard(Facts.of(a), Facts.of(b))
@@ -86,6 +91,8 @@ def test_guards_block_look_alike_facts(a, b, reason):
     ("keep p99 latency under half a second", "keep p99 latency under 500 ms"),
     ("integration tests need REDIS_URL and DATABASE_URL set", "integration tests need DATABASE_URL and REDIS_URL set"),
     ("the ML pipeline stores features in S3", "the machine learning pipeline stores features in S3"),
+    ("this repository's CI runs on Buildkite", "CI runs on Buildkite"),
+    ("Use pnpm, not npm, in this repository.", "Use pnpm, not npm, in this repsoitory."),
 ])
 def test_guards_let_paraphrases_through(a, b):
     assert blocking_guard(Facts.of(a), Facts.of(b)) is None

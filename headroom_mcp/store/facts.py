@@ -97,6 +97,11 @@ _PASSIVE = re.compile(
 _MARKUP = re.compile(r"^\s*(?:[>*+#-]+|\d+[.)])\s+")
 #: The team as subject, spelled as the team or as "we": one subject.
 _TEAM = re.compile(r"\b(?:our|the|my) team\b", re.IGNORECASE)
+#: The repository a project memory is about, named in it ("in this project, ...", "this repo's
+#: CI"): its scope already says so, as "the user" is the implied subject of a user memory, so it
+#: is no content. An agent asked to say what a fact applies to writes it on one side and not
+#: the other, and the guards must still see the one word that changed.
+_SELF_REFERENCE = re.compile(r"\b(?:this|the current) (?:project|repository|repo|codebase)(?:['’]s)?\b", re.IGNORECASE)
 
 
 def _token_key(word: str) -> str:
@@ -160,6 +165,7 @@ class Facts:
         stated = quantities(plain)
         plain = strip(plain)  # each quantity is now the word "qty"
         raw = [w for w in words(plain) if w not in FILLER]
+        plain = _SELF_REFERENCE.sub("", plain)  # still in ``raw``, which a misspelling is checked against
         vocab = _vocabulary()
         # Content words in order; quantities and negations have guards of their own, and "the
         # user" is the implied subject of most memories ("I use neovim" / "the user uses neovim").
@@ -174,7 +180,7 @@ class Facts:
             stop = w in ",;" or _is_stop(w)
             key = w if stop else _token_key(w)
             tokens.append((key, not stop and not _is_negation(w) and key not in ("user", "user's")))
-        sequence = tuple(canonical(w) for w in raw if w != "qty" and not _is_stop(w) and not _is_negation(w)
+        sequence = tuple(canonical(w) for w in words(plain) if w not in FILLER and w != "qty" and not _is_stop(w) and not _is_negation(w)
                          and canonical(w) != "user")
         names: set[str] = set()
         for w in raw:

@@ -40,6 +40,12 @@ class Weights:
     floor: float = 0.20
     #: A candidate with no query term in common must reach this cosine on its own.
     dense_only_floor: float = 0.15
+    #: Unless the best candidate scores at least this, nothing is relevant and recall returns
+    #: nothing (``gated``). A gate on the best score, not a floor on every result: a floor
+    #: high enough to empty unanswerable questions also drops right answers ranked below
+    #: the first, which a gate keeps. 0 for a person's words, whose best wrong candidate
+    #: scores like a right answer (README, Quality); see ``AGENT``.
+    gate: float = 0.0
     importance: float = 0.10
     recency: float = 0.05
     recency_half_life_days: float = 30.0
@@ -52,7 +58,9 @@ DEFAULT = Weights()
 #: tuning split (coding dev R@1 / R@5 0.939 / 0.992 -> 0.958 / 0.996, LoCoMo tuning R@5 / R@10
 #: 0.658 / 0.733 -> 0.743 / 0.807, re-scored without floors; ``bench/fusion_sweep.py --queries
 #: bench/data/agent_queries/guided``), where for a person's words it loses to dense alone.
-AGENT = Weights(lexical=0.5, lexical_exponent=1.5, lexical_trust=0.5)
+#: Its gate was chosen with ``bench/fusion_sweep.py --gates``: the highest that costs at most
+#: one point of R@5 on each tuning split (docs/quality.md, "Nothing relevant").
+AGENT = Weights(lexical=0.5, lexical_exponent=1.5, lexical_trust=0.5, gate=0.55)
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,11 @@ def fuse(
         out.append(Scored(doc_id, round(score, 6), round(cosine, 6), round(lex, 6)))
     out.sort(key=lambda s: s.score, reverse=True)
     return out
+
+
+def gated(fused: list[Scored], weights: Weights = DEFAULT) -> list[Scored]:
+    """``fused`` (best first), or nothing when its best falls short of ``weights.gate``."""
+    return fused if fused and fused[0].score >= weights.gate else []
 
 
 def priority(importance: float, seen_count: int, age_days: float, weights: Weights = DEFAULT) -> float:

@@ -78,14 +78,16 @@ class Reading(StoreEngine):
             return []
         records, dense, lexical = self.candidates(query, vis, max(50, limit * POOL_FACTOR))
         t = now()
+        weights = ranking.AGENT if asked_by == "agent" else self.weights
         fused = ranking.fuse(
             dense, lexical,
             {i: r.importance for i, r in records.items()},
             {i: r.age_days(t) for i, r in records.items()},
-            ranking.AGENT if asked_by == "agent" else self.weights,
+            weights,
         )
-        ranked = [s for s in _newer_first(fused, {i: r.conflicts for i, r in records.items()})
-                  if min_score is None or s.score >= min_score]
+        # A caller's own min_score says what it counts as relevant, in place of the gate.
+        fused = ranking.gated(fused, weights) if min_score is None else [s for s in fused if s.score >= min_score]
+        ranked = _newer_first(fused, {i: r.conflicts for i, r in records.items()})
         return [{
             "id": r.id, "content": r.content, "score": round(s.score, 4), "scope": r.scope,
             "agents": r.agents, "users": r.users, "importance": r.importance, "tags": r.tags,
