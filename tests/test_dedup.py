@@ -62,7 +62,11 @@ def test_precision_and_recall_goal(path, embedder):
     # writes it: the one word that changed still decides.
     ("In this project, tokens for the internal API rotate every 90 days", "Tokens for the partner API rotate every 90 days", "a word"),
     ("This project's nightly job copies orders from Postgres into BigQuery", "The nightly job copies orders from BigQuery into Postgres", "roles"),
-    ("sync translations from Crowdin into the repo", "sync translations from the repo into Crowdin", "roles"),
+    ("sync translations from Crowdin into this repo", "sync translations from this repo into Crowdin", "roles"),
+    ("copy the config from the template repo into this repository", "copy the config from this repository into the template repo", "roles"),
+    ("Run migrations in the infra repo, not this repo", "Run migrations in this repo, not the infra repo", "roles"),
+    ("mirror this repo to the GitLab repo", "mirror the GitLab repo to this repo", "roles"),
+    ("pull secrets from Vault into this project", "pull secrets from this project into Vault", "roles"),
 ])
 def test_guards_block_look_alike_facts(a, b, reason):
     found = blocking_guard(Facts.of(a), Facts.of(b))
@@ -91,7 +95,6 @@ def test_guards_block_look_alike_facts(a, b, reason):
     ("keep p99 latency under half a second", "keep p99 latency under 500 ms"),
     ("integration tests need REDIS_URL and DATABASE_URL set", "integration tests need DATABASE_URL and REDIS_URL set"),
     ("the ML pipeline stores features in S3", "the machine learning pipeline stores features in S3"),
-    ("this repository's CI runs on Buildkite", "CI runs on Buildkite"),
     ("Use pnpm, not npm, in this repository.", "Use pnpm, not npm, in this repsoitory."),
 ])
 def test_guards_let_paraphrases_through(a, b):

@@ -212,10 +212,21 @@ def test_a_file_cut_short_inside_a_checkpoint_is_not_called_damaged(tmp_path):
     conn.close()
     (cut / faults.SQLITE_FILE).write_bytes(db.read_bytes()[:-page])  # ...but killed before its last page
 
+    whole = db.read_bytes()
     faults.inspect(cut)
     assert sqlite3.connect(cut / faults.SQLITE_FILE).execute("SELECT count(*) FROM t").fetchone() == (100,)
+
     (cut / (faults.SQLITE_FILE + "-wal")).unlink()  # without the log the same file is cut short
-    (cut / faults.SQLITE_FILE).write_bytes(db.read_bytes()[:-page])
+    (cut / faults.SQLITE_FILE).write_bytes(whole[:-page])
+    with pytest.raises(StoreDamaged, match="truncated"):
+        faults.inspect(cut)
+    conn = sqlite3.connect(db)  # ...and so it is beside a log that does not hold the missing pages
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("UPDATE t SET x = 'y' WHERE rowid = 1")
+    conn.commit()
+    shutil.copy(db.with_name(db.name + "-wal"), cut / (faults.SQLITE_FILE + "-wal"))
+    conn.close()
+    (cut / faults.SQLITE_FILE).write_bytes(whole[: len(whole) // 2])
     with pytest.raises(StoreDamaged, match="truncated"):
         faults.inspect(cut)
 

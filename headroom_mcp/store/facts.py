@@ -97,11 +97,20 @@ _PASSIVE = re.compile(
 _MARKUP = re.compile(r"^\s*(?:[>*+#-]+|\d+[.)])\s+")
 #: The team as subject, spelled as the team or as "we": one subject.
 _TEAM = re.compile(r"\b(?:our|the|my) team\b", re.IGNORECASE)
-#: The repository a project memory is about, named in it ("in this project, ...", "this repo's
-#: CI"): its scope already says so, as "the user" is the implied subject of a user memory, so it
-#: is no content. An agent asked to say what a fact applies to writes it on one side and not
-#: the other, and the guards must still see the one word that changed.
-_SELF_REFERENCE = re.compile(r"\b(?:this|the current) (?:project|repository|repo|codebase)(?:['’]s)?\b", re.IGNORECASE)
+#: The repository a project memory is about, named as the frame of a fact ("In this project,
+#: ...", "this repo's CI ...", "... for this project: ...", "... in this repository."): its scope
+#: already says so, as "the user" is the implied subject of a user memory, so the frame is no
+#: content. An agent asked to say what a fact applies to writes it on one side and not the
+#: other, and the guards must still see the one word that changed. Named as one end of a
+#: relation ("from Crowdin into this repo", "in this repo, not the infra repo") it is a role
+#: and stays.
+_THIS_REPO = r"(?:this|the current) (?:project|repository|repo|codebase)"
+_SELF_REFERENCE = re.compile(
+    rf"^\s*(?:in|for|within|across) {_THIS_REPO}\b(?!['’]s)\s*,?"  # leading: "In this project, ..."
+    rf"|\b{_THIS_REPO}['’]s\b"  # possessive: "this repo's CI" is "CI"
+    rf"|\s(?:in|for|within|across) {_THIS_REPO}\s*(?=:|[.!]?\s*$)",  # a label's or the end: "... for this project:"
+    re.IGNORECASE,
+)
 
 
 def _token_key(word: str) -> str:

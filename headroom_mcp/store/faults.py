@@ -106,13 +106,37 @@ def _holds_more_than_sqlite(chroma_dir: Path) -> bool:
     return any(entry.name not in _SQLITE_COMPANIONS for entry in chroma_dir.iterdir())
 
 
-def _recovery_pending(file: Path) -> bool:
-    """Is a write-ahead log or a hot journal beside ``file``, which SQLite replays on open?
+#: A write-ahead log's first word (its two checksum byte orders), and its header and frame-header sizes.
+_WAL_MAGIC = (0x377F0682, 0x377F0683)
+_WAL_HEADER, _FRAME_HEADER = 32, 24
 
-    A process killed inside a checkpoint leaves the header counting pages it had not yet
-    written: SQLite restores them from the log, so the file is short but nothing is lost.
+
+def _wal_holds(file: Path, pages: range, page_size: int) -> bool:
+    """Does the write-ahead log beside ``file`` hold every page of ``pages``, committed?
+
+    A process killed inside a checkpoint leaves the header counting pages the file does not
+    hold yet; SQLite reads them from the log on open, so the file is short but nothing is
+    lost. Only frames of this log's generation (its salts) up to its last commit count: a
+    stale or unrelated log beside a cut file does not make it whole.
     """
-    return any((p := file.with_name(f"{file.name}-{kind}")).exists() and p.stat().st_size > 0 for kind in ("wal", "journal"))
+    try:
+        with open(file.with_name(f"{file.name}-wal"), "rb") as wal:
+            size = os.fstat(wal.fileno()).st_size
+            header = wal.read(_WAL_HEADER)
+            if (len(header) < _WAL_HEADER or int.from_bytes(header[:4], "big") not in _WAL_MAGIC
+                    or int.from_bytes(header[8:12], "big") != page_size):
+                return False
+            committed: set[int] = set()
+            pending: set[int] = set()
+            while wal.tell() + _FRAME_HEADER + page_size <= size and (frame := wal.read(_FRAME_HEADER))[8:16] == header[16:24]:
+                pending.add(int.from_bytes(frame[:4], "big"))
+                if int.from_bytes(frame[4:8], "big"):  # a commit frame: the transaction is whole
+                    committed |= pending
+                    pending = set()
+                wal.seek(page_size, os.SEEK_CUR)
+    except OSError:
+        return False
+    return all(page in committed for page in pages)
 
 
 def _header_problem(file: Path, size: int) -> str | None:
@@ -127,7 +151,7 @@ def _header_problem(file: Path, size: int) -> str | None:
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
     # The page count is valid when the "version valid for" number matches the change counter.
-    if header[92:96] == header[24:28] and size < pages * page_size and not _recovery_pending(file):
+    if header[92:96] == header[24:28] and size < pages * page_size and not _wal_holds(file, range(size // page_size + 1, pages + 1), page_size):
         return f"truncated: {size} of {pages * page_size} bytes"
     return None
 

@@ -40,11 +40,12 @@ class Weights:
     floor: float = 0.20
     #: A candidate with no query term in common must reach this cosine on its own.
     dense_only_floor: float = 0.15
-    #: Unless the best candidate scores at least this, nothing is relevant and recall returns
-    #: nothing (``gated``). A gate on the best score, not a floor on every result: a floor
-    #: high enough to empty unanswerable questions also drops right answers ranked below
-    #: the first, which a gate keeps. 0 for a person's words, whose best wrong candidate
-    #: scores like a right answer (README, Quality); see ``AGENT``.
+    #: Unless the best candidate's relevance (``relevance``: the match alone, without the
+    #: priors, so that a memory's age or importance does not move it) reaches this, nothing is
+    #: relevant and recall returns nothing (``gated``). A gate on the best, not a floor on every
+    #: result: a floor high enough to empty unanswerable questions also drops right answers
+    #: ranked below the first, which a gate keeps. 0 for a person's words, whose best wrong
+    #: candidate scores like a right answer (README, Quality); see ``AGENT``.
     gate: float = 0.0
     importance: float = 0.10
     recency: float = 0.05
@@ -60,7 +61,7 @@ DEFAULT = Weights()
 #: bench/data/agent_queries/guided``), where for a person's words it loses to dense alone.
 #: Its gate was chosen with ``bench/fusion_sweep.py --gates``: the highest that costs at most
 #: one point of R@5 on each tuning split (docs/quality.md, "Nothing relevant").
-AGENT = Weights(lexical=0.5, lexical_exponent=1.5, lexical_trust=0.5, gate=0.55)
+AGENT = Weights(lexical=0.5, lexical_exponent=1.5, lexical_trust=0.5, gate=0.50)
 
 
 @dataclass(frozen=True)
@@ -102,9 +103,14 @@ def fuse(
     return out
 
 
-def gated(fused: list[Scored], weights: Weights = DEFAULT) -> list[Scored]:
-    """``fused`` (best first), or nothing when its best falls short of ``weights.gate``."""
-    return fused if fused and fused[0].score >= weights.gate else []
+def relevance(scored: Scored, weights: Weights = DEFAULT) -> float:
+    """How well a candidate matches the query: its fused score without the priors."""
+    return scored.dense + weights.lexical * scored.lexical
+
+
+def gated(ranked: list[Scored], weights: Weights = DEFAULT) -> list[Scored]:
+    """``ranked``, or nothing when none of it is relevant enough (``Weights.gate``)."""
+    return ranked if ranked and max(relevance(s, weights) for s in ranked) >= weights.gate else []
 
 
 def priority(importance: float, seen_count: int, age_days: float, weights: Weights = DEFAULT) -> float:

@@ -85,14 +85,16 @@ class Reading(StoreEngine):
             {i: r.age_days(t) for i, r in records.items()},
             weights,
         )
-        # A caller's own min_score says what it counts as relevant, in place of the gate.
-        fused = ranking.gated(fused, weights) if min_score is None else [s for s in fused if s.score >= min_score]
-        ranked = _newer_first(fused, {i: r.conflicts for i, r in records.items()})
+        ranked = _newer_first([s for s in fused if min_score is None or s.score >= min_score],
+                              {i: r.conflicts for i, r in records.items()})
+        shown = self._read_back(ranked, vis, limit)
+        if not ranking.gated([s for s, _ in shown], weights):  # judged on what is shown, as it stands now
+            return []
         return [{
             "id": r.id, "content": r.content, "score": round(s.score, 4), "scope": r.scope,
             "agents": r.agents, "users": r.users, "importance": r.importance, "tags": r.tags,
             "created_at": iso(r.created_at), "updated_at": iso(r.updated_at),
-        } for s, r in self._read_back(ranked, vis, limit)]
+        } for s, r in shown]
 
     def _read_back(self, ranked: list[ranking.Scored], vis: Visibility, limit: int) -> list[tuple[ranking.Scored, MemoryRecord]]:
         """The first ``limit`` of ``ranked`` as they stand now (``_current``), still visible.
