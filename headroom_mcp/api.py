@@ -118,11 +118,16 @@ class SyncMemory:
         agent: str | None = None,
         min_score: float | None = None,
         turn_id: str = "",
+        asked_by: str = "prompt",
     ) -> Records:
-        """The visible memories that best match ``query``, best first (empty when none is relevant)."""
+        """The visible memories that best match ``query``, best first (empty when none is relevant).
+
+        ``asked_by="agent"`` when a model wrote ``query`` as the statement it expects to find,
+        as the MCP tool asks: it is ranked as the tool ranks it, gate included (``ranking.AGENT``).
+        """
         results: Records = self._call("recall", turn_id, query=query, limit=limit, scope=scope,
                                       tags=list(tags) if tags is not None else None, agent=agent,
-                                      min_score=min_score)["results"]
+                                      min_score=min_score, asked_by=asked_by)["results"]
         return results
 
     def unmerge(self, id: str) -> dict[str, Any]:

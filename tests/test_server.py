@@ -214,5 +214,7 @@ def test_the_recall_tool_ranks_as_an_agents_query_and_the_api_as_a_persons(data_
     assert "asked_by" not in properties
     with SyncMemory(data_dir=data_dir) as memory:
         as_typed = memory.recall("publish workflow tag")
+        as_the_tool = memory.recall("publish workflow tag", asked_by="agent")
     assert [r["id"] for r in results] == [r["id"] for r in as_typed]
     assert results[0]["score"] > as_typed[0]["score"] + 0.1
+    assert [(r["id"], r["score"]) for r in as_the_tool] == [(r["id"], r["score"]) for r in results]
