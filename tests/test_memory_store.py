@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import pytest
@@ -152,7 +151,7 @@ def test_recall_returns_nothing_rather_than_noise(store, ctx):
 
 def test_an_agents_query_that_nothing_answers_gets_nothing(store, ctx, monkeypatch):
     """An agent's query (``asked_by="agent"``) gets nothing unless its best match is relevant
-    enough (``ranking.AGENT.gate``); a person's words have no gate, and ``min_score`` only
+    enough (``ranking.AGENT_GATES``, per embedder); a person's words have no gate, and ``min_score`` only
     ever drops more."""
     for fact in ["CI runs on Buildkite with a 45 minute timeout", "The staging database is snapshotted every night at 02:00 UTC",
                  "Run the unit tests with make test; it needs Docker running", "The API listens on port 8080 in development",
@@ -164,8 +163,17 @@ def test_an_agents_query_that_nothing_answers_gets_nothing(store, ctx, monkeypat
     assert store.recall(ctx, unanswered)  # the same words from a prompt: the best of what is there
     found = store.recall(ctx, "the port the API listens on in development is 8080", asked_by="agent")
     assert found[0]["content"] == "The API listens on port 8080 in development"
-    monkeypatch.setattr(ranking, "AGENT", dataclasses.replace(ranking.AGENT, gate=0.0))
+    monkeypatch.setitem(ranking.AGENT_GATES, store.embedder.model_id, 0.0)
     assert store.recall(ctx, unanswered, asked_by="agent")  # it was the gate
+
+
+def test_each_embedder_shipped_has_its_calibrated_gate(store):
+    """The gates are keyed by model id: a renamed model would silently lose its gate."""
+    from headroom_mcp.store import mpnet
+
+    assert store.embedder.model_id in ranking.AGENT_GATES
+    assert f"onnx:{mpnet.MODEL_NAME}" in ranking.AGENT_GATES
+    assert ranking.for_agent("onnx:some-model-of-mine").gate == 0.0  # not calibrated: no gate
 
 
 def test_importance_breaks_near_ties(store, ctx):

@@ -78,7 +78,7 @@ class Reading(StoreEngine):
             return []
         records, dense, lexical = self.candidates(query, vis, max(50, limit * POOL_FACTOR))
         t = now()
-        weights = ranking.AGENT if asked_by == "agent" else self.weights
+        weights = ranking.for_agent(self.embedder.model_id) if asked_by == "agent" else self.weights
         fused = ranking.fuse(
             dense, lexical,
             {i: r.importance for i, r in records.items()},
