@@ -118,12 +118,13 @@ class SyncMemory:
         agent: str | None = None,
         min_score: float | None = None,
         turn_id: str = "",
-        asked_by: str = "prompt",
+        asked_by: str | None = None,
     ) -> Records:
         """The visible memories that best match ``query``, best first (empty when none is relevant).
 
         ``asked_by="agent"`` when a model wrote ``query`` as the statement it expects to find,
-        as the MCP tool asks: it is ranked as the tool ranks it, gate included (``ranking.AGENT``).
+        as the MCP tool asks: it is ranked as the tool ranks it, gate included
+        (``ranking.for_agent``). Left out, the store's default: a person's words.
         """
         results: Records = self._call("recall", turn_id, query=query, limit=limit, scope=scope,
                                       tags=list(tags) if tags is not None else None, agent=agent,

@@ -128,8 +128,8 @@ class MemoryHandle:
     def __init__(self, memory: SyncMemory):
         self._memory = memory
 
-    def recall(self, query: str, limit: int = RECALL_LIMIT) -> list[dict[str, Any]]:
-        return self._memory.recall(query, limit=limit)
+    def recall(self, query: str, limit: int = RECALL_LIMIT, asked_by: str | None = None) -> list[dict[str, Any]]:
+        return self._memory.recall(query, limit=limit, asked_by=asked_by)
 
     def search(self, query: str, top_k: int = RECALL_LIMIT) -> list[dict[str, Any]]:
         return self.recall(query, limit=top_k)

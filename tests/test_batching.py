@@ -14,7 +14,7 @@ class _Held:
     """The real embedder, whose first run waits until ``waiting`` other callers are queued."""
 
     def __init__(self, inner, waiting: int):
-        self.inner, self.model_id, self.waiting = inner, inner.model_id, waiting
+        self.inner, self.model_id, self.calibration, self.waiting = inner, inner.model_id, inner.calibration, waiting
         self.outer: Coalescing | None = None
         self.batches: list[list[str]] = []
         self.fail_on: str | None = None

@@ -149,31 +149,62 @@ def test_recall_returns_nothing_rather_than_noise(store, ctx):
     assert store.recall(ctx, "banana bread recipe with walnuts") == []
 
 
+PROJECT_FACTS = ["CI runs on Buildkite with a 45 minute timeout", "The staging database is snapshotted every night at 02:00 UTC",
+                 "Run the unit tests with make test; it needs Docker running", "The API listens on port 8080 in development",
+                 "Frontend code is formatted with Prettier, two-space indent"]
+#: An agent's query that none of PROJECT_FACTS answers.
+UNANSWERED = "the on-call rotation for production incidents is weekly, pager"
+
+
 def test_an_agents_query_that_nothing_answers_gets_nothing(store, ctx, monkeypatch):
     """An agent's query (``asked_by="agent"``) gets nothing unless its best match is relevant
     enough (``ranking.AGENT_GATES``, per embedder); a person's words have no gate, and ``min_score`` only
     ever drops more."""
-    for fact in ["CI runs on Buildkite with a 45 minute timeout", "The staging database is snapshotted every night at 02:00 UTC",
-                 "Run the unit tests with make test; it needs Docker running", "The API listens on port 8080 in development",
-                 "Frontend code is formatted with Prettier, two-space indent"]:
+    for fact in PROJECT_FACTS:
         store.remember(ctx, fact)
-    unanswered = "the on-call rotation for production incidents is weekly, pager"
+    unanswered = UNANSWERED
     assert store.recall(ctx, unanswered, asked_by="agent") == []
     assert store.recall(ctx, unanswered, asked_by="agent", min_score=0.0) == []
     assert store.recall(ctx, unanswered)  # the same words from a prompt: the best of what is there
     found = store.recall(ctx, "the port the API listens on in development is 8080", asked_by="agent")
     assert found[0]["content"] == "The API listens on port 8080 in development"
-    monkeypatch.setitem(ranking.AGENT_GATES, store.embedder.model_id, 0.0)
+    monkeypatch.setitem(ranking.AGENT_GATES, store.embedder.calibration, 0.0)
     assert store.recall(ctx, unanswered, asked_by="agent")  # it was the gate
 
 
-def test_each_embedder_shipped_has_its_calibrated_gate(store):
-    """The gates are keyed by model id: a renamed model would silently lose its gate."""
-    from headroom_mcp.store import mpnet
+def test_an_embedder_not_calibrated_gets_no_gate(embedder, ctx, tmp_path):
+    """The gate goes by the model as calibrated, never by a default: an unknown one has none."""
 
-    assert store.embedder.model_id in ranking.AGENT_GATES
-    assert f"onnx:{mpnet.MODEL_NAME}" in ranking.AGENT_GATES
-    assert ranking.for_agent("onnx:some-model-of-mine").gate == 0.0  # not calibrated: no gate
+    class Unknown:
+        model_id, calibration = "onnx:some-model-of-mine", ""
+
+        def embed(self, texts):
+            return embedder.embed(texts)
+
+    store = MemoryStore.open(Unknown(), tmp_path / "unknown")
+    for fact in PROJECT_FACTS:
+        store.remember(ctx, fact)
+    assert store.recall(ctx, UNANSWERED, asked_by="agent")
+
+
+def test_each_embedder_shipped_is_calibrated(embedder, tmp_path):
+    """The default model and what `model build` writes are known by the gates (by SOURCE.json,
+    not by the folder's name); a folder of the same name holding something else is not."""
+    import json
+
+    from headroom_mcp.store import mpnet
+    from headroom_mcp.store.embedder import OnnxEmbedder
+
+    assert embedder.calibration in ranking.AGENT_GATES
+    built = tmp_path / "anywhere"
+    built.mkdir()
+    for name in ("model.onnx", "tokenizer.json"):
+        (built / name).write_bytes(b"")
+    assert OnnxEmbedder(built).calibration == ""
+    (built / mpnet.SOURCE_FILE).write_text(json.dumps(mpnet.source_info(True, "0" * 64)))
+    assert OnnxEmbedder(built).calibration in ranking.AGENT_GATES
+    (built / mpnet.SOURCE_FILE).write_text(json.dumps(mpnet.source_info(False, "0" * 64)))
+    assert OnnxEmbedder(built).calibration not in ranking.AGENT_GATES  # the fp32 build: not calibrated
 
 
 def test_importance_breaks_near_ties(store, ctx):

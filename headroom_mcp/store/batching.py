@@ -32,7 +32,7 @@ class Coalescing:
     def __init__(self, inner: Embedder, most: int = BATCH_SIZE):
         """``most``: texts one shared run takes (callers beyond it wait for the next run)."""
         self.inner = inner
-        self.model_id = inner.model_id
+        self.model_id, self.calibration = inner.model_id, inner.calibration
         self.most = most
         self._turn = threading.Condition()
         self._queue: list[_Job] = []

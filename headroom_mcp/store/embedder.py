@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import EmbedderError
 from .minilm import packed_model
+from .mpnet import built_model
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -40,6 +41,9 @@ class Embedder(Protocol):
     """Anything that turns texts into L2-normalised vectors of a fixed size."""
 
     model_id: str
+    #: The model as far as calibration goes (``ranking.AGENT_GATES``): "" when it is not one
+    #: headroom-mcp knows how its scores fall.
+    calibration: str
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Return an (n, dim) float32 array, one unit-length row per text."""
@@ -73,7 +77,7 @@ class OnnxEmbedder:
     def __init__(self, model_dir: str | os.PathLike[str] | None = None, threads: int | None = None):
         if model_dir is None:
             self.model_path, self.tokenizer_path = default_model_files()
-            self.model_id = DEFAULT_MODEL_ID
+            self.model_id = self.calibration = DEFAULT_MODEL_ID
             self._packable = True
         else:
             directory = Path(model_dir).expanduser()
@@ -83,6 +87,7 @@ class OnnxEmbedder:
                 if not path.is_file():
                     raise EmbedderError(f"{path} not found (an ONNX model dir holds model.onnx and tokenizer.json)")
             self.model_id = f"onnx:{directory.name}"
+            self.calibration = built_model(directory)
             self._packable = False
         # Two cores here: one intra-op thread per core, no inter-op parallelism.
         self.threads = threads or max(1, min(4, os.cpu_count() or 1))
@@ -169,6 +174,7 @@ class OpenAIEmbedder:
         self.api_key = api_key
         self.timeout = timeout
         self.model_id = f"openai:{model}"
+        self.calibration = ""
 
     def warm(self) -> None:
         """Nothing to load: the model lives behind the endpoint."""

@@ -68,7 +68,7 @@ class StoreEngine:
         #: made them may read them, since other threads' reads must see only what is stored).
         self._local = threading.local()
         #: How recall ranks a person's words (benchmarks try others); an agent's query is
-        #: ranked with ``ranking.AGENT``.
+        #: ranked with ``ranking.for_agent`` (the agent weights and this embedder's gate).
         self.weights = ranking.DEFAULT
         self._refreshed = 0.0
         self.refresh_indexes()

@@ -46,6 +46,32 @@ BUCKETS, MAX_DISTANCE = 32, 128
 BLOCK_SIZE = 32
 
 
+#: What a build records beside the model: which model, from which files.
+SOURCE_FILE = "SOURCE.json"
+
+
+def source_info(quantized: bool, model_sha256: str) -> dict[str, Any]:
+    """What ``build`` writes to SOURCE_FILE."""
+    return {"model": MODEL_NAME if quantized else "all-mpnet-base-v2-fp32", "source_sha256": SOURCE_SHA256,
+            "model_sha256": model_sha256, "licence": "Apache-2.0 (all-mpnet-base-v2 model card)"}
+
+
+def built_model(directory: Path) -> str:
+    """The model ``build`` wrote into ``directory``, by its SOURCE_FILE, or "" if none did.
+
+    What is calibrated per model (``ranking.AGENT_GATES``) goes by this, not by the folder's
+    name: ``--dest`` may name it anything, and any model may sit in a folder of that name.
+    """
+    try:
+        info = json.loads((directory / SOURCE_FILE).read_text())
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(info, dict) or info.get("source_sha256") != SOURCE_SHA256:
+        return ""
+    model = info.get("model")
+    return model if isinstance(model, str) else ""
+
+
 def default_dir(data_dir: Path) -> Path:
     """Where ``build`` puts the model for a data dir (``HEADROOM_MCP_EMBED_MODEL_DIR`` names it)."""
     return Path(data_dir) / "models" / MODEL_NAME
@@ -258,9 +284,8 @@ def build(dest: Path, quantized: bool = True) -> dict[str, Any]:
         onnx.save_model(model, str(work / "model.onnx"))
         (work / "tokenizer.json").write_bytes(files["tokenizer.json"])
         digest = hashlib.sha256((work / "model.onnx").read_bytes()).hexdigest()
-        info = {"model": MODEL_NAME if quantized else "all-mpnet-base-v2-fp32", "source_sha256": SOURCE_SHA256,
-                "model_sha256": digest, "licence": "Apache-2.0 (all-mpnet-base-v2 model card)"}
-        (work / "SOURCE.json").write_text(json.dumps(info, indent=2) + "\n")
+        info = source_info(quantized, digest)
+        (work / SOURCE_FILE).write_text(json.dumps(info, indent=2) + "\n")
         if dest.exists():
             dest.rmdir()  # empty, checked above
         work.rename(dest)

@@ -60,20 +60,21 @@ DEFAULT = Weights()
 #: 0.658 / 0.733 -> 0.743 / 0.807, re-scored without floors; ``bench/fusion_sweep.py --queries
 #: bench/data/agent_queries/guided``), where for a person's words it loses to dense alone.
 AGENT = Weights(lexical=0.5, lexical_exponent=1.5, lexical_trust=0.5)
-#: The gate of an agent's recall, per embedder (its ``model_id``): how close a relevant match
-#: comes depends on the model, so each was chosen with that model, with ``bench/fusion_sweep.py
-#: --queries bench/data/agent_queries/guided --gates``: the highest that costs at most one point
-#: of R@5 on each tuning split (docs/quality.md, "Nothing relevant"). A model not calibrated
-#: here gets no gate: an uncalibrated cut-off would drop answers or keep noise unknowingly.
+#: The gate of an agent's recall, per embedder (its ``calibration``): how close a relevant
+#: match comes depends on the model, so each was chosen with that model, with
+#: ``bench/fusion_sweep.py --queries bench/data/agent_queries/guided --gates``: the highest that
+#: costs at most one point of R@5 on each tuning split (docs/quality.md, "Nothing relevant").
+#: A model not calibrated here gets no gate: an uncalibrated cut-off would drop answers or keep
+#: noise unknowingly.
 AGENT_GATES: dict[str, float] = {
     "all-MiniLM-L6-v2-int8": 0.50,  # the default embedder (embedder.DEFAULT_MODEL_ID)
-    "onnx:all-mpnet-base-v2-q8": 0.525,  # `headroom-mcp model build` (mpnet.MODEL_NAME)
+    "all-mpnet-base-v2-q8": 0.525,  # what `headroom-mcp model build` makes (mpnet.MODEL_NAME)
 }
 
 
-def for_agent(model_id: str) -> Weights:
-    """The weights for an agent's query under the embedder ``model_id``, its gate included."""
-    return replace(AGENT, gate=AGENT_GATES.get(model_id, 0.0))
+def for_agent(calibration: str) -> Weights:
+    """The weights for an agent's query under the embedder ``calibration``, its gate included."""
+    return replace(AGENT, gate=AGENT_GATES.get(calibration, 0.0))
 
 
 @dataclass(frozen=True)

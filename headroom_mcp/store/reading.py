@@ -66,7 +66,7 @@ class Reading(StoreEngine):
         asked_by: Any = "prompt",
     ) -> list[dict[str, Any]]:
         """The memories visible to ``ctx`` that best match ``query``, best first; ``asked_by``
-        says who worded the query, which decides the ranking's weights (``ranking.AGENT``)."""
+        says who worded the query, which decides the ranking's weights (``ranking.for_agent``)."""
         query = check_content(query, "query")
         if asked_by not in ("prompt", "agent"):
             raise InvalidInput(f"asked_by must be \"prompt\" or \"agent\", got {asked_by!r}")
@@ -78,7 +78,7 @@ class Reading(StoreEngine):
             return []
         records, dense, lexical = self.candidates(query, vis, max(50, limit * POOL_FACTOR))
         t = now()
-        weights = ranking.for_agent(self.embedder.model_id) if asked_by == "agent" else self.weights
+        weights = ranking.for_agent(self.embedder.calibration) if asked_by == "agent" else self.weights
         fused = ranking.fuse(
             dense, lexical,
             {i: r.importance for i, r in records.items()},
