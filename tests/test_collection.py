@@ -127,11 +127,15 @@ def test_paged_reads_see_every_record_once(store, ctx):
 
 
 def test_writes_keep_chromas_metadata_rules(store):
-    """An upsert merges metadata into a stored record's (Chroma's rule, which the fake keeps);
-    ``Records.update`` replaces it, deleting the record fields the new metadata leaves out."""
-    store.db.upsert(["m1"], ["text"], [{"status": "active", "scope": "user", "superseded_by": "m0"}], [[1.0] + [0.0] * 383])
-    store.db.upsert(["m1"], ["text again"], [{"status": "active", "scope": "user"}], [[1.0] + [0.0] * 383])
-    assert store.collection.get(ids=["m1"])["metadatas"][0] == {"status": "active", "scope": "user", "superseded_by": "m0"}
+    """Chroma merges metadata on upsert and update (a rule the fake keeps); ``Records.upsert``
+    and ``Records.update`` replace it, deleting the record fields the new metadata leaves out."""
+    vector = [1.0] + [0.0] * 383
+    store.collection.upsert(ids=["m0"], embeddings=[vector], documents=["t"], metadatas=[{"status": "active", "superseded_by": "m9"}])
+    store.collection.upsert(ids=["m0"], embeddings=[vector], documents=["t"], metadatas=[{"status": "active"}])
+    assert store.collection.get(ids=["m0"])["metadatas"][0] == {"status": "active", "superseded_by": "m9"}  # Chroma's rule
+    store.db.upsert(["m1"], ["text"], [{"status": "active", "scope": "user", "superseded_by": "m0"}], [vector])
+    store.db.upsert(["m1"], ["text again"], [{"status": "active", "scope": "user"}], [vector])
+    assert store.collection.get(ids=["m1"])["metadatas"][0] == {"status": "active", "scope": "user"}
     store.db.update(["m1"], [{"status": "forgotten", "scope": "user", "x_note": "kept"}])
     got = store.collection.get(ids=["m1"])
     assert got["metadatas"][0] == {"status": "forgotten", "scope": "user", "x_note": "kept"} and got["documents"] == ["text again"]

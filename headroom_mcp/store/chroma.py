@@ -156,21 +156,26 @@ class Records:
 
     def upsert(self, ids: Sequence[str], documents: Sequence[str], metadatas: Sequence[Mapping[str, Any]],
                vectors: Iterable[Any]) -> None:
-        """Write whole records: text, metadata and embedding."""
-        self.chroma.upsert(ids=list(ids), metadatas=list(metadatas), documents=list(documents),
+        """Write whole records: text, metadata and embedding, nothing of a stored one left."""
+        self.chroma.upsert(ids=list(ids), metadatas=_replacing(metadatas), documents=list(documents),
                            embeddings=[list(map(float, v)) for v in vectors])
 
     def update(self, ids: Sequence[str], metadatas: Sequence[Mapping[str, Any]]) -> None:
-        """Replace the metadata of stored records, keeping their text and embedding.
-
-        Chroma merges metadata on update, so a field that became empty (``merged_into``
-        after an unmerge) is deleted by naming it with None.
-        """
-        cleared = [{**{k: None for k in MemoryRecord.metadata_keys() if k not in m}, **m} for m in metadatas]
-        self.chroma.update(ids=list(ids), metadatas=cleared)
+        """Replace the metadata of stored records, keeping their text and embedding."""
+        self.chroma.update(ids=list(ids), metadatas=_replacing(metadatas))
 
     def delete(self, ids: Sequence[str]) -> None:
         self.chroma.delete(ids=list(ids))
+
+
+def _replacing(metadatas: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``metadatas`` that replace a stored record's rather than merge into it.
+
+    Chroma merges metadata on update and on upsert, so a field that became empty
+    (``merged_into`` after an unmerge, ``superseded_by`` on a record written again) is
+    deleted by naming it with None.
+    """
+    return [{**{k: None for k in MemoryRecord.metadata_keys() if k not in m}, **m} for m in metadatas]
 
 
 # ---- filters ---------------------------------------------------------------------------------
