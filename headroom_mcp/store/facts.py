@@ -173,7 +173,7 @@ class Facts:
         plain = _TEAM.sub("we", _MARKUP.sub("", text))
         stated = quantities(plain)
         plain = strip(plain)  # each quantity is now the word "qty"
-        raw = [w for w in words(plain) if w not in FILLER]
+        raw = _said(plain)
         plain = _SELF_REFERENCE.sub("", plain)  # still in ``raw``, which a misspelling is checked against
         vocab = _vocabulary()
         # Content words in order; quantities and negations have guards of their own, and "the
@@ -189,7 +189,7 @@ class Facts:
             stop = w in ",;" or _is_stop(w)
             key = w if stop else _token_key(w)
             tokens.append((key, not stop and not _is_negation(w) and key not in ("user", "user's")))
-        sequence = tuple(canonical(w) for w in words(plain) if w not in FILLER and w != "qty" and not _is_stop(w) and not _is_negation(w)
+        sequence = tuple(canonical(w) for w in _said(plain) if w != "qty" and not _is_stop(w) and not _is_negation(w)
                          and canonical(w) != "user")
         names: set[str] = set()
         for w in raw:
@@ -220,6 +220,11 @@ class Facts:
 @lru_cache(maxsize=4096)
 def _facts_of(text: str) -> Facts:
     return Facts._read(text)
+
+
+def _said(text: str) -> list[str]:
+    """The words of ``text`` without fillers ("fyi", "pls"), which state nothing."""
+    return [w for w in words(text) if w not in FILLER]
 
 
 def _is_stop(word: str) -> bool:

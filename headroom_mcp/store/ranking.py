@@ -12,6 +12,9 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .embedder import DEFAULT_MODEL_ID
+from .mpnet import MODEL_NAME as MPNET
+
 
 @dataclass(frozen=True)
 class Weights:
@@ -45,7 +48,7 @@ class Weights:
     #: relevant and recall returns nothing (``gated``). A gate on the best, not a floor on every
     #: result: a floor high enough to empty unanswerable questions also drops right answers
     #: ranked below the first, which a gate keeps. 0 for a person's words, whose best wrong
-    #: candidate scores like a right answer (README, Quality); see ``AGENT``.
+    #: candidate scores like a right answer (README, Quality); see ``AGENT_GATES``.
     gate: float = 0.0
     importance: float = 0.10
     recency: float = 0.05
@@ -67,8 +70,8 @@ AGENT = Weights(lexical=0.5, lexical_exponent=1.5, lexical_trust=0.5)
 #: A model not calibrated here gets no gate: an uncalibrated cut-off would drop answers or keep
 #: noise unknowingly.
 AGENT_GATES: dict[str, float] = {
-    "all-MiniLM-L6-v2-int8": 0.50,  # the default embedder (embedder.DEFAULT_MODEL_ID)
-    "all-mpnet-base-v2-q8": 0.525,  # what `headroom-mcp model build` makes (mpnet.MODEL_NAME)
+    DEFAULT_MODEL_ID: 0.50,  # the default embedder, MiniLM
+    MPNET: 0.525,  # what `headroom-mcp model build` makes
 }
 
 
