@@ -1,12 +1,18 @@
 """Choose the fusion weights on tuning data only: the blind coding dev split and LoCoMo's tuning split.
 
     .venv/bin/python bench/fusion_sweep.py [--quick] [--queries bench/data/agent_queries/guided] [--gates]
+    .venv/bin/python bench/fusion_sweep.py --prompt
 
 Caches every question's candidates once (cosine and lexical coverage), then re-scores them
 under a grid of ``ranking.Weights`` and prints, for each setting, the coding dev split's
 R@1 / R@5 / MRR and LoCoMo tuning R@5 / R@10 next to dense cosine alone. Held-out and test
 splits are not read here: they are for reporting, not for choosing. --queries asks both
 tuning sets' questions as the calling agent wrote them (see recall_eval.py).
+
+--prompt sweeps prompt-time recall instead (the prompt hook and ``with_memory``: a person's words,
+``ranking.DEFAULT``, at most ``injection.PROMPT_LIMIT`` results, each at least a floor): for
+each floor, how often the answer is among what is injected, how many unanswerable prompts get
+nothing, and how many wrong memories a prompt injects on average. Both coding tuning splits.
 
 --gates keeps the weights (``ranking.AGENT`` with --queries, else ``ranking.DEFAULT``) and
 prints, for each gate (``Weights.gate``), how many unanswerable questions come back empty and
@@ -29,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import locomo  # noqa: E402
 import recall_eval  # noqa: E402
 
+from headroom_mcp import injection  # noqa: E402
 from headroom_mcp.store import ranking  # noqa: E402
 from headroom_mcp.store.embedder import embedder_from_env  # noqa: E402
 from headroom_mcp.store.memory_store import MemoryStore  # noqa: E402
@@ -37,6 +44,7 @@ CODING_DEV = Path(__file__).resolve().parent / "data" / "recall_blind_dev"
 #: Tuning data for the gate only (see --gates).
 CODING_SEEN_TEST = CODING_DEV.with_name("recall_blind_test")
 GATES = [round(0.40 + 0.025 * n, 3) for n in range(13)]
+PROMPT_FLOORS = [round(0.30 + 0.05 * n, 2) for n in range(9)]
 
 
 def coding_cache(embedder, queries: Path | None, directory: Path = CODING_DEV) -> tuple[list, dict, dict]:
@@ -59,8 +67,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="two LoCoMo tuning conversations instead of five")
     parser.add_argument("--queries", type=Path, help="ask the questions as DIR's agent-written queries")
     parser.add_argument("--gates", action="store_true", help="sweep the gate of the shipped weights instead")
+    parser.add_argument("--prompt", action="store_true", help="sweep prompt-time recall's floor instead")
     args = parser.parse_args()
     embedder = embedder_from_env()
+    if args.prompt:
+        return prompt_floors([coding_cache(embedder, None, d) for d in (CODING_DEV, CODING_SEEN_TEST)])
     cached, ids, by_id = coding_cache(embedder, args.queries)
     conversations = list(locomo.TUNING[:2] if args.quick else locomo.TUNING)
     _, asked, _ = locomo.run(conversations, ranking.DEFAULT, sweep=True, queries=locomo.agent_queries(args.queries) if args.queries else None)
@@ -97,6 +108,23 @@ def gates(weights: ranking.Weights, coding: list[tuple[list, dict, dict]], asked
             cells += [f"{s.empty:.2f}", f"{s.r1:.3f} / {s.r5:.3f}"]
         lo = locomo.summarise(locomo.rescore(asked, w))["tuning"]
         print(f"| {gate} | " + " | ".join(cells) + f" | {lo[0]:.3f} / {lo[1]:.3f} |")
+    return 0
+
+
+def prompt_floors(coding: list[tuple[list, dict, dict]]) -> int:
+    """What prompt-time recall injects at each floor (see --prompt), on both coding tuning splits."""
+    names = [CODING_DEV.name, CODING_SEEN_TEST.name]
+    print("| floor | " + " | ".join(f"{n} answer injected | {n} unanswerable → nothing | {n} wrong per prompt" for n in names) + " |")
+    print("|---|" + "---|---|---|" * len(names))
+    for floor in PROMPT_FLOORS:
+        w = dataclasses.replace(ranking.DEFAULT, floor=floor)
+        cells = []
+        for cached, ids, by_id in coding:
+            asked = recall_eval.rescored(cached, w, injection.PROMPT_LIMIT)
+            s, _ = recall_eval.score(asked, ids, by_id)
+            wrong = sum(r["id"] not in {ids[a] for a in q["answers"]} for q, results, _ in asked for r in results)
+            cells += [f"{s.r5:.3f}", f"{s.empty:.2f}", f"{wrong / len(asked):.2f}"]
+        print(f"| {floor} | " + " | ".join(cells) + " |")
     return 0
 
 
